@@ -1,0 +1,95 @@
+/* SHA-256 over OpenSSL EVP; see hash.h. */
+#include "hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sha256_init(struct sha256 *h)
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+
+	h->md = md;
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		h->md = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void sha256_update(struct sha256 *h, const void *data, size_t len)
+{
+	if (h->md && EVP_DigestUpdate(h->md, data, len) != 1)
+		abort(); /* EVP cannot fail on an initialised SHA-256 context */
+}
+
+void sha256_final_hex(struct sha256 *h, char hex[SHA256_HEX_LEN])
+{
+	unsigned char d[32];
+	unsigned int n = 0;
+
+	if (!h->md || EVP_DigestFinal_ex(h->md, d, &n) != 1 || n != sizeof(d))
+		abort();
+	for (size_t i = 0; i < sizeof(d); i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	sha256_free(h);
+}
+
+void sha256_free(struct sha256 *h)
+{
+	EVP_MD_CTX_free(h->md);
+	h->md = NULL;
+}
+
+void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN])
+{
+	struct sha256 h;
+
+	if (sha256_init(&h) < 0)
+		abort();
+	sha256_update(&h, data, len);
+	sha256_final_hex(&h, hex);
+}
+
+int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
+		    struct tuap_err *err)
+{
+	char block[1 << 14];
+	struct sha256 h;
+	uint64_t total = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return err_set(err, "%s: %s", path, strerror(errno));
+	if (sha256_init(&h) < 0) {
+		close(fd);
+		return err_set(err, "%s: cannot start sha256", path);
+	}
+	for (;;) {
+		ssize_t r = read(fd, block, sizeof(block));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+
+			sha256_free(&h);
+			close(fd);
+			return err_set(err, "%s: %s", path, strerror(e));
+		}
+		if (r == 0)
+			break;
+		sha256_update(&h, block, (size_t)r);
+		total += (uint64_t)r;
+	}
+	close(fd);
+	sha256_final_hex(&h, hex);
+	if (size)
+		*size = total;
+	return 0;
+}

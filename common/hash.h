@@ -1,0 +1,30 @@
+/*
+ * SHA-256 (OpenSSL EVP, which uses the CPU's SHA extensions where present): incremental, of a
+ * buffer, or of a whole file. Hex output is lower-case, 64 characters + NUL.
+ */
+#ifndef TUAP_HASH_H
+#define TUAP_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define SHA256_HEX_LEN 65
+
+struct sha256 {
+	void *md; /* EVP_MD_CTX */
+};
+
+int sha256_init(struct sha256 *h);
+void sha256_update(struct sha256 *h, const void *data, size_t len);
+/* Writes the digest as hex and frees the context. */
+void sha256_final_hex(struct sha256 *h, char hex[SHA256_HEX_LEN]);
+void sha256_free(struct sha256 *h);
+
+void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN]);
+/* Hashes a file; size (may be NULL) gets its length. */
+int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
+		    struct tuap_err *err);
+
+#endif

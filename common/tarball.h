@@ -1,0 +1,31 @@
+/*
+ * data.tar.gz: the controller's check before anything is created (readable gzip+tar, top-level
+ * Makefile, totals, dangerous entries), and the entry rule the agent's extraction applies too,
+ * so both sides refuse exactly the same entries.
+ */
+#ifndef TUAP_TARBALL_H
+#define TUAP_TARBALL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "domain.h"
+#include "err.h"
+
+#define TARBALL_MAX_ENTRIES 2000000
+#define TARBALL_MAX_PATH 4096
+
+enum tar_entry_type { TAR_FILE, TAR_DIR, TAR_SYMLINK, TAR_HARDLINK, TAR_OTHER };
+
+/* 0 when an entry may be extracted under the site tree; otherwise why says what is wrong
+ * ("absolute path", "'..' component", "symlink escapes the tree", "device node", ...).
+ * link is the symlink/hardlink target or NULL. */
+int tar_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
+		    size_t len);
+
+/* Checks path (gzip+tar via libarchive), filling info. Every dangerous entry is an error
+ * "PATH: entry 'NAME': why". Returns 0 when the tarball is acceptable. */
+int tarball_check(const char *path, struct tarball_info *info, struct diags *d);
+
+#endif

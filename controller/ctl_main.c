@@ -1,0 +1,50 @@
+/*
+ * tuap-ctl: the operator's command line. Dispatches to one function per subcommand; commands
+ * that need the daemon talk to tuapd over its control socket, the others (validate, new, pack,
+ * provision --dry-run) work on the domain directory alone.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+
+static const struct cli_cmd commands[] = {
+	{"help", cmd_help, "show the commands"},
+	{"version", cmd_version, "show tuap-ctl's version"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: tuap-ctl COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'tuap-ctl COMMAND --help' describes a command.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	usage(stdout);
+	return CLI_OK;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+	printf("tuap-ctl %s\n", TUAP_VERSION);
+	return CLI_OK;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "tuap-ctl: '%s' is not a command (see 'tuap-ctl help')\n", argv[1]);
+	return CLI_USAGE;
+}
