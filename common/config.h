@@ -16,10 +16,10 @@
 enum config_syntax { CONFIG_SIMPLE, CONFIG_INI, CONFIG_HTTP };
 
 struct config_entry {
-	char *key;      /* "key", or "block.key" in INI files */
-	char **values;  /* one element for a scalar; several for a comma list */
+	char *key;     /* "key", or "block.key" in INI files */
+	char **values; /* one element for a scalar; several for a comma list */
 	size_t n_values;
-	int line;       /* 1-based line of the key in the file */
+	int line; /* 1-based line of the key in the file */
 };
 
 struct config {

@@ -13,67 +13,67 @@
 #include "err.h"
 #include "users.h"
 
-#define DOMAIN_NAME_MAX 253
-#define DOMAIN_MAX_IPS 16
+#define DOMAIN_NAME_MAX	     253
+#define DOMAIN_MAX_IPS	     16
 #define DOMAIN_MAX_RESOLVERS 8
-#define DOMAIN_MAX_PACKAGES 256
+#define DOMAIN_MAX_PACKAGES  256
 
-#define DOMAIN_DEFAULT_SIZE (40ULL << 30) /* bytes */
+#define DOMAIN_DEFAULT_SIZE	  (40ULL << 30) /* bytes */
 #define DOMAIN_DEFAULT_MEMORY_MIB 2048
-#define DOMAIN_DEFAULT_CPUS 2
+#define DOMAIN_DEFAULT_CPUS	  2
 
 struct ip_addr {
-	int family;              /* AF_INET or AF_INET6 */
-	unsigned char addr[16];  /* network byte order; first 4 bytes for IPv4 */
-	int prefix;              /* given or defaulted: /24 for IPv4, /64 for IPv6 */
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* network byte order; first 4 bytes for IPv4 */
+	int prefix;		/* given or defaulted: /24 for IPv4, /64 for IPv6 */
 	bool prefix_given;
-	char text[64];           /* canonical "addr/prefix" */
+	char text[64]; /* canonical "addr/prefix" */
 };
 
 enum image_kind { IMAGE_CATALOG, IMAGE_PATH, IMAGE_URL };
 
 struct domain_conf {
 	char name[DOMAIN_NAME_MAX + 1]; /* the directory's base name, validated as RFC 1123 */
-	char dir[4096];                 /* the directory as given */
-	char conf_path[4096];           /* DIR/provision.conf, as used in messages */
+	char dir[4096];			/* the directory as given */
+	char conf_path[4096];		/* DIR/provision.conf, as used in messages */
 
 	struct ip_addr ips[DOMAIN_MAX_IPS];
 	size_t n_ips;
-	struct ip_addr gateway;         /* family 0 when not given */
-	struct ip_addr gateway6;        /* an IPv6 gateway when gateway holds IPv4 */
+	struct ip_addr gateway;	 /* family 0 when not given */
+	struct ip_addr gateway6; /* an IPv6 gateway when gateway holds IPv4 */
 	struct ip_addr resolvers[DOMAIN_MAX_RESOLVERS];
 	size_t n_resolvers;
-	uint64_t size;                  /* disk size in bytes */
-	char image[2048];               /* catalog name, absolute path or URL; "" = catalog default */
+	uint64_t size;	  /* disk size in bytes */
+	char image[2048]; /* catalog name, absolute path or URL; "" = catalog default */
 	enum image_kind image_kind;
 	char *packages[DOMAIN_MAX_PACKAGES];
 	size_t n_packages;
 	char contact_email[256];
 	char depends_on[DOMAIN_NAME_MAX + 1]; /* "" unless the site goes on an existing host */
-	char admin_user[33];            /* default "root" */
+	char admin_user[33];		      /* default "root" */
 	unsigned memory_mib;
 	unsigned cpus;
-	char cpu_mode[32];              /* host-passthrough (default), host-model, maximum, custom */
+	char cpu_mode[32]; /* host-passthrough (default), host-model, maximum, custom */
 	char distro[64];
-	char pre_make_script[4096];     /* relative to the extracted tree; "" when unset */
-	char hypervisor[256];           /* "" = this tuapd */
-	char dhcp_devname[16];          /* guest NIC name hints (upstream keys); "" = by MAC */
+	char pre_make_script[4096]; /* relative to the extracted tree; "" when unset */
+	char hypervisor[256];	    /* "" = this tuapd */
+	char dhcp_devname[16];	    /* guest NIC name hints (upstream keys); "" = by MAC */
 	char bridge_devname[16];
 };
 
 struct tarball_info {
 	bool present;
 	char path[4096];
-	uint64_t file_size;       /* compressed */
-	uint64_t total_bytes;     /* sum of regular file sizes */
+	uint64_t file_size;   /* compressed */
+	uint64_t total_bytes; /* sum of regular file sizes */
 	uint64_t entries;
-	bool has_makefile;        /* a top-level Makefile (or makefile / GNUmakefile) */
+	bool has_makefile; /* a top-level Makefile (or makefile / GNUmakefile) */
 	char sha256[65];
 };
 
 struct domain {
 	struct domain_conf conf;
-	struct users users;       /* empty when users.yaml is absent */
+	struct users users; /* empty when users.yaml is absent */
 	bool has_users_file;
 	struct tarball_info data;
 };
@@ -81,8 +81,8 @@ struct domain {
 /* Reads provision.conf text (from conf_path, for messages) into conf, applying defaults.
  * domain_name is the DOMAIN the file belongs to. Every problem goes to d; returns 0 when no
  * error was found (warnings allowed). */
-int domain_conf_parse(const char *conf_path, const char *domain_name, const char *text,
-		      size_t len, struct domain_conf *conf, struct diags *d);
+int domain_conf_parse(const char *conf_path, const char *domain_name, const char *text, size_t len,
+		      struct domain_conf *conf, struct diags *d);
 
 /* Reads and validates the whole directory (provision.conf, users.yaml if present,
  * data.tar.gz if present). Returns 0 when valid. Free with domain_free. Reads only. */

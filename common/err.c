@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void fill(struct tuap_err *err, const char *file, int line, const char *key,
-		 const char *fmt, va_list ap) TUAP_PRINTF(5, 0);
+static void fill(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt,
+		 va_list ap) TUAP_PRINTF(5, 0);
 
-static void fill(struct tuap_err *err, const char *file, int line, const char *key,
-		 const char *fmt, va_list ap)
+static void fill(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt,
+		 va_list ap)
 {
 	snprintf(err->file, sizeof(err->file), "%s", file ? file : "");
 	err->line = line;
@@ -16,8 +16,7 @@ static void fill(struct tuap_err *err, const char *file, int line, const char *k
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 }
 
-int err_at(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt,
-	   ...)
+int err_at(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -49,8 +48,7 @@ static const char *format(const struct tuap_err *err, const char *level, char *b
 		snprintf(where, sizeof(where), "%s:%d: ", err->file, err->line);
 	else if (err->file[0])
 		snprintf(where, sizeof(where), "%s: ", err->file);
-	snprintf(buf, len, "%s%s%s%s%s", where, err->key, err->key[0] ? ": " : "", level,
-		 err->msg);
+	snprintf(buf, len, "%s%s%s%s%s", where, err->key, err->key[0] ? ": " : "", level, err->msg);
 	return buf;
 }
 
@@ -70,8 +68,8 @@ void diags_free(struct diags *d)
 	memset(d, 0, sizeof(*d));
 }
 
-int diag_verror(struct diags *d, enum diag_level level, const char *file, int line,
-		const char *key, const char *fmt, va_list ap)
+int diag_verror(struct diags *d, enum diag_level level, const char *file, int line, const char *key,
+		const char *fmt, va_list ap)
 {
 	if (level == DIAG_ERROR)
 		d->errors++;
@@ -126,6 +124,5 @@ void diags_print(const struct diags *d, FILE *out)
 			format(&d->v[i].e, d->v[i].level == DIAG_WARNING ? "warning: " : "", buf,
 			       sizeof(buf)));
 	if (d->errors + d->warnings > d->n)
-		fprintf(out, "(%zu more diagnostics not shown)\n",
-			d->errors + d->warnings - d->n);
+		fprintf(out, "(%zu more diagnostics not shown)\n", d->errors + d->warnings - d->n);
 }

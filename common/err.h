@@ -15,14 +15,14 @@
 
 struct tuap_err {
 	char file[256];
-	int line;      /* 0: not tied to a line */
-	char key[64];  /* "" when not tied to a key */
+	int line;     /* 0: not tied to a line */
+	char key[64]; /* "" when not tied to a key */
 	char msg[512];
 };
 
 /* Fills err (which may be NULL) and returns -1, so callers can `return err_at(...)`. */
-int err_at(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt,
-	   ...) TUAP_PRINTF(5, 6);
+int err_at(struct tuap_err *err, const char *file, int line, const char *key, const char *fmt, ...)
+	TUAP_PRINTF(5, 6);
 /* Same without location: err_set(err, "cannot open %s: %s", p, strerror(errno)). */
 int err_set(struct tuap_err *err, const char *fmt, ...) TUAP_PRINTF(2, 3);
 /* Formats "FILE:LINE: key: msg" into buf; returns buf. */
@@ -40,7 +40,7 @@ struct diag {
 struct diags {
 	struct diag *v;
 	size_t n;
-	size_t errors;   /* counted even past DIAGS_MAX */
+	size_t errors; /* counted even past DIAGS_MAX */
 	size_t warnings;
 };
 
@@ -51,8 +51,8 @@ int diag_error(struct diags *d, const char *file, int line, const char *key, con
 	TUAP_PRINTF(5, 6);
 void diag_warn(struct diags *d, const char *file, int line, const char *key, const char *fmt, ...)
 	TUAP_PRINTF(5, 6);
-int diag_verror(struct diags *d, enum diag_level level, const char *file, int line,
-		const char *key, const char *fmt, va_list ap) TUAP_PRINTF(6, 0);
+int diag_verror(struct diags *d, enum diag_level level, const char *file, int line, const char *key,
+		const char *fmt, va_list ap) TUAP_PRINTF(6, 0);
 /* Moves a tuap_err into the list as an error; returns -1. */
 int diag_add_err(struct diags *d, const struct tuap_err *err);
 /* One line per diagnostic: "FILE:LINE: key: message" / "FILE:LINE: key: warning: message". */

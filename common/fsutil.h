@@ -21,6 +21,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 int fs_mkdir_p(const char *path, mode_t mode, struct tuap_err *err);
 /* fsyncs the directory that contains path. */
 int fs_sync_parent(const char *path, struct tuap_err *err);
+/* snprintf into a path buffer; -1 (and an error naming the start of the path) when it does
+ * not fit, so callers never act on a truncated path. */
+int fs_path(char *out, size_t len, struct tuap_err *err, const char *fmt, ...) TUAP_PRINTF(4, 5);
 /* 1 if path exists (any type), 0 if not. */
 int fs_exists(const char *path);
 

@@ -14,7 +14,7 @@
 #include "err.h"
 
 #define TARBALL_MAX_ENTRIES 2000000
-#define TARBALL_MAX_PATH 4096
+#define TARBALL_MAX_PATH    4096
 
 enum tar_entry_type { TAR_FILE, TAR_DIR, TAR_SYMLINK, TAR_HARDLINK, TAR_OTHER };
 

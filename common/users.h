@@ -11,8 +11,8 @@
 
 #include "err.h"
 
-#define USERS_MAX 256
-#define USERS_MAX_LIST 256   /* groups, keys, sudo rules, import ids per user */
+#define USERS_MAX      256
+#define USERS_MAX_LIST 256 /* groups, keys, sudo rules, import ids per user */
 
 enum user_sudo { SUDO_UNSET, SUDO_NONE /* sudo: false */, SUDO_RULES };
 enum tristate { TRI_UNSET = -1, TRI_FALSE = 0, TRI_TRUE = 1 };
@@ -23,7 +23,7 @@ struct str_list {
 };
 
 struct user {
-	bool is_default;          /* the `- default` entry: keep the image's default user */
+	bool is_default; /* the `- default` entry: keep the image's default user */
 	char *name;
 	char *gecos;
 	struct str_list groups;
@@ -34,13 +34,13 @@ struct user {
 	struct str_list ssh_authorized_keys;
 	struct str_list ssh_import_id; /* "gh:USER" / "lp:USER"; tuapd resolves them */
 	enum tristate lock_passwd;     /* unset means locked, as cloud-init */
-	char *passwd;                  /* a crypt(3) hash (cloud-init's passwd is a hash) */
+	char *passwd;		       /* a crypt(3) hash (cloud-init's passwd is a hash) */
 	char *hashed_passwd;
 	char *homedir;
-	long uid;                      /* -1 when unset */
+	long uid; /* -1 when unset */
 	bool system;
 	bool no_create_home;
-	int line;                      /* where the entry starts in users.yaml */
+	int line; /* where the entry starts in users.yaml */
 };
 
 struct users {
@@ -50,8 +50,7 @@ struct users {
 
 /* Parses users.yaml text read from path. Every problem goes to d as
  * "users.yaml:LINE: users[I].key: message". Returns 0 when valid. Free with users_free. */
-int users_parse(const char *path, const char *text, size_t len, struct users *out,
-		struct diags *d);
+int users_parse(const char *path, const char *text, size_t len, struct users *out, struct diags *d);
 int users_load(const char *path, struct users *out, struct diags *d);
 void users_free(struct users *u);
 void str_list_free(struct str_list *l);
