@@ -300,8 +300,8 @@ static void free_values(struct values *vals)
 struct reader {
 	struct config *cfg;
 	struct diags *d;
-	int syntax_line; /* the line that decided the syntax */
-	char block[CONFIG_MAX_LINE + 1];
+	int syntax_line;  /* the line that decided the syntax */
+	struct buf block; /* the current INI block, "default" before any [block] */
 	bool full;
 };
 
@@ -324,14 +324,16 @@ static void add_entry(struct reader *r, const struct line *l, const char *key, s
 		return;
 	}
 	if (cfg->syntax == CONFIG_INI)
-		buf_addf(&k, "%s.", r->block);
+		buf_addf(&k, "%s.", r->block.s);
 	buf_add(&k, key, klen);
 	if (split_value(val, vlen, &vals, &why) < 0) {
+		char ex[80];
 		/* Name the key as the operator wrote it: "ips", not "default.ips". */
-		diag_error(r->d, cfg->path, l->no,
-			   cfg->syntax == CONFIG_INI && strcmp(r->block, "default") == 0
-				   ? k.s + strlen("default.")
-				   : k.s,
+		const char *shown = cfg->syntax == CONFIG_INI && strcmp(r->block.s, "default") == 0
+					    ? k.s + strlen("default.")
+					    : k.s;
+
+		diag_error(r->d, cfg->path, l->no, excerpt(shown, strlen(shown), ex, sizeof(ex)),
 			   "%s", why);
 		free_values(&vals);
 		buf_free(&k);
@@ -392,8 +394,8 @@ static void ini_line(struct reader *r, const struct line *l, const char *s, size
 		while (i < n - 2 && is_space((unsigned char)s[i]))
 			i++;
 		if (close == s + n - 1) {
-			memcpy(r->block, s + i, n - 1 - i);
-			r->block[n - 1 - i] = '\0';
+			buf_reset(&r->block);
+			buf_add(&r->block, s + i, n - 1 - i);
 			return;
 		}
 	}
@@ -453,7 +455,7 @@ static void read_line(struct reader *r, const struct line *l)
 int config_parse(const char *path, const char *text, size_t len, struct config *cfg,
 		 struct diags *d)
 {
-	struct reader *r = NULL;
+	struct reader rd = {0}, *r = &rd;
 	struct line l = {0};
 	size_t errors = d->errors, off = 0;
 	int syntax;
@@ -466,12 +468,9 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 	if (len > CONFIG_MAX_BYTES)
 		return diag_error(d, path, 0, "", "larger than %d bytes; is this a provision.conf?",
 				  CONFIG_MAX_BYTES);
-	r = calloc(1, sizeof(*r));
-	if (!r)
-		return diag_error(d, path, 0, "", "out of memory");
 	r->cfg = cfg;
 	r->d = d;
-	strcpy(r->block, "default");
+	buf_adds(&r->block, "default");
 	syntax = guess_syntax(text, len, &r->syntax_line);
 	cfg->syntax = syntax < 0 ? CONFIG_INI : (enum config_syntax)syntax;
 	while (next_line(text, len, &off, &l) && !r->full) {
@@ -499,7 +498,7 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 			   excerpt(l.s + skip_space(l.s, 0, l.len),
 				   l.len - skip_space(l.s, 0, l.len), ex, sizeof(ex)));
 	}
-	free(r);
+	buf_free(&r->block);
 	return d->errors == errors ? 0 : -1;
 }
 

@@ -853,24 +853,31 @@ static void unknown_key(struct ctx *x, const struct config_entry *e, const char 
 
 	for (size_t i = 0; i < sizeof(obsolete_keys) / sizeof(obsolete_keys[0]); i++) {
 		if (strcmp(name, obsolete_keys[i].name) == 0) {
-			diag_warn(x->d, x->path, e->line, name, "obsolete key, ignored: %s",
-				  obsolete_keys[i].why);
+			diag_warn(x->d, x->path, e->line, obsolete_keys[i].name,
+				  "obsolete key, ignored: %s", obsolete_keys[i].why);
 			return;
 		}
 	}
 	for (int i = 0; i < K_COUNT; i++) {
-		int dist = edit_distance(name, key_defs[i].name);
+		size_t m = strlen(key_defs[i].name);
+		int dist;
+
+		/* The distance is at least the difference in length. */
+		if ((n > m ? n - m : m - n) > (size_t)limit)
+			continue;
+		dist = edit_distance(name, key_defs[i].name);
 
 		if (dist < best) {
 			best = dist;
 			hint = key_defs[i].name;
 		}
 	}
+	/* The key may hold any byte but '=': show it printable, in the key field too. */
 	if (best <= limit)
-		diag_error(x->d, x->path, e->line, name, "unknown key '%s' (did you mean '%s'?)",
-			   shown(x, name), hint);
+		diag_error(x->d, x->path, e->line, shown(x, name),
+			   "unknown key '%s' (did you mean '%s'?)", shown(x, name), hint);
 	else
-		diag_error(x->d, x->path, e->line, name,
+		diag_error(x->d, x->path, e->line, shown(x, name),
 			   "unknown key '%s' (provision.conf(5) lists the keys)", shown(x, name));
 }
 
@@ -879,6 +886,7 @@ static void unknown_key(struct ctx *x, const struct config_entry *e, const char 
 static const char *entry_name(struct ctx *x, const struct config *cfg, const struct config_entry *e,
 			      bool report)
 {
+	char block[64];
 	size_t blen;
 
 	if (cfg->syntax != CONFIG_INI)
@@ -887,14 +895,13 @@ static const char *entry_name(struct ctx *x, const struct config *cfg, const str
 		return e->key + 8;
 	if (report) {
 		blen = strcspn(e->key, ".");
-		diag_error(
-			x->d, x->path, e->line, e->key,
-			"block [%.*s] is not used: provision.conf keys go at the top of the file "
-			"or under [default]%s",
-			(int)(blen > 60 ? 60 : blen), e->key,
-			blen == 7 && !strncasecmp(e->key, "default", 7)
-				? " (block names are case-sensitive)"
-				: "");
+		snprintf(block, sizeof(block), "%.*s", (int)(blen > 60 ? 60 : blen), e->key);
+		diag_error(x->d, x->path, e->line, shown(x, e->key),
+			   "block [%s] is not used: provision.conf keys go at the top of the file "
+			   "or under [default]%s",
+			   shown(x, block),
+			   strcasecmp(block, "default") == 0 ? " (block names are case-sensitive)"
+							     : "");
 	}
 	return NULL;
 }

@@ -56,6 +56,19 @@ static const char *show_char(int c, char buf[8])
 	return buf;
 }
 
+/* A copy of user text for a message: printable ASCII only, at most 40 characters. */
+static const char *printable(const char *s, char buf[48])
+{
+	size_t k = 0;
+
+	for (; *s && k < 40; s++)
+		buf[k++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+	if (*s)
+		memcpy(buf + k, "...", 3), k += 3;
+	buf[k] = '\0';
+	return buf;
+}
+
 int valid_domain_name(const char *s, char *why, size_t len)
 {
 	size_t n = strlen(s), start = 0;
@@ -227,6 +240,7 @@ int parse_size(const char *s, uint64_t *out, char *why, size_t len)
 {
 	uint64_t whole = 0, frac = 0, frac_div = 1, mult, r;
 	const char *p = s;
+	char pb[48];
 	int shift;
 
 	*out = 0;
@@ -256,7 +270,7 @@ int parse_size(const char *s, uint64_t *out, char *why, size_t len)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (parse_unit(p, &shift) < 0)
-		return why_set(why, len, "'%s' is not a unit (use K, M, G or T)", p);
+		return why_set(why, len, "'%s' is not a unit (use K, M, G or T)", printable(p, pb));
 	if (frac_div > 1 && shift == 0)
 		return why_set(why, len, "a fraction needs a unit, as in 1.5G");
 	mult = 1ULL << shift;
@@ -275,14 +289,15 @@ int parse_size(const char *s, uint64_t *out, char *why, size_t len)
 
 static int parse_prefix(const char *p, int max, int *out, char *why, size_t len)
 {
+	char pb[48];
 	int v = 0;
 
 	if (!*p)
 		return why_set(why, len, "the prefix after '/' is empty");
 	for (const char *q = p; *q; q++) {
 		if (!is_digit((unsigned char)*q) || q - p >= 3)
-			return why_set(why, len, "the prefix '/%s' is not a number from 0 to %d", p,
-				       max);
+			return why_set(why, len, "the prefix '/%s' is not a number from 0 to %d",
+				       printable(p, pb), max);
 		v = v * 10 + (*q - '0');
 	}
 	if (v > max)

@@ -470,6 +470,8 @@ static void test_sizes(void **state)
 	done(p);
 	bad(NET "size=1023K\n",
 	    PATH ":3: size: '1023K' is too small for a disk (at least 1M; try 40G)");
+	bad(NET "size=1\\\\nG\n", PATH ":3: size: '1?G' is not a size: '?G' is not a unit (use "
+				       "K, M, G or T) (try 40G or a number of bytes)");
 	bad(NET "size=-1G\n", PATH ":3: size: '-1G' is not a size: it is negative (try 40G or a "
 				   "number of bytes)");
 	bad(NET "size=16777216T\n", PATH ":3: size: '16777216T' is not a size: it is too large "
@@ -480,8 +482,8 @@ static void test_syntaxes(void **state)
 {
 	static const char *const texts[] = {
 		"ips=192.0.2.10/24\ngateway=192.0.2.1\npackages=git, tig\n",
-		"# INI with the default block named\n[default]\nips = 192.0.2.10/24\n"
-		"gateway = 192.0.2.1\npackages = git, tig\n",
+		("# INI with the default block named\n[default]\nips = 192.0.2.10/24\n"
+		 "gateway = 192.0.2.1\npackages = git, tig\n"),
 		"ips: 192.0.2.10/24\ngateway: 192.0.2.1\npackages: git, tig\n",
 		"ips 192.0.2.10/24\ngateway 192.0.2.1\npackages git, tig\n",
 	};
@@ -536,6 +538,8 @@ static void test_unknown_keys(void **state)
 	bad(NET "disk_iothreads=1\n",
 	    PATH ":3: disk_iothreads: unknown key 'disk_iothreads' (provision.conf(5) lists the "
 		 "keys)");
+	/* Control characters never reach a message. */
+	bad(NET "a\001b=1\n", PATH ":3: a?b: unknown key 'a?b' (provision.conf(5) lists the keys)");
 	bad(NET "[web]\nsize=10G\n", PATH ":4: web.size: block [web] is not used: provision.conf "
 					  "keys go at the top of the file or under [default]");
 }
