@@ -15,11 +15,17 @@
 
 enum config_syntax { CONFIG_SIMPLE, CONFIG_INI, CONFIG_HTTP };
 
+/* Bounds: a larger file, a longer line, more keys or list items are errors. */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_LINE 16384
+#define CONFIG_MAX_ENTRIES 1024
+#define CONFIG_MAX_VALUES 1024
+
 struct config_entry {
-	char *key;     /* "key", or "block.key" in INI files */
-	char **values; /* one element for a scalar; several for a comma list */
+	char *key;      /* "key", or "block.key" in INI files ("default.key" before any [block]) */
+	char **values;  /* one element for a scalar; several for a comma list; none for `key=` */
 	size_t n_values;
-	int line; /* 1-based line of the key in the file */
+	int line;       /* 1-based line of the key in the file */
 };
 
 struct config {
@@ -36,6 +42,8 @@ int config_parse(const char *path, const char *text, size_t len, struct config *
 		 struct diags *d);
 /* Reads and parses path. */
 int config_load(const char *path, struct config *cfg, struct diags *d);
+/* The last entry for key (Config::Simple's param()): in INI files a key without a dot means
+ * "default.key". NULL when absent. */
 const struct config_entry *config_get(const struct config *cfg, const char *key);
 void config_free(struct config *cfg);
 
