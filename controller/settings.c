@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <libconfig.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -339,6 +340,14 @@ struct load {
 	int line[N_TOP]; /* where each top-level key was set; 0 = default */
 };
 
+/* The file a setting came from: the main file, or one it @includes. */
+static const char *file_of(const struct load *ld, const config_setting_t *st)
+{
+	const char *f = config_setting_source_file(st);
+
+	return f ? f : ld->path;
+}
+
 static int store(struct load *ld, const struct key *k, const char *fullname, config_setting_t *st)
 {
 	char why[600];
@@ -350,10 +359,11 @@ static int store(struct load *ld, const struct key *k, const char *fullname, con
 
 		if (config_setting_type(st) != CONFIG_TYPE_INT &&
 		    config_setting_type(st) != CONFIG_TYPE_INT64)
-			return err_at(ld->err, ld->path, line, fullname, "must be an integer");
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "must be an integer");
 		v = config_setting_get_int64(st);
 		if (v < 0 || (unsigned long long)v < k->min || (unsigned long long)v > k->max)
-			return err_at(ld->err, ld->path, line, fullname,
+			return err_at(ld->err, file_of(ld, st), line, fullname,
 				      "%lld is out of range (%llu to %llu)", v, k->min, k->max);
 		if (k->size == sizeof(size_t))
 			*(size_t *)(void *)dst = (size_t)v;
@@ -362,22 +372,22 @@ static int store(struct load *ld, const struct key *k, const char *fullname, con
 		return 0;
 	}
 	if (config_setting_type(st) != CONFIG_TYPE_STRING)
-		return err_at(ld->err, ld->path, line, fullname,
+		return err_at(ld->err, file_of(ld, st), line, fullname,
 			      "must be a string (in double quotes)");
 	const char *v = config_setting_get_string(st);
 	size_t n = strlen(v);
 	if (n >= k->size)
-		return err_at(ld->err, ld->path, line, fullname, "longer than %zu bytes",
+		return err_at(ld->err, file_of(ld, st), line, fullname, "longer than %zu bytes",
 			      k->size - 1);
 	if (k->kind == K_PATH) {
 		if (v[0] != '/')
-			return err_at(ld->err, ld->path, line, fullname,
+			return err_at(ld->err, file_of(ld, st), line, fullname,
 				      "'%s' is not an absolute path", v);
 		while (n > 1 && v[n - 1] == '/')
 			n--;
 	}
 	if (k->check && k->check(v, why, sizeof(why)) < 0)
-		return err_at(ld->err, ld->path, line, fullname, "%s", why);
+		return err_at(ld->err, file_of(ld, st), line, fullname, "%s", why);
 	memcpy(dst, v, n);
 	dst[n] = '\0';
 	return 0;
@@ -397,8 +407,8 @@ static int load_group(struct load *ld, const struct group *g, config_setting_t *
 	int n;
 
 	if (config_setting_type(st) != CONFIG_TYPE_GROUP)
-		return err_at(ld->err, ld->path, line, g->name, "must be a group: %s { %s = ...; }",
-			      g->name, g->keys[0].name);
+		return err_at(ld->err, file_of(ld, st), line, g->name,
+			      "must be a group: %s { %s = ...; }", g->name, g->keys[0].name);
 	n = config_setting_length(st);
 	for (int i = 0; i < n; i++) {
 		config_setting_t *c = config_setting_get_elem(st, (unsigned)i);
@@ -408,7 +418,7 @@ static int load_group(struct load *ld, const struct group *g, config_setting_t *
 
 		snprintf(full, sizeof(full), "%s.%s", g->name, name);
 		if (!k)
-			return err_at(ld->err, ld->path, config_setting_source_line(c), full,
+			return err_at(ld->err, file_of(ld, c), config_setting_source_line(c), full,
 				      "unknown key (see tuapd.conf(5))");
 		if (store(ld, k, full, c) < 0)
 			return -1;
@@ -435,8 +445,8 @@ static int load_root(struct load *ld, config_setting_t *root)
 			continue;
 		}
 		if (!k)
-			return err_at(ld->err, ld->path, config_setting_source_line(st), name,
-				      "unknown key (see tuapd.conf(5))");
+			return err_at(ld->err, file_of(ld, st), config_setting_source_line(st),
+				      name, "unknown key (see tuapd.conf(5))");
 		if (store(ld, k, name, st) < 0)
 			return -1;
 		ld->line[k - top_keys] = config_setting_source_line(st);

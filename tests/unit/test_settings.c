@@ -285,6 +285,28 @@ static void test_load_file(void **state)
 	assert_int_equal(settings_load(path, &s, &err), 0);
 	assert_string_equal(s.pool_root, "/tmp/x");
 	assert_string_equal(s.virt_type, "kvm");
+
+	/* @include is resolved next to the file, and errors name the included file */
+	char inc[300];
+	snprintf(inc, sizeof(inc), "%s/extra.conf", dir);
+	f = fopen(inc, "w");
+	assert_non_null(f);
+	fputs("virt_type = \"qemu\";\n\nwhat = 1;\n", f);
+	fclose(f);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("pool_root = \"/tmp/x\";\n@include \"extra.conf\"\n", f);
+	fclose(f);
+	assert_int_equal(settings_load(path, &s, &err), -1);
+	err_str(&err, errbuf, sizeof(errbuf));
+	assert_non_null(strstr(errbuf, "extra.conf:3: what: unknown key"));
+	f = fopen(inc, "w");
+	assert_non_null(f);
+	fputs("virt_type = \"qemu\";\n", f);
+	fclose(f);
+	assert_int_equal(settings_load(path, &s, &err), 0);
+	assert_string_equal(s.virt_type, "qemu");
+	unlink(inc);
 	unlink(path);
 	rmdir(dir);
 }
