@@ -346,7 +346,9 @@ static void argv(struct emit *em, const char *const *args)
 
 int cloudinit_user_data(const struct render_input *in, struct buf *out, struct tuap_err *err)
 {
-	static const char *const mkdir_seed[] = {"mkdir", "-p", SEED_MOUNT_DIR, NULL};
+	static const char *const private_dir[] = {"install",	    "-d", "-m", "0700",
+						  SEED_PRIVATE_DIR, NULL};
+	static const char *const mount_dir[] = {"mkdir", "-p", SEED_MOUNT_DIR, NULL};
 	static const char *const mount_seed[] = {
 		"mount", "-o", "ro", "LABEL=" SEED_VOLUME_ID, SEED_MOUNT_DIR, NULL};
 	static const char *const run_install[] = {"sh", SEED_INSTALL, SEED_MOUNT_DIR, NULL};
@@ -380,10 +382,13 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	seq_end(&em);
 
 	/* bootcmd runs early on every boot (before cloud-init's final stage), so a rebooted or
-	 * upgraded guest gets the seed's agent again; the installer is idempotent. */
+	 * upgraded guest gets the seed's agent again; the installer is idempotent. The seed is
+	 * mounted inside a root-only directory: it carries the agent's secret key. cloud-init
+	 * runs these lines as one sh script without -e; the installer's status is the script's. */
 	plain(&em, "bootcmd");
 	seq_start(&em, YAML_BLOCK_SEQUENCE_STYLE);
-	argv(&em, mkdir_seed);
+	argv(&em, private_dir);
+	argv(&em, mount_dir);
 	argv(&em, mount_seed);
 	argv(&em, run_install);
 	seq_end(&em);

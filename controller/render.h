@@ -22,11 +22,13 @@
 /* Length of a Z85-encoded CURVE public key. */
 #define RENDER_Z85_KEY_LEN 40
 
-/* Where the seed's files are: the ISO's volume id, the guest's mount point of it, and the
- * installer the seed carries (deploy/seed/install). */
-#define SEED_VOLUME_ID "cidata"
-#define SEED_MOUNT_DIR "/run/tuap-seed"
-#define SEED_INSTALL   "/run/tuap-seed/tuap/install"
+/* The seed in the guest: the ISO's volume id; a root-only directory, and in it the mount point
+ * of the ISO (whose own permissions would otherwise expose agent.conf, which holds the agent's
+ * secret key, to every local user); the installer the seed carries (deploy/seed/install). */
+#define SEED_VOLUME_ID	 "cidata"
+#define SEED_PRIVATE_DIR "/run/tuap-seed"
+#define SEED_MOUNT_DIR	 SEED_PRIVATE_DIR "/iso"
+#define SEED_INSTALL	 SEED_MOUNT_DIR "/tuap/install"
 
 struct render_input {
 	const struct domain_conf *conf; /* required */

@@ -595,7 +595,7 @@ static void test_yaml_typing(void **state)
 			      net,
 			      "52:54:00:12:34:56",
 			      "yes",
-			      "0123",
+			      "a: '#b\"&",
 			      meta,
 			      "1e3",
 			      NULL};
@@ -605,7 +605,7 @@ static void test_yaml_typing(void **state)
 	t->in.mac_mgmt = "52:54:00:12:34:56";
 	t->in.instance_id = "1e3";
 	snprintf(t->conf.dhcp_devname, sizeof(t->conf.dhcp_devname), "yes");
-	snprintf(t->conf.bridge_devname, sizeof(t->conf.bridge_devname), "0123");
+	snprintf(t->conf.bridge_devname, sizeof(t->conf.bridge_devname), "a: '#b\"&");
 	render_all(&t->in, out);
 	write_all(dir, out);
 	free(run_ok(dir, args, "typed ok"));
