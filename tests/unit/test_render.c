@@ -252,13 +252,17 @@ static void validate_user_data(const char *dir)
 	free(run_ok(dir, argv, "Valid cloud-config"));
 }
 
+/* libvirt's schema, then libvirt's own parser: a define on the in-process test driver (no
+ * daemon, nothing kept). */
 static void validate_domain_xml(const char *dir)
 {
 	char path[512];
-	const char *argv[] = {"virt-xml-validate", path, "domain", NULL};
+	const char *validate[] = {"virt-xml-validate", path, "domain", NULL};
+	const char *define[] = {"virsh", "-q", "-c", "test:///default", "define", path, NULL};
 
 	snprintf(path, sizeof(path), "%s/domain.xml", dir);
-	free(run_ok(dir, argv, NULL));
+	free(run_ok(dir, validate, NULL));
+	free(run_ok(dir, define, NULL));
 }
 
 /* cloud-init's own converter: dir/network-config -> OUTKIND's files under dir/OUTKIND (run once
@@ -381,6 +385,18 @@ static void test_validators_example(void **state)
 	assert_has(pub, "- 192.0.2.10/24");
 	assert_has(pub, "use-routes: false");
 	free(pub);
+
+	/* what tuapd reads back from libvirt: our <metadata> element, by namespace */
+	char script[700], *meta;
+	const char *virsh[] = {"virsh", "-q", "-c", "test:///default", script, NULL};
+	snprintf(script, sizeof(script), "define %s/domain.xml; metadata example.test %s", dir,
+		 TUAP_XMLNS_DOMAIN);
+	meta = run_ok(dir, virsh, NULL);
+	assert_has(meta, "<instance-id>i-7e3a9c41d2b05f68</instance-id>");
+	assert_has(meta, "<provision-id>p-20260101T120000Z-0001</provision-id>");
+	assert_has(meta, "<agent-public-key>rq:rM&gt;}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7<");
+	assert_has(meta, "<image>debian-12</image>");
+	free(meta);
 
 	rm_rf(dir);
 	free(dir);
@@ -589,16 +605,8 @@ static void test_yaml_typing(void **state)
 	struct buf out[N_RENDERS] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
 	char *dir = temp_dir(), net[512], meta[512];
 	/* python3 -c SCRIPT NET MAC SETNAME0 SETNAME1 META INSTANCE */
-	const char *args[] = {"/usr/bin/python3",
-			      "-c",
-			      script,
-			      net,
-			      "52:54:00:12:34:56",
-			      "yes",
-			      "a: '#b\"&",
-			      meta,
-			      "1e3",
-			      NULL};
+	const char *args[] = {"/usr/bin/python3", "-c", script, net, "52:54:00:12:34:56", "yes",
+			      "a: '#b\"&",	  meta, "1e3",	NULL};
 
 	snprintf(net, sizeof(net), "%s/network-config", dir);
 	snprintf(meta, sizeof(meta), "%s/meta-data", dir);
