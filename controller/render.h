@@ -42,10 +42,10 @@ struct render_input {
 	const char *backing_path;	/* required: its base image (qcow2) */
 	const char *seed_path;		/* required: the cidata ISO */
 	const char *console_log;	/* required: the serial console's log file */
-	const char *kernel;		/* optional direct kernel boot: all three or none */
-	const char *initrd;		/*   (initrd and cmdline may be NULL with a kernel) */
-	const char *cmdline;
-	const char *agent_public_key; /* required: the agent's CURVE public key, Z85 */
+	const char *kernel;		/* optional direct kernel boot (else <boot dev="hd"/>) */
+	const char *initrd;		/* optional, only with kernel */
+	const char *cmdline;		/* optional, only with kernel */
+	const char *agent_public_key;	/* required: the agent's CURVE public key, Z85 */
 };
 
 /* Each function appends its document to out and returns 0, or returns -1 with err (a
@@ -59,12 +59,17 @@ int cloudinit_meta_data(const struct render_input *in, struct buf *out, struct t
  * there are no ips); set-name from dhcp_devname / bridge_devname when given. */
 int cloudinit_network_config(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
-/* #cloud-config user-data: hostname/fqdn, `users` ([default] or []), and a bootcmd that
- * mounts the seed and runs its installer, which installs and starts tuap-agent. Holds no
- * secret (the agent's keys are in /tuap/agent.conf on the seed). */
+/* #cloud-config user-data: hostname/fqdn, `users` ([default] when users.yaml lists
+ * `default`, else [[]]: no users, tuap-agent creates them), and a bootcmd that mounts the
+ * seed and runs its installer, which installs and starts tuap-agent. Holds no secret (the
+ * agent's keys are in tuap/agent.conf on the seed). */
 int cloudinit_user_data(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
-/* libvirt domain XML (see domxml.c for the devices). */
+/* libvirt domain XML (see domxml.c for the devices). Its <metadata> holds
+ *   <tuap:domain xmlns:tuap=TUAP_XMLNS_DOMAIN> with <tuap:version> (TUAP_VERSION),
+ *   <tuap:provision-id>, <tuap:instance-id>, <tuap:agent-public-key> and <tuap:image>
+ *   (conf->image, or settings' default_image when the site names none),
+ * which virDomainGetMetadata(VIR_DOMAIN_METADATA_ELEMENT, TUAP_XMLNS_DOMAIN) returns. */
 int domxml_render(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
 /* Checks shared by the renders (render.c). Errors name the render_input field. */
