@@ -168,7 +168,7 @@ static void free_all(struct buf out[N_RENDERS])
 
 static void write_file(const char *dir, const char *name, const struct buf *b)
 {
-	char path[512];
+	char path[4400];
 	struct tuap_err err = {0};
 	char msg[1200];
 
