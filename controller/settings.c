@@ -1,0 +1,598 @@
+/*
+ * tuapd.conf: defaults, reading with libconfig, and validation. The keys are described once, in
+ * the tables below (name, type, where the value goes, its bounds and check); loading walks the
+ * file's settings and looks each one up, so an unknown key is an error with its line.
+ */
+#include "settings.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <libconfig.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "fsutil.h"
+
+#define DEADLINE_MAX	(7u * 24 * 3600)
+#define MESSAGE_MIN	(64u << 10)
+#define MESSAGE_MAX	(256u << 20)
+#define CHUNK_MIN	(4u << 10)
+#define ENVELOPE_ROOM	4096 /* what a DataChunk's envelope needs besides the data */
+#define WINDOW_MAX	256
+#define CTL_SOCKET_NAME "ctl.sock"
+
+enum kind {
+	K_STR,	/* any string that passes check */
+	K_PATH, /* absolute path; trailing slashes removed */
+	K_NUM,	/* integer in [min, max], stored as unsigned or size_t by size */
+};
+
+typedef int (*check_fn)(const char *v, char *why, size_t len);
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	size_t size;
+	unsigned long long min, max;
+	check_fn check;
+};
+
+static int check_uri(const char *v, char *why, size_t len);
+static int check_virt_type(const char *v, char *why, size_t len);
+static int check_group(const char *v, char *why, size_t len);
+static int check_netname(const char *v, char *why, size_t len);
+static int check_subnet(const char *v, char *why, size_t len);
+static int check_ifname(const char *v, char *why, size_t len);
+static int check_listen(const char *v, char *why, size_t len);
+static int check_connect(const char *v, char *why, size_t len);
+static int check_image(const char *v, char *why, size_t len);
+static int check_key_url(const char *v, char *why, size_t len);
+
+/* offsetof and size of a field, for the tables */
+#define F(n) offsetof(struct settings, n), sizeof(((struct settings *)0)->n)
+
+static const struct key top_keys[] = {
+	{"libvirt_uri", K_STR, F(libvirt_uri), 0, 0, check_uri},
+	{"virt_type", K_STR, F(virt_type), 0, 0, check_virt_type},
+	{"pool_root", K_PATH, F(pool_root), 0, 0, NULL},
+	{"state_dir", K_PATH, F(state_dir), 0, 0, NULL},
+	{"run_dir", K_PATH, F(run_dir), 0, 0, NULL},
+	{"ctl_group", K_STR, F(ctl_group), 0, 0, check_group},
+	{"mgmt_network", K_STR, F(mgmt_network), 0, 0, check_netname},
+	{"mgmt_subnet", K_STR, F(mgmt_subnet), 0, 0, check_subnet},
+	{"public_bridge", K_STR, F(public_bridge), 0, 0, check_ifname},
+	{"agent_listen", K_STR, F(agent_listen), 0, 0, check_listen},
+	{"agent_endpoint", K_STR, F(agent_endpoint), 0, 0, check_connect},
+	{"public_endpoint", K_STR, F(public_endpoint), 0, 0, check_connect},
+	{"image_catalog", K_PATH, F(image_catalog), 0, 0, NULL},
+	{"default_image", K_STR, F(default_image), 0, 0, check_image},
+	{"agent_binary", K_PATH, F(agent_binary), 0, 0, NULL},
+	{"max_message", K_NUM, F(max_message), MESSAGE_MIN, MESSAGE_MAX, NULL},
+	{"data_chunk", K_NUM, F(data_chunk), CHUNK_MIN, MESSAGE_MAX - ENVELOPE_ROOM, NULL},
+	{"data_window", K_NUM, F(data_window), 1, WINDOW_MAX, NULL},
+};
+
+static const struct key deadline_keys[] = {
+	{"image", K_NUM, F(deadlines.image), 1, DEADLINE_MAX, NULL},
+	{"disk", K_NUM, F(deadlines.disk), 1, DEADLINE_MAX, NULL},
+	{"seed", K_NUM, F(deadlines.seed), 1, DEADLINE_MAX, NULL},
+	{"define", K_NUM, F(deadlines.define), 1, DEADLINE_MAX, NULL},
+	{"hello", K_NUM, F(deadlines.hello), 1, DEADLINE_MAX, NULL},
+	{"users", K_NUM, F(deadlines.users), 1, DEADLINE_MAX, NULL},
+	{"packages", K_NUM, F(deadlines.packages), 1, DEADLINE_MAX, NULL},
+	{"mail", K_NUM, F(deadlines.mail), 1, DEADLINE_MAX, NULL},
+	{"data", K_NUM, F(deadlines.data), 1, DEADLINE_MAX, NULL},
+	{"make", K_NUM, F(deadlines.make), 1, DEADLINE_MAX, NULL},
+};
+
+static const struct key key_url_keys[] = {
+	{"gh", K_STR, F(ssh_key_url_gh), 0, 0, check_key_url},
+	{"lp", K_STR, F(ssh_key_url_lp), 0, 0, check_key_url},
+};
+
+struct group {
+	const char *name;
+	const struct key *keys;
+	size_t n;
+};
+
+static const struct group groups[] = {
+	{"deadlines", deadline_keys, sizeof(deadline_keys) / sizeof(deadline_keys[0])},
+	{"ssh_key_url", key_url_keys, sizeof(key_url_keys) / sizeof(key_url_keys[0])},
+};
+
+#define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
+
+void settings_defaults(struct settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->libvirt_uri, sizeof(s->libvirt_uri), "qemu:///system");
+	snprintf(s->virt_type, sizeof(s->virt_type), "kvm");
+	snprintf(s->pool_root, sizeof(s->pool_root), "/vms");
+	snprintf(s->state_dir, sizeof(s->state_dir), "/var/lib/tuap");
+	snprintf(s->run_dir, sizeof(s->run_dir), "/run/tuap");
+	snprintf(s->ctl_group, sizeof(s->ctl_group), "tuap");
+	snprintf(s->mgmt_network, sizeof(s->mgmt_network), "tuap-mgmt");
+	snprintf(s->mgmt_subnet, sizeof(s->mgmt_subnet), "192.168.251.0/24");
+	snprintf(s->public_bridge, sizeof(s->public_bridge), "br0");
+	snprintf(s->agent_listen, sizeof(s->agent_listen), "tcp://0.0.0.0:7807");
+	snprintf(s->agent_endpoint, sizeof(s->agent_endpoint), "tcp://192.168.251.1:7807");
+	snprintf(s->public_endpoint, sizeof(s->public_endpoint), "%s", s->agent_endpoint);
+	snprintf(s->image_catalog, sizeof(s->image_catalog), "/etc/tuap/images.conf");
+	snprintf(s->default_image, sizeof(s->default_image), "debian-12");
+	snprintf(s->agent_binary, sizeof(s->agent_binary), "/usr/lib/tuap/tuap-agent");
+	snprintf(s->ssh_key_url_gh, sizeof(s->ssh_key_url_gh), "https://github.com/%%s.keys");
+	snprintf(s->ssh_key_url_lp, sizeof(s->ssh_key_url_lp),
+		 "https://launchpad.net/~%%s/+sshkeys");
+	s->deadlines = (struct settings_deadlines){
+		.image = 1800,
+		.disk = 120,
+		.seed = 60,
+		.define = 120,
+		.hello = 600,
+		.users = 300,
+		.packages = 1800,
+		.mail = 60,
+		.data = 3600,
+		.make = 3600,
+	};
+	s->max_message = 1u << 20;
+	s->data_chunk = 256u << 10;
+	s->data_window = 8;
+}
+
+/* ---- value checks: each returns 0 or -1 with a short reason in why ---- */
+
+static int fail(char *why, size_t len, const char *fmt, ...) TUAP_PRINTF(3, 4);
+
+static int fail(char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int check_uri(const char *v, char *why, size_t len)
+{
+	const char *p = strstr(v, "://");
+
+	if (!p || p == v)
+		return fail(why, len, "'%s' is not a libvirt URI (like qemu:///system)", v);
+	for (const char *c = v; c < p; c++)
+		if (!isalnum((unsigned char)*c) && *c != '+')
+			return fail(why, len, "'%s' is not a libvirt URI (like qemu:///system)", v);
+	return 0;
+}
+
+static int check_virt_type(const char *v, char *why, size_t len)
+{
+	if (strcmp(v, "kvm") && strcmp(v, "qemu"))
+		return fail(why, len, "'%s' is neither kvm nor qemu", v);
+	return 0;
+}
+
+static int check_group(const char *v, char *why, size_t len)
+{
+	if (!*v || strlen(v) > 32 || !(islower((unsigned char)*v) || *v == '_'))
+		return fail(why, len, "'%s' is not a group name", v);
+	for (const char *c = v; *c; c++)
+		if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '_' &&
+		    *c != '-')
+			return fail(why, len, "'%s' is not a group name", v);
+	return 0;
+}
+
+static int name_chars(const char *v, const char *extra)
+{
+	for (const char *c = v; *c; c++)
+		if (!isalnum((unsigned char)*c) && !strchr(extra, *c))
+			return -1;
+	return 0;
+}
+
+static int check_netname(const char *v, char *why, size_t len)
+{
+	if (!*v || name_chars(v, "._-") < 0)
+		return fail(why, len, "'%s' is not a libvirt network name ([A-Za-z0-9._-])", v);
+	return 0;
+}
+
+static int check_ifname(const char *v, char *why, size_t len)
+{
+	if (!*v || strlen(v) >= SETTINGS_IFNAME_MAX || name_chars(v, "._-") < 0 ||
+	    !strcmp(v, ".") || !strcmp(v, ".."))
+		return fail(why, len,
+			    "'%s' is not a network interface name (1-15 of [A-Za-z0-9._-])", v);
+	return 0;
+}
+
+static int check_image(const char *v, char *why, size_t len)
+{
+	if (!*v || name_chars(v, "._-") < 0)
+		return fail(why, len, "'%s' is not an image catalog name ([A-Za-z0-9._-])", v);
+	return 0;
+}
+
+/* "A.B.C.D/P": a network address (host bits zero); gw gets its first host address. */
+static int parse_subnet(const char *v, struct in_addr *gw, char *why, size_t len)
+{
+	char addr[INET_ADDRSTRLEN];
+	const char *slash = strchr(v, '/');
+	struct in_addr a;
+	char *end;
+	long prefix;
+	uint32_t host, mask;
+
+	if (!slash || (size_t)(slash - v) >= sizeof(addr))
+		return fail(why, len, "'%s' is not an IPv4 subnet (like 192.168.251.0/24)", v);
+	memcpy(addr, v, (size_t)(slash - v));
+	addr[slash - v] = '\0';
+	prefix = strtol(slash + 1, &end, 10);
+	if (inet_pton(AF_INET, addr, &a) != 1 || *end || end == slash + 1)
+		return fail(why, len, "'%s' is not an IPv4 subnet (like 192.168.251.0/24)", v);
+	if (prefix < 8 || prefix > 30)
+		return fail(why, len, "prefix /%ld is not between /8 and /30", prefix);
+	host = ntohl(a.s_addr);
+	mask = ~0u << (32 - prefix);
+	if (host & ~mask)
+		return fail(why, len, "'%s' has host bits set (the network is %s/%ld?)", v,
+			    inet_ntop(AF_INET, &(struct in_addr){htonl(host & mask)}, addr,
+				      sizeof(addr)),
+			    prefix);
+	if (gw)
+		gw->s_addr = htonl(host + 1);
+	return 0;
+}
+
+static int check_subnet(const char *v, char *why, size_t len)
+{
+	return parse_subnet(v, NULL, why, len);
+}
+
+/* "tcp://HOST:PORT" with HOST a name, an IPv4 address, "*" or "[IPv6]". */
+static int parse_endpoint(const char *v, char *host, size_t hostlen, unsigned *port, char *why,
+			  size_t len)
+{
+	const char *h, *colon;
+	char *end;
+	unsigned long p;
+	size_t n;
+
+	if (strncmp(v, "tcp://", 6))
+		return fail(why, len, "'%s' is not a tcp://HOST:PORT endpoint", v);
+	h = v + 6;
+	colon = strrchr(h, ':');
+	if (!colon || colon == h)
+		return fail(why, len, "'%s' is not a tcp://HOST:PORT endpoint", v);
+	n = (size_t)(colon - h);
+	if (*h == '[') {
+		struct in6_addr a6;
+		char tmp[INET6_ADDRSTRLEN];
+
+		if (colon[-1] != ']' || n - 2 >= sizeof(tmp))
+			return fail(why, len, "'%s': an IPv6 host is written [ADDR]", v);
+		memcpy(tmp, h + 1, n - 2);
+		tmp[n - 2] = '\0';
+		if (inet_pton(AF_INET6, tmp, &a6) != 1)
+			return fail(why, len, "'%s': '%s' is not an IPv6 address", v, tmp);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' &&
+			    h[i] != '*')
+				return fail(why, len, "'%s': bad host '%.*s'", v, (int)n, h);
+	}
+	p = strtoul(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || p < 1 || p > 65535)
+		return fail(why, len, "'%s': the port must be 1-65535", v);
+	if (host) {
+		if (n >= hostlen)
+			return fail(why, len, "'%s': host too long", v);
+		memcpy(host, h, n);
+		host[n] = '\0';
+	}
+	if (port)
+		*port = (unsigned)p;
+	return 0;
+}
+
+static int check_listen(const char *v, char *why, size_t len)
+{
+	return parse_endpoint(v, NULL, 0, NULL, why, len);
+}
+
+static int check_connect(const char *v, char *why, size_t len)
+{
+	char host[SETTINGS_STR_MAX];
+
+	if (parse_endpoint(v, host, sizeof(host), NULL, why, len) < 0)
+		return -1;
+	if (!strcmp(host, "*") || !strcmp(host, "0.0.0.0") || !strcmp(host, "[::]"))
+		return fail(why, len, "'%s': agents cannot connect to a wildcard address", v);
+	return 0;
+}
+
+static int check_key_url(const char *v, char *why, size_t len)
+{
+	const char *p = strstr(v, "%s");
+
+	if (strncmp(v, "https://", 8) && strncmp(v, "http://", 7))
+		return fail(why, len, "'%s' is not an http(s) URL", v);
+	if (!p || strchr(p + 2, '%') || strchr(v, '%') != p)
+		return fail(why, len, "'%s' must hold %%s (the user name) once and no other %%", v);
+	return 0;
+}
+
+/* ---- loading ---- */
+
+struct load {
+	const char *path;
+	struct settings *s;
+	struct tuap_err *err;
+	int line[N_TOP]; /* where each top-level key was set; 0 = default */
+};
+
+/* The file a setting came from: the main file, or one it @includes. */
+static const char *file_of(const struct load *ld, const config_setting_t *st)
+{
+	const char *f = config_setting_source_file(st);
+
+	return f ? f : ld->path;
+}
+
+static int store(struct load *ld, const struct key *k, const char *fullname, config_setting_t *st)
+{
+	char why[600];
+	int line = config_setting_source_line(st);
+	char *dst = (char *)ld->s + k->off;
+
+	if (k->kind == K_NUM) {
+		long long v;
+
+		if (config_setting_type(st) != CONFIG_TYPE_INT &&
+		    config_setting_type(st) != CONFIG_TYPE_INT64)
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "must be an integer");
+		v = config_setting_get_int64(st);
+		if (v < 0 || (unsigned long long)v < k->min || (unsigned long long)v > k->max)
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "%lld is out of range (%llu to %llu)", v, k->min, k->max);
+		if (k->size == sizeof(size_t))
+			*(size_t *)(void *)dst = (size_t)v;
+		else
+			*(unsigned *)(void *)dst = (unsigned)v;
+		return 0;
+	}
+	if (config_setting_type(st) != CONFIG_TYPE_STRING)
+		return err_at(ld->err, file_of(ld, st), line, fullname,
+			      "must be a string (in double quotes)");
+	const char *v = config_setting_get_string(st);
+	size_t n = strlen(v);
+	if (n >= k->size)
+		return err_at(ld->err, file_of(ld, st), line, fullname, "longer than %zu bytes",
+			      k->size - 1);
+	if (k->kind == K_PATH) {
+		if (v[0] != '/')
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "'%s' is not an absolute path", v);
+		while (n > 1 && v[n - 1] == '/')
+			n--;
+	}
+	if (k->check && k->check(v, why, sizeof(why)) < 0)
+		return err_at(ld->err, file_of(ld, st), line, fullname, "%s", why);
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static const struct key *find_key(const struct key *keys, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static int load_group(struct load *ld, const struct group *g, config_setting_t *st)
+{
+	int line = config_setting_source_line(st);
+	int n;
+
+	if (config_setting_type(st) != CONFIG_TYPE_GROUP)
+		return err_at(ld->err, file_of(ld, st), line, g->name,
+			      "must be a group: %s { %s = ...; }", g->name, g->keys[0].name);
+	n = config_setting_length(st);
+	for (int i = 0; i < n; i++) {
+		config_setting_t *c = config_setting_get_elem(st, (unsigned)i);
+		const char *name = config_setting_name(c);
+		const struct key *k = find_key(g->keys, g->n, name);
+		char full[64];
+
+		snprintf(full, sizeof(full), "%s.%s", g->name, name);
+		if (!k)
+			return err_at(ld->err, file_of(ld, c), config_setting_source_line(c), full,
+				      "unknown key (see tuapd.conf(5))");
+		if (store(ld, k, full, c) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int load_root(struct load *ld, config_setting_t *root)
+{
+	int n = config_setting_length(root);
+
+	for (int i = 0; i < n; i++) {
+		config_setting_t *st = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(st);
+		const struct key *k = find_key(top_keys, N_TOP, name);
+		const struct group *g = NULL;
+
+		for (size_t j = 0; j < sizeof(groups) / sizeof(groups[0]); j++)
+			if (!strcmp(groups[j].name, name))
+				g = &groups[j];
+		if (g) {
+			if (load_group(ld, g, st) < 0)
+				return -1;
+			continue;
+		}
+		if (!k)
+			return err_at(ld->err, file_of(ld, st), config_setting_source_line(st),
+				      name, "unknown key (see tuapd.conf(5))");
+		if (store(ld, k, name, st) < 0)
+			return -1;
+		ld->line[k - top_keys] = config_setting_source_line(st);
+	}
+	return 0;
+}
+
+static int line_of(const struct load *ld, const char *name)
+{
+	const struct key *k = find_key(top_keys, N_TOP, name);
+
+	return k ? ld->line[k - top_keys] : 0;
+}
+
+/* Checks between keys, and the defaults that derive from other keys. */
+static int finish(struct load *ld)
+{
+	struct settings *s = ld->s;
+	struct sockaddr_un sun;
+	char why[600], gw[INET_ADDRSTRLEN];
+	struct in_addr gw_addr;
+	unsigned port;
+
+	if (s->data_chunk + ENVELOPE_ROOM > s->max_message)
+		return err_at(ld->err, ld->path,
+			      line_of(ld, "data_chunk") ? line_of(ld, "data_chunk")
+							: line_of(ld, "max_message"),
+			      "data_chunk",
+			      "%zu bytes do not fit in a message of max_message %zu bytes "
+			      "(leave %d bytes for the envelope)",
+			      s->data_chunk, s->max_message, ENVELOPE_ROOM);
+	if (strlen(s->run_dir) + 1 + strlen(CTL_SOCKET_NAME) >= sizeof(sun.sun_path))
+		return err_at(ld->err, ld->path, line_of(ld, "run_dir"), "run_dir",
+			      "too long for a socket path (%s/%s must be under %zu bytes)",
+			      s->run_dir, CTL_SOCKET_NAME, sizeof(sun.sun_path));
+	if (!line_of(ld, "agent_endpoint")) {
+		if (parse_subnet(s->mgmt_subnet, &gw_addr, why, sizeof(why)) < 0 ||
+		    parse_endpoint(s->agent_listen, NULL, 0, &port, why, sizeof(why)) < 0)
+			return err_set(ld->err, "internal: %s", why);
+		inet_ntop(AF_INET, &gw_addr, gw, sizeof(gw));
+		snprintf(s->agent_endpoint, sizeof(s->agent_endpoint), "tcp://%s:%u", gw, port);
+	}
+	if (!line_of(ld, "public_endpoint"))
+		snprintf(s->public_endpoint, sizeof(s->public_endpoint), "%s", s->agent_endpoint);
+	return 0;
+}
+
+int settings_parse(const char *path, const char *text, struct settings *s, struct tuap_err *err)
+{
+	struct load ld = {.path = path, .s = s, .err = err};
+	char *dir = strdup(path);
+	config_t cf;
+	int rc = -1;
+
+	if (!dir)
+		return err_set(err, "out of memory");
+	settings_defaults(s);
+	config_init(&cf);
+	config_set_include_dir(&cf, dirname(dir));
+	if (config_read_string(&cf, text) != CONFIG_TRUE) {
+		err_at(err, config_error_file(&cf) ? config_error_file(&cf) : path,
+		       config_error_line(&cf), "", "%s", config_error_text(&cf));
+		goto out;
+	}
+	if (load_root(&ld, config_root_setting(&cf)) < 0 || finish(&ld) < 0)
+		goto out;
+	rc = 0;
+out:
+	config_destroy(&cf);
+	free(dir);
+	return rc;
+}
+
+int settings_load(const char *path, struct settings *s, struct tuap_err *err)
+{
+	size_t len;
+	char *text = fs_read_file(path, SETTINGS_FILE_MAX, &len, err);
+	int rc;
+
+	if (!text)
+		return -1;
+	if (strlen(text) != len) {
+		free(text);
+		return err_at(err, path, 0, "", "contains a NUL byte; not a text file");
+	}
+	rc = settings_parse(path, text, s, err);
+	free(text);
+	return rc;
+}
+
+/* ---- derived values ---- */
+
+static int joined(char *out, size_t len, struct tuap_err *err, const char *a, const char *b)
+{
+	int n = snprintf(out, len, "%s%s%s", a, strcmp(a, "/") ? "/" : "", b);
+
+	if (n < 0 || (size_t)n >= len)
+		return err_set(err, "path too long: %s/%s", a, b);
+	return 0;
+}
+
+int settings_images_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err)
+{
+	return joined(out, len, err, s->pool_root, "images");
+}
+
+int settings_domain_dir(const struct settings *s, const char *domain, char *out, size_t len,
+			struct tuap_err *err)
+{
+	if (!*domain || strchr(domain, '/') || !strcmp(domain, ".") || !strcmp(domain, "..") ||
+	    !strcmp(domain, "images"))
+		return err_set(err, "'%s' cannot name a directory under %s", domain, s->pool_root);
+	return joined(out, len, err, s->pool_root, domain);
+}
+
+int settings_ctl_socket(const struct settings *s, char *out, size_t len, struct tuap_err *err)
+{
+	return joined(out, len, err, s->run_dir, CTL_SOCKET_NAME);
+}
+
+unsigned settings_deadline(const struct settings *s, const char *name)
+{
+	const struct key *k = find_key(deadline_keys, groups[0].n, name);
+
+	return k ? *(const unsigned *)(const void *)((const char *)s + k->off) : 0;
+}
+
+int settings_ssh_key_url(const struct settings *s, const char *import_id, char *out, size_t len,
+			 struct tuap_err *err)
+{
+	const char *tmpl, *user = import_id + 3, *p;
+	int n;
+
+	if (!strncmp(import_id, "gh:", 3))
+		tmpl = s->ssh_key_url_gh;
+	else if (!strncmp(import_id, "lp:", 3))
+		tmpl = s->ssh_key_url_lp;
+	else
+		return err_set(err, "'%s' is not gh:USER or lp:USER", import_id);
+	if (!*user || strlen(user) > 64 || name_chars(user, "._-") < 0)
+		return err_set(err, "'%s': '%s' is not an account name", import_id, user);
+	p = strstr(tmpl, "%s");
+	if (!p)
+		return err_set(err, "internal: key URL template without %%s");
+	n = snprintf(out, len, "%.*s%s%s", (int)(p - tmpl), tmpl, user, p + 2);
+	if (n < 0 || (size_t)n >= len)
+		return err_set(err, "key URL for '%s' too long", import_id);
+	return 0;
+}

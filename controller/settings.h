@@ -1,0 +1,85 @@
+/*
+ * tuapd's own settings: /etc/tuap/tuapd.conf, in libconfig syntax (`key = value;`, groups in
+ * braces). Every key has a default (settings_defaults) and every path can be overridden, so that
+ * tests run unprivileged in temporary directories. The keys are documented in
+ * docs/tuapd.conf.5; deploy/tuapd.conf is the example with every default spelled out.
+ */
+#ifndef TUAP_SETTINGS_H
+#define TUAP_SETTINGS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define SETTINGS_DEFAULT_PATH "/etc/tuap/tuapd.conf"
+#define SETTINGS_FILE_MAX     (1u << 20) /* tuapd.conf is read whole; larger is an error */
+#define SETTINGS_STR_MAX      1024	 /* paths, URIs, endpoints, URL templates */
+#define SETTINGS_NAME_MAX     64	 /* libvirt network, catalog image name */
+#define SETTINGS_IFNAME_MAX   16	 /* IFNAMSIZ: the bridge name */
+
+/* Deadlines of the provisioning phases and agent steps, in seconds (DESIGN.md "Flow"). */
+struct settings_deadlines {
+	unsigned image;
+	unsigned disk;
+	unsigned seed;
+	unsigned define;
+	unsigned hello;
+	unsigned users;
+	unsigned packages;
+	unsigned mail;
+	unsigned data;
+	unsigned make;
+};
+
+struct settings {
+	char libvirt_uri[SETTINGS_STR_MAX];	 /* "qemu:///system" */
+	char virt_type[8];			 /* "kvm", or "qemu" (TCG: cpu mode maximum) */
+	char pool_root[SETTINGS_STR_MAX];	 /* "/vms": images in ROOT/images, ROOT/DOMAIN */
+	char state_dir[SETTINGS_STR_MAX];	 /* "/var/lib/tuap": the controller journal */
+	char run_dir[SETTINGS_STR_MAX];		 /* "/run/tuap": RUN_DIR/ctl.sock */
+	char ctl_group[33];			 /* "tuap": group of the control socket */
+	char mgmt_network[SETTINGS_NAME_MAX];	 /* "tuap-mgmt": libvirt NAT network, NIC 0 */
+	char mgmt_subnet[48];			 /* "192.168.251.0/24": inside that network only */
+	char public_bridge[SETTINGS_IFNAME_MAX]; /* "br0": host bridge of NIC 1 */
+	char agent_listen[SETTINGS_STR_MAX];	 /* "tcp://0.0.0.0:7807": tuapd's ROUTER socket */
+	char agent_endpoint[SETTINGS_STR_MAX];	 /* what guests connect to: mgmt gateway:port */
+	char public_endpoint[SETTINGS_STR_MAX];	 /* what existing hosts connect to */
+	char image_catalog[SETTINGS_STR_MAX];	 /* "/etc/tuap/images.conf" */
+	char default_image[SETTINGS_NAME_MAX];	 /* "debian-12" */
+	char agent_binary[SETTINGS_STR_MAX];	 /* "/usr/lib/tuap/tuap-agent": put on seeds */
+	char ssh_key_url_gh[SETTINGS_STR_MAX];	 /* ssh_import_id "gh:USER": one %s for USER */
+	char ssh_key_url_lp[SETTINGS_STR_MAX];	 /* ssh_import_id "lp:USER" */
+	struct settings_deadlines deadlines;
+	size_t max_message;   /* bytes; ZMQ_MAXMSGSIZE on agent sockets */
+	size_t data_chunk;    /* bytes per DataChunk */
+	unsigned data_window; /* DataChunks in flight (the agent's credit) */
+};
+
+/* Fills s with the documented defaults. */
+void settings_defaults(struct settings *s);
+
+/* Reads path over the defaults. Unknown keys, wrong types and bad values are errors, reported
+ * as "PATH:LINE: key: message" (syntax errors as "PATH:LINE: message"). Keys not in the file
+ * keep their defaults; agent_endpoint then defaults to the first address of mgmt_subnet with
+ * agent_listen's port, and public_endpoint to agent_endpoint. On error s is unspecified. */
+int settings_load(const char *path, struct settings *s, struct tuap_err *err);
+
+/* Same, from text already in memory; path is only used in messages and for @include. */
+int settings_parse(const char *path, const char *text, struct settings *s, struct tuap_err *err);
+
+/* Derived paths. Each returns -1 (with err) when the result would not fit in len. */
+int settings_images_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err);
+int settings_domain_dir(const struct settings *s, const char *domain, char *out, size_t len,
+			struct tuap_err *err);
+int settings_ctl_socket(const struct settings *s, char *out, size_t len, struct tuap_err *err);
+
+/* The deadline of a phase or step by its name ("image", "make", ...), in seconds; 0 when the
+ * name is not one of the deadlines. */
+unsigned settings_deadline(const struct settings *s, const char *name);
+
+/* The URL of the public keys of an ssh_import_id ("gh:USER" or "lp:USER"). USER must be a
+ * GitHub/Launchpad account name ([A-Za-z0-9_.-], at most 64); -1 with err otherwise. */
+int settings_ssh_key_url(const struct settings *s, const char *import_id, char *out, size_t len,
+			 struct tuap_err *err);
+
+#endif
