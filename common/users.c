@@ -387,7 +387,7 @@ static const char *describe(const struct node *n, char *buf, size_t len)
 	for (i = 0; i < n->len && o + 8 < len && i < 40; i++)
 		buf[o++] = isprint((unsigned char)n->text[i]) ? n->text[i] : '?';
 	snprintf(buf + o, len - o, "%s'%s", i < n->len ? "..." : "",
-		 bool_value(n) >= 0 ? " (a boolean)" : "");
+		 bool_value(n) >= 0 ? " (a YAML boolean)" : "");
 	return buf;
 }
 
@@ -449,7 +449,7 @@ static int get_text(struct ctx *c, const struct node *n, const char *key, const 
 		return -1;
 	if (n->kind != N_SCALAR || (!tag_is(n, "str") && (is_null(n) || bool_value(n) >= 0))) {
 		problem(c, n->line, key, "expected a string, got %s%s", describe(n, d, sizeof(d)),
-			n->kind == N_SCALAR ? " (quote it if it is meant as text)" : "");
+			n->kind == N_SCALAR ? "; quote it if it is meant as text" : "");
 		return -1;
 	}
 	if (check_text(c, n, key) < 0)
@@ -980,7 +980,10 @@ static int parse_user(struct ctx *c, size_t idx, const struct node *m, struct us
 			if (strcmp(k->text, ukey_names[f]) == 0)
 				break;
 		if (f == K_COUNT) {
-			if (strcmp(k->text, "plain_text_passwd") == 0)
+			if (strcmp(k->text, "<<") == 0)
+				problem(c, k->line, key,
+					"YAML merge keys are not supported (write the keys out)");
+			else if (strcmp(k->text, "plain_text_passwd") == 0)
 				problem(c, k->line, key,
 					"refused: tuap never puts plaintext passwords in a guest "
 					"(use passwd with a crypt(3) hash from mkpasswd -m "
@@ -1169,7 +1172,7 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 	struct tree t;
 	const struct node *list;
 	int *name_lines = NULL;
-	size_t first = d->n;
+	size_t first = d->n, errors = d->errors;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -1191,14 +1194,13 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 		problem(&c, list->line, "users", "out of memory");
 		goto out;
 	}
-	rc = 0;
 	for (size_t i = 0; i < list->n; i++) {
-		if (parse_entry(&c, i, deref(list->kids[i]), &out->v[i], &name_lines[i]) < 0)
-			rc = -1;
+		parse_entry(&c, i, deref(list->kids[i]), &out->v[i], &name_lines[i]);
 		out->n++;
 	}
-	if (check_duplicates(&c, out, name_lines) < 0)
-		rc = -1;
+	check_duplicates(&c, out, name_lines);
+	/* every check reports into d; any error fails the whole file */
+	rc = d->errors == errors ? 0 : -1;
 out:
 	free(name_lines);
 	tree_free(&t);
