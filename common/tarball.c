@@ -24,6 +24,7 @@
 #define TARBALL_MAX_SYMLINKS 100000
 #define SYMLINK_MAX_HOPS     40
 #define SHOWN_MAX	     200
+#define RESOLVE_BUDGET	     (64 << 20) /* bytes of targets walked, over all symlinks */
 
 /* ---- the entry rule ---- */
 
@@ -308,82 +309,94 @@ static const struct link *through_link(const struct links *l, const char *norm)
 	return NULL;
 }
 
-/* Resolves a symlink's target following the archive's other symlinks. Returns 0 when it stays
- * in the tree, 1 when it escapes, 2 when the chain is too long (a loop). Purely lexical on
- * the archive's names: nothing on disk is looked at. */
-static int resolve(const struct links *l, const struct link *start)
+/* Resolution state, allocated once per archive: the resolved prefix with the end and hash of
+ * each of its components (so a lookup costs O(1) more per component), the rest of the target
+ * still to walk, and a work budget over the whole archive. */
+struct resolver {
+	char cur[2 * TARBALL_MAX_PATH + 2];
+	size_t clen, depth;
+	size_t ends[TARBALL_MAX_PATH + 2];
+	uint64_t hashes[TARBALL_MAX_PATH + 2];
+	char rest[(SYMLINK_MAX_HOPS + 1) * (TARBALL_MAX_PATH + 1) + 2];
+	uint64_t budget;
+};
+
+enum { RESOLVED, ESCAPES, LOOPS, TOO_COMPLEX };
+
+static int push(struct resolver *r, const char *c, size_t n)
 {
-	char *cur = malloc(2 * TARBALL_MAX_PATH + 2); /* resolved prefix, normalized */
-	char *rest = malloc((SYMLINK_MAX_HOPS + 1) * (TARBALL_MAX_PATH + 1) + 2);
-	size_t clen, hops = 0;
-	int rc = 2;
+	uint64_t h = r->depth ? hash_step(r->hashes[r->depth - 1], '/') : HASH_INIT;
 
-	if (!cur || !rest)
-		goto out;
+	if (r->clen + 1 + n > 2 * TARBALL_MAX_PATH || r->depth >= TARBALL_MAX_PATH + 1)
+		return -1;
+	if (r->depth)
+		r->cur[r->clen++] = '/';
+	for (size_t i = 0; i < n; i++)
+		h = hash_step(h, (unsigned char)c[i]);
+	memcpy(r->cur + r->clen, c, n);
+	r->clen += n;
+	r->ends[r->depth] = r->clen;
+	r->hashes[r->depth++] = h;
+	return 0;
+}
+
+static void pop(struct resolver *r)
+{
+	r->depth--;
+	r->clen = r->depth ? r->ends[r->depth - 1] : 0;
+}
+
+/* Resolves a symlink's target following the archive's other symlinks, purely on the archive's
+ * names (nothing on disk is looked at). */
+static int resolve(struct resolver *r, const struct links *l, const struct link *start)
+{
+	const char *dir = start->path;
+	char *p;
+
+	r->clen = r->depth = 0;
 	/* start from the link's directory */
-	memcpy(cur, start->path, start->len + 1);
-	{
-		char *slash = strrchr(cur, '/');
-
-		clen = slash ? (size_t)(slash - cur) : 0;
-		cur[clen] = '\0';
-	}
-	snprintf(rest, TARBALL_MAX_PATH + 2, "%s", start->target);
-	for (char *p = rest; *p;) {
+	for (size_t n; (n = strcspn(dir, "/")) && dir[n] == '/'; dir += n + 1)
+		if (push(r, dir, n) < 0)
+			return LOOPS;
+	snprintf(r->rest, TARBALL_MAX_PATH + 2, "%s", start->target);
+	p = r->rest;
+	for (size_t hops = 0; *p;) {
 		size_t n = strcspn(p, "/");
 		const struct link *e;
+		const char *c = p;
 
-		if (n == 0 || (n == 1 && p[0] == '.')) {
-			p += n + (p[n] == '/');
-			continue;
-		}
-		if (n == 2 && p[0] == '.' && p[1] == '.') {
-			char *slash;
-
-			if (clen == 0) {
-				rc = 1;
-				goto out;
-			}
-			slash = strrchr(cur, '/');
-			clen = slash ? (size_t)(slash - cur) : 0;
-			cur[clen] = '\0';
-			p += n + (p[n] == '/');
-			continue;
-		}
-		if (clen + 1 + n > 2 * TARBALL_MAX_PATH)
-			goto out;
-		if (clen)
-			cur[clen++] = '/';
-		memcpy(cur + clen, p, n);
-		cur[clen + n] = '\0';
 		p += n + (p[n] == '/');
-		if (!(e = links_find(l, hash_of(cur, clen + n), cur, clen + n))) {
-			clen += n;
+		if (r->budget < n + 1)
+			return TOO_COMPLEX;
+		r->budget -= n + 1;
+		if (n == 0 || (n == 1 && c[0] == '.'))
+			continue;
+		if (n == 2 && c[0] == '.' && c[1] == '.') {
+			if (!r->depth)
+				return ESCAPES;
+			pop(r);
 			continue;
 		}
-		/* a symlink of the archive: continue with its target, from its directory */
+		if (push(r, c, n) < 0)
+			return LOOPS;
+		if (!(e = links_find(l, r->hashes[r->depth - 1], r->cur, r->clen)))
+			continue;
+		/* a symlink of the archive: go on with its target, from its directory */
+		pop(r);
 		if (++hops > SYMLINK_MAX_HOPS)
-			goto out;
-		if (e->target[0] == '/') {
-			rc = 1;
-			goto out;
-		}
-		cur[clen ? clen - 1 : 0] = '\0';
-		clen = clen ? clen - 1 : 0;
+			return LOOPS;
+		if (e->target[0] == '/')
+			return ESCAPES;
 		{
 			size_t tl = strlen(e->target), rl = strlen(p);
 
-			memmove(rest + tl + 1, p, rl + 1);
-			memcpy(rest, e->target, tl);
-			rest[tl] = '/';
-			p = rest;
+			memmove(r->rest + tl + 1, p, rl + 1);
+			memcpy(r->rest, e->target, tl);
+			r->rest[tl] = '/';
+			p = r->rest;
 		}
 	}
-	rc = 0;
-out:
-	free(cur);
-	free(rest);
-	return rc;
+	return RESOLVED;
 }
 
 /* ---- walking the archive ---- */
@@ -393,7 +406,6 @@ struct walk {
 	struct diags *d;
 	struct tarball_info *info;
 	struct links links;
-	bool failed;
 };
 
 static enum tar_entry_type entry_type(struct archive_entry *e)
@@ -521,19 +533,35 @@ static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size
 static void check_chains(struct walk *w)
 {
 	char b[SHOWN_MAX + 8], why[512];
+	struct resolver *r;
 
+	if (!w->links.n)
+		return;
+	if (!(r = malloc(sizeof(*r)))) {
+		diag_error(w->d, w->path, 0, "", "out of memory");
+		return;
+	}
+	r->budget = RESOLVE_BUDGET;
 	for (size_t i = 0; i < w->links.n; i++) {
 		const struct link *e = &w->links.v[i];
-		int r;
+		int res;
 
-		if (e->refused || !(r = resolve(&w->links, e)))
+		if (e->refused || (res = resolve(r, &w->links, e)) == RESOLVED)
 			continue;
+		if (res == TOO_COMPLEX) {
+			diag_error(w->d, w->path, 0, "",
+				   "symlinks too many or too long to check (%d steps)",
+				   RESOLVE_BUDGET);
+			break;
+		}
 		snprintf(why, sizeof(why), "%s ('%s')",
-			 r == 1 ? "symlink escapes the tree through other symlinks of the archive"
-				: "symlink chain too long or looping",
+			 res == ESCAPES
+				 ? "symlink escapes the tree through other symlinks of the archive"
+				 : "symlink chain too long or looping",
 			 shown(e->target, b, sizeof(b)));
 		entry_error(w, e->path, why);
 	}
+	free(r);
 }
 
 static int walk_archive(struct archive *a, const char *path, struct tarball_info *info,
