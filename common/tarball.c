@@ -694,7 +694,8 @@ int tarball_check(const char *path, struct tarball_info *info, struct diags *d)
 	info_start(info, path);
 	if (!s)
 		return diag_error(d, path, 0, "", "out of memory");
-	if ((s->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	/* O_NONBLOCK: a fifo must not hang the check; it is refused below */
+	if ((s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
 		diag_error(d, path, 0, "", "%s", strerror(errno));
 		goto out;
 	}
@@ -702,11 +703,15 @@ int tarball_check(const char *path, struct tarball_info *info, struct diags *d)
 		diag_error(d, path, 0, "", "not a regular file");
 		goto out;
 	}
-	if (sha256_init(&s->h) < 0 || !(a = reader_new())) {
-		diag_error(d, path, 0, "", "cannot start sha256 or libarchive");
+	if (sha256_init(&s->h) < 0) {
+		diag_error(d, path, 0, "", "cannot start sha256");
 		goto out;
 	}
 	hashing = true;
+	if (!(a = reader_new())) {
+		diag_error(d, path, 0, "", "cannot start libarchive");
+		goto out;
+	}
 	if (archive_read_open(a, s, NULL, source_read, NULL) != ARCHIVE_OK)
 		diag_error(d, path, 0, "", "cannot read: %s", archive_error_string(a));
 	else

@@ -318,6 +318,15 @@ static void test_odd_inputs(void **state)
 	assert_string_equal(err_str(&d.v[0].e, line, sizeof(line)), ".: not a regular file");
 	diags_free(&d);
 
+	/* a fifo is refused without waiting for a writer */
+	assert_int_equal(mkfifo("named-pipe", 0600), 0);
+	diags_init(&d);
+	assert_int_equal(tarball_check("named-pipe", &info, &d), -1);
+	assert_string_equal(err_str(&d.v[0].e, line, sizeof(line)),
+			    "named-pipe: not a regular file");
+	diags_free(&d);
+	unlink("named-pipe");
+
 	diags_init(&d);
 	assert_int_equal(tarball_check("missing.tar.gz", &info, &d), -1);
 	assert_string_equal(err_str(&d.v[0].e, line, sizeof(line)),
