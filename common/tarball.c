@@ -71,7 +71,7 @@ static const char *shown(const char *s, char *buf, size_t len)
 {
 	size_t o = 0, i;
 
-	for (i = 0; s[i] && i < SHOWN_MAX && o + 4 < len; i++)
+	for (i = 0; i < SHOWN_MAX && s[i] && o + 4 < len; i++)
 		buf[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	snprintf(buf + o, len - o, "%s", s[i] ? "..." : "");
 	return buf;

@@ -12,7 +12,6 @@
 #include "users.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -132,25 +132,30 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	const char *src = getenv("TUAP_SRC");
 	struct buf script = BUF_INIT;
+	int rc = -1;
 
 	if (!f || !src)
-		return -1;
+		goto out;
 	strcpy(f->dir, "/tmp/tuap-test-tarball-XXXXXX");
 	if (!mkdtemp(f->dir))
-		return -1;
+		goto out;
 	buf_addf(&script, "%s/tests/data/make-tarballs", src);
 	{
 		char *argv[] = {"python3", script.s, f->dir, NULL};
 
 		if (run(argv, NULL) != 0)
-			return -1;
+			goto out;
 	}
-	buf_free(&script);
 	f->oldcwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (f->oldcwd < 0 || chdir(f->dir) < 0)
-		return -1;
+		goto out;
 	*state = f;
-	return 0;
+	f = NULL;
+	rc = 0;
+out:
+	buf_free(&script);
+	free(f);
+	return rc;
 }
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
