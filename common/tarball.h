@@ -28,4 +28,9 @@ int tar_entry_check(const char *path, enum tar_entry_type type, const char *link
  * "PATH: entry 'NAME': why". Returns 0 when the tarball is acceptable. */
 int tarball_check(const char *path, struct tarball_info *info, struct diags *d);
 
+/* The same check on an archive held in memory (the fuzzer's entry point; name is used in
+ * messages and info->path). */
+int tarball_check_memory(const char *name, const void *data, size_t size,
+			 struct tarball_info *info, struct diags *d);
+
 #endif

@@ -1,0 +1,1243 @@
+/*
+ * users.yaml: libyaml's event parser builds a small bounded node tree (depth, node count, alias
+ * count and alias expansion are all capped, recursive aliases refused), then a walker checks
+ * it against the cloud-init users schema subset tuap supports and fills struct users. Every
+ * problem is reported as "PATH:LINE: users[I].KEY: message"; nothing is silently dropped.
+ *
+ * Aliases are supported (PyYAML, which cloud-init uses, supports them) but bounded: at most
+ * YAML_MAX_ALIASES alias events, and the document expanded through its aliases may not exceed
+ * YAML_MAX_EXPANDED nodes, so a "billion laughs" document is refused before it is walked. An
+ * alias is a pointer to the anchored node, never a copy. Merge keys (`<<`) are not supported.
+ */
+#include "users.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "fsutil.h"
+
+#define USERS_MAX_INPUT	  (1u << 20)
+#define YAML_MAX_DEPTH	  8
+#define YAML_MAX_ALIASES  64
+#define YAML_MAX_ANCHORS  256
+#define YAML_MAX_NODES	  (1u << 18)
+#define YAML_MAX_EXPANDED (1u << 18)
+#define USER_NAME_MAX	  32
+#define TEXT_MAX	  4096
+
+/* ---- the node tree ---- */
+
+enum node_kind { N_SCALAR, N_SEQ, N_MAP, N_ALIAS };
+
+struct node {
+	enum node_kind kind;
+	int line;
+	bool plain; /* scalar in plain style: YAML 1.1 type resolution applies */
+	bool open;  /* collection whose end event has not come yet */
+	char *tag;  /* explicit tag, NULL when none */
+	char *text; /* scalar value (may hold NULs, see len) */
+	size_t len;
+	struct node **kids; /* sequence items; mapping keys and values alternating */
+	size_t n, cap;
+	struct node *target; /* N_ALIAS */
+	uint64_t weight;     /* nodes in the subtree with aliases expanded */
+	struct node *next;   /* every node, for freeing */
+};
+
+struct anchor {
+	char *name;
+	struct node *node;
+};
+
+struct tree {
+	struct node *all;
+	struct node *root;
+	size_t nodes, aliases;
+	struct anchor anchors[YAML_MAX_ANCHORS];
+	size_t n_anchors;
+	struct node *stack[YAML_MAX_DEPTH];
+	size_t depth;
+	bool documents;
+};
+
+static void tree_free(struct tree *t)
+{
+	struct node *n = t->all;
+
+	while (n) {
+		struct node *next = n->next;
+
+		free(n->tag);
+		free(n->text);
+		free(n->kids);
+		free(n);
+		n = next;
+	}
+	for (size_t i = 0; i < t->n_anchors; i++)
+		free(t->anchors[i].name);
+	memset(t, 0, sizeof(*t));
+}
+
+static int line_of(const yaml_event_t *ev)
+{
+	return (int)ev->start_mark.line + 1;
+}
+
+static struct node *node_new(struct tree *t, enum node_kind kind, const yaml_event_t *ev)
+{
+	struct node *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		return NULL;
+	n->kind = kind;
+	n->line = line_of(ev);
+	n->weight = 1;
+	n->next = t->all;
+	t->all = n;
+	t->nodes++;
+	return n;
+}
+
+static int add_kid(struct node *parent, struct node *kid)
+{
+	if (parent->n == parent->cap) {
+		size_t cap = parent->cap ? parent->cap * 2 : 4;
+		struct node **v = realloc(parent->kids, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		parent->kids = v;
+		parent->cap = cap;
+	}
+	parent->kids[parent->n++] = kid;
+	return 0;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* Attaches a new node under the open collection (or as the document root) and records its
+ * anchor. Returns NULL with msg set when a bound is hit. */
+static struct node *attach(struct tree *t, enum node_kind kind, const yaml_event_t *ev,
+			   const yaml_char_t *anchor, const yaml_char_t *tag, const char **msg)
+{
+	struct node *n;
+
+	if (t->nodes >= YAML_MAX_NODES) {
+		*msg = "too many YAML nodes";
+		return NULL;
+	}
+	if (!(n = node_new(t, kind, ev)) || (tag && !(n->tag = strdup((const char *)tag)))) {
+		*msg = "out of memory";
+		return NULL;
+	}
+	if (t->depth > 0) {
+		if (add_kid(t->stack[t->depth - 1], n) < 0) {
+			*msg = "out of memory";
+			return NULL;
+		}
+	} else if (t->root) {
+		*msg = "only one YAML document is supported";
+		return NULL;
+	} else {
+		t->root = n;
+	}
+	if (anchor) {
+		if (t->n_anchors >= YAML_MAX_ANCHORS) {
+			*msg = "too many YAML anchors";
+			return NULL;
+		}
+		if (!(t->anchors[t->n_anchors].name = strdup((const char *)anchor))) {
+			*msg = "out of memory";
+			return NULL;
+		}
+		t->anchors[t->n_anchors++].node = n;
+	}
+	return n;
+}
+
+static struct node *find_anchor(struct tree *t, const char *name)
+{
+	/* The latest definition wins, as in YAML. */
+	for (size_t i = t->n_anchors; i-- > 0;)
+		if (strcmp(t->anchors[i].name, name) == 0)
+			return t->anchors[i].node;
+	return NULL;
+}
+
+/* Feeds one event into the tree. Returns 0, or -1 with msg set. */
+static int tree_event(struct tree *t, const yaml_event_t *ev, const char **msg)
+{
+	struct node *n;
+
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		n = attach(t, N_SCALAR, ev, ev->data.scalar.anchor, ev->data.scalar.tag, msg);
+		if (!n)
+			return -1;
+		n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+		n->len = ev->data.scalar.length;
+		if (!(n->text = malloc(n->len + 1))) {
+			*msg = "out of memory";
+			return -1;
+		}
+		memcpy(n->text, ev->data.scalar.value, n->len);
+		n->text[n->len] = '\0';
+		return 0;
+	case YAML_SEQUENCE_START_EVENT:
+	case YAML_MAPPING_START_EVENT:
+		if (t->depth >= YAML_MAX_DEPTH) {
+			*msg = "YAML nesting deeper than 8 levels";
+			return -1;
+		}
+		if (ev->type == YAML_SEQUENCE_START_EVENT)
+			n = attach(t, N_SEQ, ev, ev->data.sequence_start.anchor,
+				   ev->data.sequence_start.tag, msg);
+		else
+			n = attach(t, N_MAP, ev, ev->data.mapping_start.anchor,
+				   ev->data.mapping_start.tag, msg);
+		if (!n)
+			return -1;
+		n->open = true;
+		t->stack[t->depth++] = n;
+		return 0;
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		n = t->stack[--t->depth];
+		n->open = false;
+		for (size_t i = 0; i < n->n; i++)
+			n->weight = sat_add(n->weight, n->kids[i]->weight);
+		if (n->weight > YAML_MAX_EXPANDED) {
+			*msg = "aliases expand to too large a document";
+			return -1;
+		}
+		return 0;
+	case YAML_ALIAS_EVENT: {
+		struct node *target = find_anchor(t, (const char *)ev->data.alias.anchor);
+
+		if (++t->aliases > YAML_MAX_ALIASES) {
+			*msg = "more than 64 YAML aliases";
+			return -1;
+		}
+		if (!target) {
+			*msg = "alias to an unknown anchor";
+			return -1;
+		}
+		if (target->open) {
+			*msg = "recursive alias (an alias inside the node it names)";
+			return -1;
+		}
+		if (!(n = attach(t, N_ALIAS, ev, NULL, NULL, msg)))
+			return -1;
+		n->target = target;
+		n->weight = target->weight;
+		return 0;
+	}
+	case YAML_DOCUMENT_START_EVENT:
+		if (t->documents) {
+			*msg = "only one YAML document is supported";
+			return -1;
+		}
+		t->documents = true;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int offset_line(const char *text, size_t len, size_t off)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < off && i < len; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
+/* Parses text into t. On a YAML error or a bound, adds one diagnostic and returns -1. */
+static int tree_parse(struct tree *t, const char *path, const char *text, size_t len,
+		      struct diags *d)
+{
+	yaml_parser_t p;
+	yaml_event_t ev;
+	int rc = -1;
+
+	if (!yaml_parser_initialize(&p))
+		return diag_error(d, path, 0, "", "out of memory");
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	for (;;) {
+		const char *msg = NULL;
+		int line, stop;
+
+		if (!yaml_parser_parse(&p, &ev)) {
+			if (p.error == YAML_READER_ERROR)
+				line = offset_line(text, len, p.problem_offset);
+			else
+				line = (int)p.problem_mark.line + 1;
+			diag_error(d, path, line, "", "yaml: %s",
+				   p.problem ? p.problem : "cannot parse");
+			break;
+		}
+		line = line_of(&ev);
+		stop = ev.type == YAML_STREAM_END_EVENT;
+		if (tree_event(t, &ev, &msg) < 0) {
+			yaml_event_delete(&ev);
+			diag_error(d, path, line, "", "%s", msg);
+			break;
+		}
+		yaml_event_delete(&ev);
+		if (stop) {
+			rc = 0;
+			break;
+		}
+	}
+	yaml_parser_delete(&p);
+	return rc;
+}
+
+/* ---- scalar helpers (YAML 1.1 as PyYAML resolves plain scalars) ---- */
+
+struct ctx {
+	const char *path;
+	struct diags *d;
+};
+
+static void problem(struct ctx *c, int line, const char *key, const char *fmt, ...)
+	TUAP_PRINTF(4, 5);
+
+static void problem(struct ctx *c, int line, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_verror(c->d, DIAG_ERROR, c->path, line, key, fmt, ap);
+	va_end(ap);
+}
+
+static const struct node *deref(const struct node *n)
+{
+	return n && n->kind == N_ALIAS ? n->target : n;
+}
+
+static bool tag_is(const struct node *n, const char *what)
+{
+	char full[64];
+
+	snprintf(full, sizeof(full), "tag:yaml.org,2002:%s", what);
+	return n->tag && strcmp(n->tag, full) == 0;
+}
+
+/* A plain, untagged scalar is resolved; "!" and "!!str" make it a string. */
+static bool resolvable(const struct node *n)
+{
+	return n->kind == N_SCALAR && n->plain && !n->tag;
+}
+
+static bool is_null(const struct node *n)
+{
+	static const char *const words[] = {"", "~", "null", "Null", "NULL"};
+
+	if (n->kind == N_SCALAR && tag_is(n, "null"))
+		return true;
+	if (!resolvable(n))
+		return false;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(n->text, words[i]) == 0)
+			return true;
+	return false;
+}
+
+/* 1 true, 0 false, -1 not a boolean. */
+static int bool_value(const struct node *n)
+{
+	static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes",
+					  "YES",  "on",	  "On",	  "ON"};
+	static const char *const no[] = {"false", "False", "FALSE", "no", "No",
+					 "NO",	  "off",   "Off",   "OFF"};
+
+	if (n->kind != N_SCALAR || !(resolvable(n) || tag_is(n, "bool")))
+		return -1;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(n->text, yes[i]) == 0)
+			return 1;
+		if (strcmp(n->text, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* What a value is, for messages: "a list", "null", "'yes' (a boolean)", "'abc'". */
+static const char *describe(const struct node *n, char *buf, size_t len)
+{
+	size_t i, o = 0;
+
+	if (n->kind == N_SEQ)
+		return "a list";
+	if (n->kind == N_MAP)
+		return "a mapping";
+	if (is_null(n))
+		return "null";
+	buf[o++] = '\'';
+	for (i = 0; i < n->len && o + 8 < len && i < 40; i++)
+		buf[o++] = isprint((unsigned char)n->text[i]) ? n->text[i] : '?';
+	snprintf(buf + o, len - o, "%s'%s", i < n->len ? "..." : "",
+		 bool_value(n) >= 0 ? " (a YAML boolean)" : "");
+	return buf;
+}
+
+/* A scalar usable as a key in messages: short, printable. */
+static bool printable(const struct node *n)
+{
+	if (n->kind != N_SCALAR || n->len == 0 || n->len > 40)
+		return false;
+	for (size_t i = 0; i < n->len; i++)
+		if (!isprint((unsigned char)n->text[i]))
+			return false;
+	return true;
+}
+
+/* Tags other than the core ones would mean Python objects to PyYAML: refuse them. */
+static int check_tag(struct ctx *c, const struct node *n, const char *key)
+{
+	static const char *const ok[] = {"str", "int", "bool", "null", "seq", "map"};
+
+	if (!n->tag || strcmp(n->tag, "!") == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (tag_is(n, ok[i]))
+			return 0;
+	problem(c, n->line, key, "unsupported YAML tag '%s'", n->tag);
+	return -1;
+}
+
+/* Text that goes into /etc/passwd, sudoers or authorized_keys: one line, no NUL. */
+static int check_text(struct ctx *c, const struct node *n, const char *key)
+{
+	if (n->len > TEXT_MAX) {
+		problem(c, n->line, key, "longer than %d characters", TEXT_MAX);
+		return -1;
+	}
+	for (size_t i = 0; i < n->len; i++) {
+		unsigned char ch = (unsigned char)n->text[i];
+
+		if (ch == '\n' || ch == '\r') {
+			problem(c, n->line, key, "contains a newline (one value per line)");
+			return -1;
+		}
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			problem(c, n->line, key, "contains control character 0x%02x", ch);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A string scalar (numbers keep their text); null and booleans are refused, since PyYAML
+ * would not hand cloud-init a string for them. */
+static int get_text(struct ctx *c, const struct node *n, const char *key, const char **out)
+{
+	char d[64];
+
+	n = deref(n);
+	if (check_tag(c, n, key) < 0)
+		return -1;
+	if (n->kind != N_SCALAR || (!tag_is(n, "str") && (is_null(n) || bool_value(n) >= 0))) {
+		problem(c, n->line, key, "expected a string, got %s%s", describe(n, d, sizeof(d)),
+			n->kind == N_SCALAR ? "; quote it if it is meant as text" : "");
+		return -1;
+	}
+	if (check_text(c, n, key) < 0)
+		return -1;
+	*out = n->text;
+	return 0;
+}
+
+static int get_bool(struct ctx *c, const struct node *n, const char *key, bool *out)
+{
+	char d[64];
+	int v;
+
+	n = deref(n);
+	if (check_tag(c, n, key) < 0)
+		return -1;
+	if ((v = bool_value(n)) < 0) {
+		problem(c, n->line, key, "expected true or false, got %s",
+			describe(n, d, sizeof(d)));
+		return -1;
+	}
+	*out = v == 1;
+	return 0;
+}
+
+static int dup_str(struct ctx *c, int line, const char *key, const char *s, char **out)
+{
+	if (!(*out = strdup(s))) {
+		problem(c, line, key, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- value validators: each returns 0 or fills why ---- */
+
+/* Debian useradd's default NAME_REGEX with the trailing '$' for machine accounts. Kept local
+ * (and with valid_user_name's signature) until domain.c's validator replaces it. */
+static int valid_user_name_local(const char *s, char *why, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return snprintf(why, len, "empty name"), -1;
+	if (n > USER_NAME_MAX)
+		return snprintf(why, len, "longer than %d characters", USER_NAME_MAX), -1;
+	if (!(islower((unsigned char)s[0]) || s[0] == '_'))
+		return snprintf(why, len, "must start with a lower-case letter or '_'"), -1;
+	for (size_t i = 1; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch == '$' && i == n - 1)
+			break;
+		if (!(islower(ch) || isdigit(ch) || ch == '_' || ch == '-')) {
+			if (isprint(ch))
+				snprintf(why, len,
+					 "character '%c' is not allowed (use a-z, 0-9, _ or -)",
+					 ch);
+			else
+				snprintf(why, len,
+					 "byte 0x%02x is not allowed (use a-z, 0-9, _ or -)", ch);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int valid_abs_path(const char *s, char *why, size_t len)
+{
+	if (s[0] != '/')
+		return snprintf(why, len, "'%s' is not an absolute path", s), -1;
+	if (strchr(s, ':'))
+		return snprintf(why, len, "':' is not allowed (it separates /etc/passwd fields)"),
+		       -1;
+	return 0;
+}
+
+static int valid_shell(const char *s, char *why, size_t len)
+{
+	if (valid_abs_path(s, why, len) < 0)
+		return -1;
+	for (const char *p = s; *p; p++)
+		if (isspace((unsigned char)*p))
+			return snprintf(why, len, "a shell path has no spaces"), -1;
+	return 0;
+}
+
+static int valid_gecos(const char *s, char *why, size_t len)
+{
+	if (strchr(s, ':'))
+		return snprintf(why, len, "':' is not allowed (it separates /etc/passwd fields)"),
+		       -1;
+	return 0;
+}
+
+/* crypt(3) output: $id$[param$]salt$hash. A plaintext password never reaches a guest. */
+static int valid_hash(const char *s, char *why, size_t len)
+{
+	const char *p = s + 1;
+	size_t dollars = 0;
+
+	if (s[0] != '$' || (!islower((unsigned char)*p) && !isdigit((unsigned char)*p)))
+		goto bad;
+	while (islower((unsigned char)*p) || isdigit((unsigned char)*p))
+		p++;
+	if (*p != '$')
+		goto bad;
+	for (; *p; p++) {
+		if (*p == '$')
+			dollars++;
+		else if (!isalnum((unsigned char)*p) && !strchr("./=,+-", *p))
+			goto bad;
+	}
+	if (dollars < 2 || p[-1] == '$')
+		goto bad;
+	return 0;
+bad:
+	snprintf(why, len,
+		 "not a crypt(3) hash such as $6$salt$hash (tuap never puts plaintext "
+		 "passwords in a guest; make one with mkpasswd -m sha-512)");
+	return -1;
+}
+
+static const char *const key_types[] = {
+	"ssh-ed25519",
+	"ssh-rsa",
+	"ssh-dss",
+	"ecdsa-sha2-nistp256",
+	"ecdsa-sha2-nistp384",
+	"ecdsa-sha2-nistp521",
+	"sk-ssh-ed25519@openssh.com",
+	"sk-ecdsa-sha2-nistp256@openssh.com",
+	"ssh-ed25519-cert-v01@openssh.com",
+	"ssh-rsa-cert-v01@openssh.com",
+	"ssh-dss-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp256-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp384-cert-v01@openssh.com",
+	"ecdsa-sha2-nistp521-cert-v01@openssh.com",
+	"sk-ssh-ed25519-cert-v01@openssh.com",
+	"sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+};
+
+static bool known_key_type(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof(key_types) / sizeof(key_types[0]); i++)
+		if (strlen(key_types[i]) == n && memcmp(key_types[i], s, n) == 0)
+			return true;
+	return false;
+}
+
+static int b64_value(char ch)
+{
+	const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = ch ? strchr(tab, ch) : NULL;
+
+	return p ? (int)(p - tab) : -1;
+}
+
+/* The key blob starts with the key type as an SSH string (uint32 length, bytes); decoding its
+ * first bytes catches a type/body mismatch and pasted garbage. */
+static int check_blob(const char *b64, size_t n, const char *type, size_t tlen)
+{
+	unsigned char head[64];
+	size_t got = 0, i;
+	uint32_t acc = 0, l;
+	int bits = 0;
+
+	if (n < 32 || n % 4 != 0 || 4 + tlen > sizeof(head))
+		return -1;
+	for (i = 0; i < n; i++) {
+		int v = b64_value(b64[i]);
+
+		if (v < 0)
+			break;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (got < sizeof(head))
+				head[got++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* at most two '=' of padding, only at the end */
+	if (n - i > 2 || strspn(b64 + i, "=") != n - i || got < 4 + tlen)
+		return -1;
+	l = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+	return l == tlen && memcmp(head + 4, type, tlen) == 0 ? 0 : -1;
+}
+
+/* An authorized_keys line: [options] TYPE BASE64 [comment]. */
+static int valid_ssh_key(const char *s, char *why, size_t len)
+{
+	const char *p = s, *type, *body;
+	size_t tlen, blen;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	type = p;
+	tlen = strcspn(p, " \t");
+	if (!known_key_type(type, tlen)) {
+		/* skip an options field: up to unquoted whitespace */
+		bool quoted = false;
+
+		for (; *p && (quoted || (*p != ' ' && *p != '\t')); p++) {
+			if (*p == '\\' && quoted && p[1])
+				p++;
+			else if (*p == '"')
+				quoted = !quoted;
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		type = p;
+		tlen = strcspn(p, " \t");
+		if (!known_key_type(type, tlen))
+			return snprintf(why, len,
+					"not an OpenSSH public key (expected 'ssh-ed25519 AAAA...'"
+					" or another known key type)"),
+			       -1;
+	}
+	body = type + tlen;
+	while (*body == ' ' || *body == '\t')
+		body++;
+	blen = strcspn(body, " \t");
+	if (blen == 0 || check_blob(body, blen, type, tlen) < 0)
+		return snprintf(why, len, "the base64 key body of this %.*s key is not valid",
+				(int)tlen, type),
+		       -1;
+	return 0;
+}
+
+/* gh:USER, lp:USER or USER (Launchpad), as ssh-import-id takes them. */
+static int valid_import_id(const char *s, char *why, size_t len)
+{
+	const char *user = s;
+	bool gh = false;
+
+	if (strncmp(s, "gh:", 3) == 0) {
+		gh = true;
+		user = s + 3;
+	} else if (strncmp(s, "lp:", 3) == 0) {
+		user = s + 3;
+	} else if (strchr(s, ':')) {
+		return snprintf(why, len, "unknown service in '%s' (use gh:USER or lp:USER)", s),
+		       -1;
+	}
+	if (!*user)
+		return snprintf(why, len, "no user name after the service"), -1;
+	if (strlen(user) > 64)
+		return snprintf(why, len, "user name too long"), -1;
+	for (const char *p = user; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		bool ok = gh ? isalnum(ch) || (ch == '-' && p != user)
+			     : islower(ch) || isdigit(ch) || (p != user && strchr("+.-", ch));
+
+		if (!ok)
+			return snprintf(why, len, "'%s' is not a valid %s user name", user,
+					gh ? "GitHub" : "Launchpad"),
+			       -1;
+	}
+	return 0;
+}
+
+/* ---- lists ---- */
+
+typedef int (*validator)(const char *s, char *why, size_t len);
+
+static int list_push(struct ctx *c, int line, const char *key, struct str_list *l, const char *s,
+		     size_t n)
+{
+	char **v;
+
+	if (l->n >= USERS_MAX_LIST) {
+		problem(c, line, key, "more than %d items", USERS_MAX_LIST);
+		return -1;
+	}
+	if (!(v = realloc(l->v, (l->n + 1) * sizeof(*v))) || !(v[l->n] = strndup(s, n))) {
+		if (v)
+			l->v = v;
+		problem(c, line, key, "out of memory");
+		return -1;
+	}
+	l->v = v;
+	l->n++;
+	return 0;
+}
+
+static int check_item(struct ctx *c, int line, const char *key, validator ok, const char *s)
+{
+	char why[256];
+
+	if (!*s) {
+		problem(c, line, key, "empty value");
+		return -1;
+	}
+	if (ok && ok(s, why, sizeof(why)) < 0) {
+		problem(c, line, key, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* A list of strings; with split, a single string is split on commas (cloud-init's groups). */
+static int get_list(struct ctx *c, const struct node *n, const char *key, bool split,
+		    bool allow_string, validator ok, struct str_list *out)
+{
+	char ikey[96], d[64];
+	const char *s;
+	int rc = 0;
+
+	n = deref(n);
+	if (check_tag(c, n, key) < 0)
+		return -1;
+	if (n->kind == N_SCALAR && allow_string && !is_null(n)) {
+		if (get_text(c, n, key, &s) < 0)
+			return -1;
+		if (!split)
+			return check_item(c, n->line, key, ok, s) < 0 ||
+					       list_push(c, n->line, key, out, s, strlen(s)) < 0
+				       ? -1
+				       : 0;
+		for (size_t i = 0;; i++) {
+			size_t w = strcspn(s, ",");
+			const char *b = s, *e = s + w;
+			char item[TEXT_MAX + 1];
+
+			while (b < e && isspace((unsigned char)*b))
+				b++;
+			while (e > b && isspace((unsigned char)e[-1]))
+				e--;
+			snprintf(item, sizeof(item), "%.*s", (int)(e - b), b);
+			snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+			if (check_item(c, n->line, ikey, ok, item) < 0 ||
+			    list_push(c, n->line, key, out, item, strlen(item)) < 0)
+				return -1;
+			if (!s[w])
+				break;
+			s += w + 1;
+		}
+		return 0;
+	}
+	if (n->kind != N_SEQ) {
+		problem(c, n->line, key, "expected a list%s, got %s",
+			allow_string ? " or a string" : "", describe(n, d, sizeof(d)));
+		return -1;
+	}
+	if (n->n > USERS_MAX_LIST) {
+		problem(c, n->line, key, "more than %d items", USERS_MAX_LIST);
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const struct node *item = deref(n->kids[i]);
+
+		snprintf(ikey, sizeof(ikey), "%s[%zu]", key, i);
+		if (get_text(c, item, ikey, &s) < 0 || check_item(c, item->line, ikey, ok, s) < 0) {
+			rc = -1;
+			continue;
+		}
+		if (list_push(c, item->line, ikey, out, s, strlen(s)) < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* ---- one user ---- */
+
+enum ukey {
+	K_NAME,
+	K_GECOS,
+	K_GROUPS,
+	K_PRIMARY_GROUP,
+	K_SUDO,
+	K_SHELL,
+	K_SSH_AUTHORIZED_KEYS,
+	K_SSH_IMPORT_ID,
+	K_LOCK_PASSWD,
+	K_PASSWD,
+	K_HASHED_PASSWD,
+	K_HOMEDIR,
+	K_UID,
+	K_SYSTEM,
+	K_NO_CREATE_HOME,
+	K_COUNT
+};
+
+static const char *const ukey_names[K_COUNT] = {
+	"name",
+	"gecos",
+	"groups",
+	"primary_group",
+	"sudo",
+	"shell",
+	"ssh_authorized_keys",
+	"ssh_import_id",
+	"lock_passwd",
+	"passwd",
+	"hashed_passwd",
+	"homedir",
+	"uid",
+	"system",
+	"no_create_home",
+};
+
+#define SUPPORTED                                                                                  \
+	"name, gecos, groups, primary_group, sudo, shell, ssh_authorized_keys, ssh_import_id, "    \
+	"lock_passwd, passwd, hashed_passwd, homedir, uid, system, no_create_home"
+
+static int get_string_field(struct ctx *c, const struct node *v, const char *key, validator ok,
+			    char **out)
+{
+	const char *s;
+
+	if (get_text(c, v, key, &s) < 0 || check_item(c, deref(v)->line, key, ok, s) < 0)
+		return -1;
+	return dup_str(c, deref(v)->line, key, s, out);
+}
+
+static int get_sudo(struct ctx *c, const struct node *v, const char *key, struct user *u)
+{
+	const struct node *n = deref(v);
+
+	if (is_null(n) || bool_value(n) == 0) {
+		u->sudo = SUDO_NONE;
+		return 0;
+	}
+	if (bool_value(n) == 1) {
+		problem(c, n->line, key,
+			"true is not a sudo rule (write a rule such as 'ALL=(ALL) NOPASSWD:ALL', "
+			"or false for none)");
+		return -1;
+	}
+	u->sudo = SUDO_RULES;
+	return get_list(c, n, key, false, true, NULL, &u->sudo_rules);
+}
+
+/* uid: a decimal 0..4294967294. A leading zero is refused: YAML 1.1 reads it as octal. */
+static int get_uid(struct ctx *c, const struct node *v, const char *key, long *out)
+{
+	const struct node *n = deref(v);
+	unsigned long long x = 0;
+	char d[64];
+
+	if (check_tag(c, n, key) < 0)
+		return -1;
+	if (n->kind != N_SCALAR || n->len == 0 || n->len > 10 ||
+	    strspn(n->text, "0123456789") != n->len || (n->text[0] == '0' && n->len > 1)) {
+		problem(c, n->line, key, "expected a decimal number 0..4294967294, got %s%s",
+			describe(n, d, sizeof(d)),
+			n->kind == N_SCALAR && n->text[0] == '0' && n->len > 1 && !n->tag &&
+					n->plain
+				? " (a leading zero makes it octal in YAML 1.1)"
+				: "");
+		return -1;
+	}
+	x = strtoull(n->text, NULL, 10);
+	if (x > 4294967294ULL) {
+		problem(c, n->line, key, "%s is out of range (0..4294967294)", n->text);
+		return -1;
+	}
+	*out = (long)x;
+	return 0;
+}
+
+static int user_field(struct ctx *c, enum ukey k, const struct node *v, const char *key,
+		      struct user *u)
+{
+	switch (k) {
+	case K_NAME:
+		return get_string_field(c, v, key, valid_user_name_local, &u->name);
+	case K_GECOS:
+		return get_string_field(c, v, key, valid_gecos, &u->gecos);
+	case K_GROUPS:
+		return get_list(c, v, key, true, true, valid_user_name_local, &u->groups);
+	case K_PRIMARY_GROUP:
+		return get_string_field(c, v, key, valid_user_name_local, &u->primary_group);
+	case K_SUDO:
+		return get_sudo(c, v, key, u);
+	case K_SHELL:
+		return get_string_field(c, v, key, valid_shell, &u->shell);
+	case K_SSH_AUTHORIZED_KEYS:
+		return get_list(c, v, key, false, false, valid_ssh_key, &u->ssh_authorized_keys);
+	case K_SSH_IMPORT_ID:
+		return get_list(c, v, key, false, true, valid_import_id, &u->ssh_import_id);
+	case K_LOCK_PASSWD: {
+		bool b;
+
+		if (get_bool(c, v, key, &b) < 0)
+			return -1;
+		u->lock_passwd = b ? TRI_TRUE : TRI_FALSE;
+		return 0;
+	}
+	case K_PASSWD:
+		return get_string_field(c, v, key, valid_hash, &u->passwd);
+	case K_HASHED_PASSWD:
+		return get_string_field(c, v, key, valid_hash, &u->hashed_passwd);
+	case K_HOMEDIR:
+		return get_string_field(c, v, key, valid_abs_path, &u->homedir);
+	case K_UID:
+		return get_uid(c, v, key, &u->uid);
+	case K_SYSTEM:
+		return get_bool(c, v, key, &u->system);
+	case K_NO_CREATE_HOME:
+		return get_bool(c, v, key, &u->no_create_home);
+	default:
+		return -1;
+	}
+}
+
+static int parse_user(struct ctx *c, size_t idx, const struct node *m, struct user *u,
+		      int *name_line)
+{
+	int line_of_key[K_COUNT] = {0};
+	int rc = 0;
+	char key[96];
+
+	for (size_t i = 0; i + 1 < m->n; i += 2) {
+		const struct node *k = deref(m->kids[i]), *v = m->kids[i + 1];
+		size_t f;
+
+		if (!printable(k)) {
+			snprintf(key, sizeof(key), "users[%zu]", idx);
+			problem(c, k->line, key, "a key must be a short printable string");
+			rc = -1;
+			continue;
+		}
+		snprintf(key, sizeof(key), "users[%zu].%s", idx, k->text);
+		for (f = 0; f < K_COUNT; f++)
+			if (strcmp(k->text, ukey_names[f]) == 0)
+				break;
+		if (f == K_COUNT) {
+			if (strcmp(k->text, "<<") == 0)
+				problem(c, k->line, key,
+					"YAML merge keys are not supported (write the keys out)");
+			else if (strcmp(k->text, "plain_text_passwd") == 0)
+				problem(c, k->line, key,
+					"refused: tuap never puts plaintext passwords in a guest "
+					"(use passwd with a crypt(3) hash from mkpasswd -m "
+					"sha-512, "
+					"or ssh keys)");
+			else
+				problem(c, k->line, key,
+					"unsupported key (supported: " SUPPORTED ")");
+			rc = -1;
+			continue;
+		}
+		if (line_of_key[f]) {
+			problem(c, k->line, key, "duplicate key (first at line %d)",
+				line_of_key[f]);
+			rc = -1;
+			continue;
+		}
+		line_of_key[f] = k->line;
+		if (user_field(c, (enum ukey)f, v, key, u) < 0)
+			rc = -1;
+	}
+	*name_line = line_of_key[K_NAME];
+	if (!line_of_key[K_NAME]) {
+		snprintf(key, sizeof(key), "users[%zu].name", idx);
+		problem(c, m->line, key,
+			"missing (every user entry needs a name, or use 'default')");
+		rc = -1;
+	}
+	if (u->passwd && u->hashed_passwd) {
+		snprintf(key, sizeof(key), "users[%zu].hashed_passwd", idx);
+		problem(c, line_of_key[K_HASHED_PASSWD], key,
+			"give either passwd or hashed_passwd");
+		rc = -1;
+	}
+	return rc;
+}
+
+static void user_init(struct user *u, int line)
+{
+	memset(u, 0, sizeof(*u));
+	u->uid = -1;
+	u->lock_passwd = TRI_UNSET;
+	u->sudo = SUDO_UNSET;
+	u->line = line;
+}
+
+static void user_free(struct user *u)
+{
+	free(u->name);
+	free(u->gecos);
+	str_list_free(&u->groups);
+	free(u->primary_group);
+	str_list_free(&u->sudo_rules);
+	free(u->shell);
+	str_list_free(&u->ssh_authorized_keys);
+	str_list_free(&u->ssh_import_id);
+	free(u->passwd);
+	free(u->hashed_passwd);
+	free(u->homedir);
+}
+
+/* ---- the document ---- */
+
+/* Finds the users sequence: the root itself, or the root mapping's `users:` value. */
+static const struct node *users_node(struct ctx *c, const struct node *root)
+{
+	const struct node *list = NULL;
+	int found = 0;
+	char d[64];
+
+	root = deref(root);
+	if (!root || is_null(root)) {
+		problem(c, root ? root->line : 1, "users",
+			"empty document (expected a list of users, or 'users:' holding one)");
+		return NULL;
+	}
+	if (check_tag(c, root, "users") < 0)
+		return NULL;
+	if (root->kind == N_SEQ)
+		return root;
+	if (root->kind != N_MAP) {
+		problem(c, root->line, "users",
+			"expected a list of users, or a mapping with 'users:', got %s",
+			describe(root, d, sizeof(d)));
+		return NULL;
+	}
+	for (size_t i = 0; i + 1 < root->n; i += 2) {
+		const struct node *k = deref(root->kids[i]);
+
+		if (k->kind == N_SCALAR && strcmp(k->text, "users") == 0) {
+			if (found++) {
+				problem(c, k->line, "users", "duplicate key");
+				return NULL;
+			}
+			list = deref(root->kids[i + 1]);
+		} else if (printable(k)) {
+			problem(c, k->line, k->text,
+				"unsupported top-level key (users.yaml holds only 'users:')");
+		} else {
+			problem(c, k->line, "", "a key must be a short printable string");
+		}
+	}
+	if (!found) {
+		problem(c, root->line, "users", "missing (expected 'users:' holding a list)");
+		return NULL;
+	}
+	if (check_tag(c, list, "users") < 0)
+		return NULL;
+	if (list->kind != N_SEQ) {
+		problem(c, list->line, "users", "expected a list of users, got %s",
+			describe(list, d, sizeof(d)));
+		return NULL;
+	}
+	return list;
+}
+
+static int parse_entry(struct ctx *c, size_t i, const struct node *e, struct user *u,
+		       int *name_line)
+{
+	char key[64], d[64];
+
+	snprintf(key, sizeof(key), "users[%zu]", i);
+	user_init(u, e->line);
+	if (check_tag(c, e, key) < 0)
+		return -1;
+	if (e->kind == N_MAP)
+		return parse_user(c, i, e, u, name_line);
+	if (e->kind == N_SCALAR && !is_null(e) && strcmp(e->text, "default") == 0) {
+		u->is_default = true;
+		return 0;
+	}
+	problem(c, e->line, key, "expected 'default' or a mapping with at least 'name:', got %s",
+		describe(e, d, sizeof(d)));
+	return -1;
+}
+
+static int check_duplicates(struct ctx *c, const struct users *out, const int *name_lines)
+{
+	int rc = 0;
+	int default_line = 0;
+	char key[64];
+
+	for (size_t i = 0; i < out->n; i++) {
+		const struct user *u = &out->v[i];
+
+		snprintf(key, sizeof(key), "users[%zu]", i);
+		if (u->is_default) {
+			if (default_line) {
+				problem(c, u->line, key,
+					"'default' listed twice (first at line %d)", default_line);
+				rc = -1;
+			}
+			default_line = u->line;
+			continue;
+		}
+		for (size_t j = 0; u->name && j < i; j++) {
+			if (out->v[j].name && strcmp(out->v[j].name, u->name) == 0) {
+				snprintf(key, sizeof(key), "users[%zu].name", i);
+				problem(c, name_lines[i], key,
+					"duplicate user '%s' (first as users[%zu], line %d)",
+					u->name, j, name_lines[j]);
+				rc = -1;
+				break;
+			}
+		}
+	}
+	return rc;
+}
+
+/* Diagnostics come from several passes; the operator reads them top-down. Stable. */
+static void sort_by_line(struct diags *d, size_t from)
+{
+	for (size_t i = from + 1; i < d->n; i++) {
+		struct diag x = d->v[i];
+		size_t j = i;
+
+		for (; j > from && d->v[j - 1].e.line > x.e.line; j--)
+			d->v[j] = d->v[j - 1];
+		d->v[j] = x;
+	}
+}
+
+int users_parse(const char *path, const char *text, size_t len, struct users *out, struct diags *d)
+{
+	struct ctx c = {path, d};
+	struct tree t;
+	const struct node *list;
+	int *name_lines = NULL;
+	size_t first = d->n, errors = d->errors;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	memset(&t, 0, sizeof(t));
+	if (len > USERS_MAX_INPUT) {
+		diag_error(d, path, 0, "", "larger than 1 MiB (%zu bytes)", len);
+		return -1;
+	}
+	if (tree_parse(&t, path, text, len, d) < 0)
+		goto out;
+	if (!(list = users_node(&c, t.root)))
+		goto out;
+	if (list->n > USERS_MAX) {
+		problem(&c, list->line, "users", "more than %d users", USERS_MAX);
+		goto out;
+	}
+	if (list->n && (!(out->v = calloc(list->n, sizeof(*out->v))) ||
+			!(name_lines = calloc(list->n, sizeof(*name_lines))))) {
+		problem(&c, list->line, "users", "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < list->n; i++) {
+		parse_entry(&c, i, deref(list->kids[i]), &out->v[i], &name_lines[i]);
+		out->n++;
+	}
+	check_duplicates(&c, out, name_lines);
+	/* every check reports into d; any error fails the whole file */
+	rc = d->errors == errors ? 0 : -1;
+out:
+	free(name_lines);
+	tree_free(&t);
+	sort_by_line(d, first);
+	if (rc < 0)
+		users_free(out);
+	return rc;
+}
+
+int users_load(const char *path, struct users *out, struct diags *d)
+{
+	struct tuap_err err;
+	size_t len;
+	char *text;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!(text = fs_read_file(path, USERS_MAX_INPUT, &len, &err)))
+		return diag_add_err(d, &err);
+	rc = users_parse(path, text, len, out, d);
+	free(text);
+	return rc;
+}
+
+void users_free(struct users *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		user_free(&u->v[i]);
+	free(u->v);
+	u->v = NULL;
+	u->n = 0;
+}
+
+void str_list_free(struct str_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
