@@ -1,6 +1,9 @@
 /* Helpers shared by tuap-ctl's subcommands; see cli.h. */
 #include "cli.h"
 
+#include "ctlclient.h"
+#include "progress.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -35,4 +38,35 @@ char *cli_domain_arg(char *arg)
 	while (n > 1 && arg[n - 1] == '/')
 		arg[--n] = '\0';
 	return arg;
+}
+
+const char *cli_domain_name(const char *dir)
+{
+	const char *slash = strrchr(dir, '/');
+
+	return slash ? slash + 1 : dir;
+}
+
+int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json)
+{
+	struct ctlclient c;
+	struct progress p;
+	struct tuap_err err;
+	char path[4096];
+	int code;
+
+	ctlclient_socket_path(path, sizeof(path));
+	if (ctlclient_open(&c, path, &err) < 0) {
+		fprintf(stderr, "tuap-ctl: %s\n", err.msg);
+		return CLI_NO_DAEMON;
+	}
+	if (ctlclient_send(&c, req, &err) < 0) {
+		fprintf(stderr, "tuap-ctl: %s\n", err.msg);
+		ctlclient_close(&c);
+		return CLI_NO_DAEMON;
+	}
+	progress_init(&p, stdout, json);
+	code = ctlclient_follow(&c, &p, domain, data_path, 30000);
+	ctlclient_close(&c);
+	return code;
 }

@@ -7,6 +7,8 @@
 
 #include <stdbool.h>
 
+#include "tuap.pb-c.h"
+
 struct cli_cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv); /* argv[0] is the command name */
@@ -17,10 +19,29 @@ struct cli_cmd {
  * 2 usage error, 3 cannot reach tuapd. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2, CLI_NO_DAEMON = 3 };
 
+/* The subcommands, one per cmd_NAME.c; argv[0] is the command name. */
+int cmd_validate(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+int cmd_new(int argc, char **argv);
+int cmd_provision(int argc, char **argv);
+int cmd_update_data(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_enroll(int argc, char **argv);
+
 /* True if argv holds -h or --help (before any "--"). */
 bool cli_wants_help(int argc, char **argv);
 /* Prints "tuap-ctl CMD: msg" and a hint to use --help; returns CLI_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends req to tuapd and follows its events until the final one; returns the exit code.
+ * data_path: data.tar.gz to upload if tuapd asks; json: --json output. */
+int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json);
+/* The base name of a DOMAIN directory argument (the domain's name). */
+const char *cli_domain_name(const char *dir);
+
 /* Strips trailing slashes from a DOMAIN argument in place, so "example.test/" works. */
 char *cli_domain_arg(char *arg);
 

@@ -12,6 +12,17 @@ static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 
 static const struct cli_cmd commands[] = {
+	{"validate", cmd_validate, "check a domain directory; report every problem"},
+	{"provision", cmd_provision, "make a domain live (--dry-run: show what it would create)"},
+	{"status", cmd_status, "show the domains tuapd manages, their jobs and agents"},
+	{"list", cmd_list, "list the domains tuapd manages"},
+	{"watch", cmd_watch, "follow a domain's running job"},
+	{"log", cmd_log, "show the setup log (make's output) of a domain's last job"},
+	{"run", cmd_run, "run make again on a domain's host"},
+	{"update-data", cmd_update_data, "send a new data.tar.gz and run make again"},
+	{"enroll", cmd_enroll, "make a domain's agent keys and config for a host"},
+	{"new", cmd_new, "create a skeleton domain directory"},
+	{"pack", cmd_pack, "build DOMAIN/data.tar.gz from DOMAIN/site/"},
 	{"help", cmd_help, "show the commands"},
 	{"version", cmd_version, "show tuap-ctl's version"},
 };

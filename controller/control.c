@@ -1,0 +1,130 @@
+/* The control socket between tuap-ctl and tuapd; see control.h. */
+#include "control.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "buf.h"
+#include "log.h"
+#include "wire.h"
+
+int control_open(struct control *c, void *zctx, const char *socket_path, const char *group,
+		 size_t max_message, struct tuap_err *err)
+{
+	int one = 1, zero = 0, hwm = 10000;
+	int64_t max = (int64_t)max_message;
+	char endpoint[4200];
+	struct group *gr;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->path, sizeof(c->path), "%s", socket_path);
+	snprintf(endpoint, sizeof(endpoint), "ipc://%s", socket_path);
+	c->sock = zmq_socket(zctx, ZMQ_ROUTER);
+	if (!c->sock)
+		return err_set(err, "control socket: %s", zmq_strerror(errno));
+	zmq_setsockopt(c->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+	zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero));
+	zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+	zmq_setsockopt(c->sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	/* a stale socket from a crashed tuapd would make bind fail */
+	unlink(socket_path);
+	if (zmq_bind(c->sock, endpoint) < 0) {
+		err_set(err, "cannot listen on %s: %s", socket_path, zmq_strerror(errno));
+		control_close(c);
+		return -1;
+	}
+	if (chmod(socket_path, 0660) < 0)
+		log_warn("%s: chmod: %s", socket_path, strerror(errno));
+	if (group && *group) {
+		if ((gr = getgrnam(group)) && chown(socket_path, (uid_t)-1, gr->gr_gid) < 0)
+			log_warn("%s: chgrp %s: %s", socket_path, group, strerror(errno));
+		else if (!gr)
+			log_warn(
+				"%s: group '%s' does not exist; only tuapd's own group can use the "
+				"socket",
+				socket_path, group);
+	}
+	return 0;
+}
+
+void control_close(struct control *c)
+{
+	if (c->sock)
+		zmq_close(c->sock);
+	c->sock = NULL;
+}
+
+int control_recv(struct control *c, struct ctl_peer *peer, Tuap__Envelope **env)
+{
+	zmq_msg_t id, body;
+	struct tuap_err err;
+	int more, rc = -1;
+	size_t more_len = sizeof(more);
+
+	zmq_msg_init(&id);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&id, c->sock, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&id);
+		zmq_msg_close(&body);
+		return errno == EAGAIN ? 0 : -1;
+	}
+	if (zmq_msg_recv(&body, c->sock, 0) < 0)
+		goto out;
+	/* a DEALER sends one frame; anything more is not ours */
+	zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+	if (more) {
+		while (more) {
+			zmq_msg_t extra;
+
+			zmq_msg_init(&extra);
+			zmq_msg_recv(&extra, c->sock, 0);
+			zmq_msg_close(&extra);
+			zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &more_len);
+		}
+		log_warn("control: multi-frame message dropped");
+		goto out;
+	}
+	if (zmq_msg_size(&id) > sizeof(peer->id))
+		goto out;
+	peer->len = zmq_msg_size(&id);
+	memcpy(peer->id, zmq_msg_data(&id), peer->len);
+	if (wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), WIRE_FROM_CTL, env, &err) < 0) {
+		log_warn("control: message dropped: %s", err.msg);
+		goto out;
+	}
+	rc = 1;
+out:
+	zmq_msg_close(&id);
+	zmq_msg_close(&body);
+	return rc;
+}
+
+int control_send(struct control *c, const struct ctl_peer *peer, const Tuap__CtlEvent *ev)
+{
+	Tuap__Envelope env;
+	struct buf b = BUF_INIT;
+	struct tuap_err err;
+	int rc = -1;
+
+	wire_init(&env);
+	env.seq = ++c->seq;
+	env.body_case = TUAP__ENVELOPE__BODY_CTL_EVENT;
+	env.ctl_event = (Tuap__CtlEvent *)ev;
+	if (wire_encode(&env, &b, &err) < 0) {
+		log_error("control: cannot encode an event: %s", err.msg);
+		goto out;
+	}
+	if (zmq_send(c->sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		goto out; /* EHOSTUNREACH: the client is gone */
+	if (zmq_send(c->sock, b.s, b.len, ZMQ_DONTWAIT) < 0)
+		goto out;
+	rc = 0;
+out:
+	buf_free(&b);
+	return rc;
+}

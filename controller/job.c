@@ -1,0 +1,672 @@
+/* tuapd's job engine: phases, deadlines and the step conversation with the agent; see job.h. */
+#include "job.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "domain.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "job_impl.h"
+#include "jobsteps.h"
+#include "journal.h"
+#include "log.h"
+#include "users.h"
+
+static const char *const phase_names[PH_COUNT] = {
+	[PH_UPLOAD] = "upload",	    [PH_PLAN] = "plan",	  [PH_IMAGE] = "image",
+	[PH_DISK] = "disk",	    [PH_KEYS] = "keys",	  [PH_SEED] = "seed",
+	[PH_DEFINE] = "define",	    [PH_HELLO] = "hello", [PH_USERS] = "users",
+	[PH_PACKAGES] = "packages", [PH_MAIL] = "mail",	  [PH_DATA] = "data",
+	[PH_MAKE] = "make",	    [PH_DONE] = "done",
+};
+
+/* Built-in deadlines (seconds), overridden by tuapd.conf. */
+static const unsigned default_deadline[PH_COUNT] = {
+	[PH_UPLOAD] = 3600, [PH_PLAN] = 60,	  [PH_IMAGE] = 1800, [PH_DISK] = 120,
+	[PH_KEYS] = 30,	    [PH_SEED] = 60,	  [PH_DEFINE] = 120, [PH_HELLO] = 600,
+	[PH_USERS] = 300,   [PH_PACKAGES] = 1800, [PH_MAIL] = 60,    [PH_DATA] = 3600,
+	[PH_MAKE] = 3600,   [PH_DONE] = 10,
+};
+
+const char *job_phase_name(enum job_phase ph)
+{
+	return (unsigned)ph < PH_COUNT ? phase_names[ph] : "unknown";
+}
+
+int64_t engine_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *job_domain(const struct job *job)
+{
+	return job->domain;
+}
+
+const char *job_id(const struct job *job)
+{
+	return job->id;
+}
+
+const struct domain_conf *job_conf(const struct job *job)
+{
+	return &job->dom.conf;
+}
+
+/* ---- events to tuap-ctl ---- */
+
+void job_event_init(const struct job *job, Tuap__CtlEvent *ev)
+{
+	tuap__ctl_event__init(ev);
+	ev->domain = (char *)job->domain;
+	ev->job_id = (char *)job->id;
+	ev->has_unix_ms = 1;
+	ev->unix_ms = (uint64_t)engine_now_ms();
+	ev->has_elapsed_ms = 1;
+	ev->elapsed_ms = (uint64_t)(ev->unix_ms - (uint64_t)job->started_ms);
+}
+
+void job_broadcast(struct engine *e, struct job *job, const Tuap__CtlEvent *ev)
+{
+	for (size_t i = 0; i < job->n_subs;) {
+		if (e->io.ctl_send(e->io.ctx, &job->subs[i], ev) < 0) {
+			/* the client went away (Ctrl-C): the job goes on without it */
+			job->subs[i] = job->subs[--job->n_subs];
+			continue;
+		}
+		i++;
+	}
+}
+
+void job_subscribe(struct job *job, const struct ctl_peer *peer)
+{
+	for (size_t i = 0; i < job->n_subs; i++)
+		if (job->subs[i].len == peer->len && !memcmp(job->subs[i].id, peer->id, peer->len))
+			return;
+	if (job->n_subs < MAX_SUBSCRIBERS)
+		job->subs[job->n_subs++] = *peer;
+}
+
+void job_emit_phase(struct engine *e, struct job *job, Tuap__PhaseEvent__State st, const char *msg,
+		    uint64_t done, uint64_t total, const char *const *lines, size_t n_lines)
+{
+	Tuap__CtlEvent ev;
+	Tuap__PhaseEvent ph = TUAP__PHASE_EVENT__INIT;
+
+	job_event_init(job, &ev);
+	ph.phase = (char *)job_phase_name(job->phase);
+	ph.state = st;
+	ph.message = (char *)msg;
+	if (total) {
+		ph.has_done = ph.has_total = 1;
+		ph.done = done;
+		ph.total = total;
+	}
+	if (st == TUAP__PHASE_EVENT__STATE__DONE || st == TUAP__PHASE_EVENT__STATE__FAILED ||
+	    st == TUAP__PHASE_EVENT__STATE__STALLED) {
+		ph.has_phase_ms = 1;
+		ph.phase_ms = (uint64_t)(engine_now_ms() - job->phase_started_ms);
+	}
+	ph.lines = (char **)lines;
+	ph.n_lines = n_lines;
+	ev.ev_case = TUAP__CTL_EVENT__EV_PHASE;
+	ev.phase = &ph;
+	job_broadcast(e, job, &ev);
+}
+
+void job_send_final(struct engine *e, const struct ctl_peer *peer, struct job *job, int code,
+		    const char *msg)
+{
+	Tuap__CtlEvent ev;
+	Tuap__TextReply text = TUAP__TEXT_REPLY__INIT;
+	char *line = (char *)msg;
+
+	if (job)
+		job_event_init(job, &ev);
+	else
+		tuap__ctl_event__init(&ev);
+	ev.has_final = ev.has_exit_code = 1;
+	ev.final = 1;
+	ev.exit_code = code;
+	if (msg) {
+		text.lines = &line;
+		text.n_lines = 1;
+		ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+		ev.text = &text;
+	}
+	if (peer)
+		e->io.ctl_send(e->io.ctx, peer, &ev);
+	else
+		job_broadcast(e, job, &ev);
+}
+
+/* An error reply that ends the request. */
+void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Error__Code code,
+			const char *fmt, ...)
+{
+	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+	Tuap__Error er = TUAP__ERROR__INIT;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	er.code = code;
+	er.message = msg;
+	ev.ev_case = TUAP__CTL_EVENT__EV_ERROR;
+	ev.error = &er;
+	ev.has_final = ev.has_exit_code = 1;
+	ev.final = 1;
+	ev.exit_code = 1;
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+}
+
+/* Appends output lines to the job's setup log (what `tuap-ctl log` shows). */
+static void setup_log(struct job *job, const char *prefix, char **lines, size_t n)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	if (fs_path(path, sizeof(path), NULL, "%s/setup.log", job->dir) < 0 ||
+	    !(f = fopen(path, "a")))
+		return;
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%s| %s\n", prefix, lines[i]);
+	fclose(f);
+}
+
+unsigned engine_deadline(const struct engine *e, enum job_phase ph)
+{
+	return e->conf.deadline_s[ph] ? e->conf.deadline_s[ph] : default_deadline[ph];
+}
+
+/* Does phase ph apply to this job? */
+static bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph)
+{
+	bool vm = !job->existing && e->has_provider && e->provider.applies(e->provider.ctx, job);
+
+	switch (job->kind) {
+	case KIND_RUN:
+		return ph == PH_HELLO || ph == PH_MAKE || ph == PH_DONE;
+	case KIND_UPDATE_DATA:
+		return ph == PH_UPLOAD || ph == PH_HELLO || ph == PH_DATA || ph == PH_MAKE ||
+		       ph == PH_DONE;
+	case KIND_PROVISION:
+		break;
+	}
+	switch (ph) {
+	case PH_UPLOAD:
+	case PH_DATA:
+	case PH_MAKE:
+		return job->has_data;
+	case PH_IMAGE:
+	case PH_DISK:
+	case PH_KEYS:
+	case PH_SEED:
+	case PH_DEFINE:
+		return vm;
+	case PH_USERS:
+		return job->dom.users.n > 0;
+	case PH_PACKAGES:
+		return job->dom.conf.n_packages > 0;
+	case PH_MAIL:
+		return job->dom.conf.contact_email[0] != '\0';
+	default:
+		return true;
+	}
+}
+
+static void run_phase(struct engine *e, struct job *job);
+
+static void finish_job(struct engine *e, struct job *job, bool ok, const char *msg)
+{
+	job->state = ok ? JOB_DONE : JOB_FAILED;
+	job->phase_running = false;
+	job->deadline_ms = 0;
+	job_journal(e, job, "job", "-", ok ? "done" : "failed", msg);
+	log_info("%s: job %s %s%s%s", job->domain, job->id, ok ? "done" : "failed", msg ? ": " : "",
+		 msg ? msg : "");
+	job_send_final(e, NULL, job, ok ? 0 : 1, msg);
+	job->n_subs = 0;
+	if (job->data_fd >= 0) {
+		close(job->data_fd);
+		job->data_fd = -1;
+	}
+	engine_prune_jobs(e, job->domain);
+}
+
+/* Moves to the next phase that applies, starting at `from`. */
+void job_enter_phase(struct engine *e, struct job *job, enum job_phase from)
+{
+	enum job_phase ph = from;
+
+	while (ph < PH_DONE && !job_phase_applies(e, job, ph))
+		ph++;
+	job->phase = ph;
+	if (ph == PH_DONE) {
+		job->phase_started_ms = engine_now_ms();
+		finish_job(e, job, true, NULL);
+		return;
+	}
+	job->phase_running = true;
+	job->phase_started_ms = engine_now_ms();
+	job->deadline_ms = job->phase_started_ms + (int64_t)engine_deadline(e, ph) * 1000;
+	job_journal(e, job, "phase", job_phase_name(ph), "started", NULL);
+	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STARTED, NULL, 0, 0, NULL, 0);
+	run_phase(e, job);
+}
+
+void engine_phase_done(struct engine *e, struct job *job, const char *msg)
+{
+	if (job->state != JOB_RUNNING || !job->phase_running)
+		return;
+	job->phase_running = false;
+	job_journal(e, job, "phase", job_phase_name(job->phase), "done", msg);
+	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__DONE, msg, 0, 0, NULL, 0);
+	job_enter_phase(e, job, job->phase + 1);
+}
+
+void engine_phase_failed(struct engine *e, struct job *job, const char *msg,
+			 const char *const *lines, size_t n_lines)
+{
+	char why[1024];
+
+	if (job->state != JOB_RUNNING)
+		return;
+	job_journal(e, job, "phase", job_phase_name(job->phase), "failed", msg);
+	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__FAILED, msg, 0, 0, lines, n_lines);
+	snprintf(why, sizeof(why), "%s: %s", job_phase_name(job->phase), msg);
+	finish_job(e, job, false, why);
+}
+
+void engine_phase_progress(struct engine *e, struct job *job, uint64_t done, uint64_t total,
+			   const char *msg)
+{
+	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__PROGRESS, msg, done, total, NULL, 0);
+}
+
+/* ---- steps through the agent ---- */
+
+static Tuap__Step step_of(enum job_phase ph)
+{
+	switch (ph) {
+	case PH_USERS:
+		return TUAP__STEP__STEP_USERS;
+	case PH_PACKAGES:
+		return TUAP__STEP__STEP_PACKAGES;
+	case PH_MAIL:
+		return TUAP__STEP__STEP_MAIL;
+	case PH_DATA:
+		return TUAP__STEP__STEP_DATA;
+	case PH_MAKE:
+		return TUAP__STEP__STEP_MAKE;
+	default:
+		return TUAP__STEP__STEP_UNKNOWN;
+	}
+}
+
+void engine_set_key_resolver(struct engine *e, key_resolver fn, void *ctx)
+{
+	e->resolve = fn;
+	e->resolve_ctx = ctx;
+}
+
+static int agent_send(struct engine *e, struct job *job, Tuap__Envelope *env)
+{
+	env->job_id = job->id;
+	return e->io.agent_send(e->io.ctx, job->domain, env);
+}
+
+static void job_send_plan(struct engine *e, struct job *job)
+{
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+	Tuap__Plan plan = TUAP__PLAN__INIT;
+	Tuap__Step steps[5];
+
+	plan.job_id = job->id;
+	plan.domain = job->domain;
+	plan.steps = steps;
+	for (enum job_phase ph = PH_USERS; ph <= PH_MAKE; ph++)
+		if (job_phase_applies(e, job, ph))
+			steps[plan.n_steps++] = step_of(ph);
+	env.body_case = TUAP__ENVELOPE__BODY_PLAN;
+	env.plan = &plan;
+	agent_send(e, job, &env);
+}
+
+/* (Re)sends the current step's request. Without an agent the job waits for its hello. */
+static void send_step(struct engine *e, struct job *job)
+{
+	struct jobsteps_args a = {
+		.step = step_of(job->phase),
+		.resolve = e->resolve,
+		.resolve_ctx = e->resolve_ctx,
+		.data_sha256 = job->data_sha,
+		.data_size = job->data_size,
+		.data_chunk = e->conf.data_chunk,
+		.make_target = job->make_target,
+		.rerun_make = job->rerun_make,
+		.deadline_s = engine_deadline(e, job->phase),
+	};
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+	struct tuap_err err;
+	Tuap__StepRequest *r = jobsteps_request(&job->dom, &a, &err);
+
+	if (!r) {
+		engine_phase_failed(e, job, err.msg, NULL, 0);
+		return;
+	}
+	env.body_case = TUAP__ENVELOPE__BODY_STEP_REQUEST;
+	env.step_request = r;
+	if (agent_send(e, job, &env) < 0)
+		log_info("%s: %s waits for the agent", job->domain, job_phase_name(job->phase));
+	jobsteps_free(r);
+}
+
+static void serve_chunks(struct engine *e, struct job *job, const Tuap__ChunkRequest *cr)
+{
+	uint32_t credit = cr->credit;
+	uint64_t off = cr->offset;
+	uint8_t *block;
+
+	if (job->phase != PH_DATA || !job->phase_running)
+		return;
+	if (off > job->data_size) {
+		log_warn("%s: agent asked for offset %" PRIu64 " past the end (%" PRIu64 ")",
+			 job->domain, off, job->data_size);
+		return;
+	}
+	if (credit > e->conf.data_window)
+		credit = e->conf.data_window; /* the agent does not get to size our memory */
+	if (job->data_fd < 0 && (job->data_fd = open(job->data_path, O_RDONLY | O_CLOEXEC)) < 0) {
+		char msg[PATH_MAX + 64];
+
+		snprintf(msg, sizeof(msg), "cannot open %s: %s", job->data_path, strerror(errno));
+		engine_phase_failed(e, job, msg, NULL, 0);
+		return;
+	}
+	block = malloc(e->conf.data_chunk);
+	if (!block)
+		abort();
+	for (uint32_t i = 0; i < credit && off < job->data_size; i++) {
+		Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+		Tuap__DataChunk dc = TUAP__DATA_CHUNK__INIT;
+		size_t want = job->data_size - off < e->conf.data_chunk
+				      ? (size_t)(job->data_size - off)
+				      : e->conf.data_chunk;
+		ssize_t r = pread(job->data_fd, block, want, (off_t)off);
+
+		if (r <= 0) {
+			engine_phase_failed(e, job, "short read of data.tar.gz in the pool", NULL,
+					    0);
+			break;
+		}
+		dc.offset = off;
+		dc.data.data = block;
+		dc.data.len = (size_t)r;
+		env.body_case = TUAP__ENVELOPE__BODY_DATA_CHUNK;
+		env.data_chunk = &dc;
+		if (agent_send(e, job, &env) < 0)
+			break;
+		off += (uint64_t)r;
+	}
+	free(block);
+}
+
+static void step_event(struct engine *e, struct job *job, const Tuap__StepEvent *st)
+{
+	Tuap__CtlEvent ev;
+	char msg[1024];
+
+	job_event_init(job, &ev);
+	ev.ev_case = TUAP__CTL_EVENT__EV_STEP;
+	ev.step = (Tuap__StepEvent *)st;
+	job_broadcast(e, job, &ev);
+	switch (st->state) {
+	case TUAP__STEP_STATE__STATE_LOG:
+		setup_log(job, job_phase_name(job->phase), st->lines, st->n_lines);
+		break;
+	case TUAP__STEP_STATE__STATE_DONE:
+		snprintf(msg, sizeof(msg), "%s%s", st->message ? st->message : "",
+			 st->has_exit_code && st->exit_code ? " (non-zero exit)" : "");
+		engine_phase_done(e, job, *msg ? msg : NULL);
+		break;
+	case TUAP__STEP_STATE__STATE_FAILED:
+		if (st->has_exit_code)
+			snprintf(msg, sizeof(msg), "exit %d%s%s", st->exit_code,
+				 st->message ? ": " : "", st->message ? st->message : "");
+		else
+			snprintf(msg, sizeof(msg), "%s", st->message ? st->message : "failed");
+		engine_phase_failed(e, job, msg, NULL, 0);
+		break;
+	case TUAP__STEP_STATE__STATE_INTERRUPTED:
+		snprintf(msg, sizeof(msg),
+			 "%s; it is not started again by itself: check the host, then run "
+			 "'tuap-ctl provision --resume --rerun-make %s'",
+			 st->message ? st->message : "interrupted", job->domain);
+		engine_phase_failed(e, job, msg, NULL, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static void hello(struct engine *e, const char *domain, const Tuap__Hello *h)
+{
+	struct agent_info *a = engine_agent(e, domain, true);
+	struct job *job = engine_running_job(e, domain);
+
+	if (!a)
+		return;
+	snprintf(a->version, sizeof(a->version), "%s", h->agent_version);
+	snprintf(a->host, sizeof(a->host), "%s", h->hostname ? h->hostname : "");
+	a->last_seen_ms = engine_now_ms();
+	a->hello_seen = true;
+	log_info("%s: hello from agent %s on %s", domain, a->version, a->host);
+	if (!job)
+		return;
+	if (job->phase == PH_HELLO && job->phase_running) {
+		char msg[400];
+
+		snprintf(msg, sizeof(msg), "agent %s on %s", a->version, *a->host ? a->host : "?");
+		job_send_plan(e, job);
+		engine_phase_done(e, job, msg);
+	} else if (job->phase >= PH_USERS && job->phase <= PH_MAKE && job->phase_running) {
+		/* a reconnected or restarted agent: its journal makes the resend safe */
+		job_send_plan(e, job);
+		send_step(e, job);
+	}
+}
+
+void engine_agent_message(struct engine *e, const char *domain, const Tuap__Envelope *env)
+{
+	struct agent_info *a = engine_agent(e, domain, false);
+	struct job *job;
+
+	if (a)
+		a->last_seen_ms = engine_now_ms();
+	if (env->body_case == TUAP__ENVELOPE__BODY_HELLO) {
+		hello(e, domain, env->hello);
+		return;
+	}
+	job = engine_running_job(e, domain);
+	if (!job || !env->job_id || strcmp(env->job_id, job->id)) {
+		log_debug("%s: message for job %s, which is not running; ignored", domain,
+			  env->job_id ? env->job_id : "(none)");
+		return;
+	}
+	switch (env->body_case) {
+	case TUAP__ENVELOPE__BODY_STEP_EVENT:
+		if (env->step_event->step != step_of(job->phase) || !job->phase_running) {
+			log_debug("%s: event for step %d while in %s; ignored", domain,
+				  env->step_event->step, job_phase_name(job->phase));
+			return;
+		}
+		step_event(e, job, env->step_event);
+		break;
+	case TUAP__ENVELOPE__BODY_CHUNK_REQUEST:
+		serve_chunks(e, job, env->chunk_request);
+		break;
+	case TUAP__ENVELOPE__BODY_ERROR:
+		log_warn("%s: agent error %d: %s", domain, env->error->code,
+			 env->error->message ? env->error->message : "");
+		if (job->phase_running && job->phase >= PH_USERS && job->phase <= PH_MAKE)
+			engine_phase_failed(
+				e, job, env->error->message ? env->error->message : "agent error",
+				NULL, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- phases ---- */
+
+static void run_phase(struct engine *e, struct job *job)
+{
+	struct agent_info *a;
+
+	switch (job->phase) {
+	case PH_UPLOAD:
+		job_start_upload(e, job);
+		break;
+	case PH_PLAN:
+		if (!job->existing && e->has_provider && e->provider.applies(e->provider.ctx, job))
+			e->provider.run(e->provider.ctx, e, job, job->phase);
+		else if (!job->existing && job->dom.conf.depends_on[0] == '\0')
+			engine_phase_failed(e, job,
+					    "this tuapd manages no VMs (no libvirt); use "
+					    "--existing for a host whose agent is enrolled",
+					    NULL, 0);
+		else
+			engine_phase_done(e, job, "existing host: no VM to create");
+		break;
+	case PH_IMAGE:
+	case PH_DISK:
+	case PH_KEYS:
+	case PH_SEED:
+	case PH_DEFINE:
+		e->provider.run(e->provider.ctx, e, job, job->phase);
+		break;
+	case PH_HELLO:
+		a = engine_agent(e, job->domain, false);
+		if (a && a->hello_seen) {
+			char msg[400];
+
+			snprintf(msg, sizeof(msg), "agent %s on %s already connected", a->version,
+				 *a->host ? a->host : "?");
+			job_send_plan(e, job);
+			engine_phase_done(e, job, msg);
+		}
+		break;
+	case PH_USERS:
+	case PH_PACKAGES:
+	case PH_MAIL:
+	case PH_DATA:
+	case PH_MAKE:
+		send_step(e, job);
+		break;
+	default:
+		break;
+	}
+}
+
+long engine_tick(struct engine *e, int64_t now_ms)
+{
+	int64_t next = -1;
+
+	for (struct job *job = e->jobs; job; job = job->next) {
+		if (job->state != JOB_RUNNING || !job->phase_running || !job->deadline_ms)
+			continue;
+		if (now_ms >= job->deadline_ms) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "no %s within %u s (deadline from tuapd.conf)",
+				 job->phase == PH_HELLO ? "hello from the agent" : "progress",
+				 engine_deadline(e, job->phase));
+			job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STALLED, msg, 0, 0, NULL,
+				       0);
+			engine_phase_failed(e, job, msg, NULL, 0);
+			/* the list may have changed (pruning): start over next tick */
+			return 0;
+		}
+		if (next < 0 || job->deadline_ms - now_ms < next)
+			next = job->deadline_ms - now_ms;
+	}
+	return next < 0 ? -1 : (long)next;
+}
+
+/* ---- life of the engine ---- */
+
+struct engine *engine_new(const struct engine_conf *conf, const struct engine_io *io,
+			  struct tuap_err *err)
+{
+	struct engine *e = calloc(1, sizeof(*e));
+
+	if (!e) {
+		err_set(err, "out of memory");
+		return NULL;
+	}
+	e->conf = *conf;
+	if (fs_path(e->state_dir, sizeof(e->state_dir), err, "%s", conf->state_dir) < 0 ||
+	    fs_path(e->pool_root, sizeof(e->pool_root), err, "%s", conf->pool_root) < 0) {
+		free(e);
+		return NULL;
+	}
+	snprintf(e->endpoint, sizeof(e->endpoint), "%s",
+		 conf->agent_endpoint ? conf->agent_endpoint : "");
+	snprintf(e->server_pub, sizeof(e->server_pub), "%s",
+		 conf->server_public_key ? conf->server_public_key : "");
+	e->conf.state_dir = e->state_dir;
+	e->conf.pool_root = e->pool_root;
+	e->conf.agent_endpoint = e->endpoint;
+	e->conf.server_public_key = e->server_pub;
+	if (!e->conf.data_chunk)
+		e->conf.data_chunk = 256 << 10;
+	if (!e->conf.data_window)
+		e->conf.data_window = 8;
+	if (!e->conf.upload_chunk)
+		e->conf.upload_chunk = 256 << 10;
+	e->io = *io;
+	return e;
+}
+
+void engine_set_provider(struct engine *e, const struct phase_provider *p)
+{
+	e->provider = *p;
+	e->has_provider = true;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	while (e->jobs) {
+		struct job *j = e->jobs;
+
+		e->jobs = j->next;
+		job_free(j);
+	}
+	while (e->agents) {
+		struct agent_info *a = e->agents;
+
+		e->agents = a->next;
+		free(a);
+	}
+	free(e);
+}

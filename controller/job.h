@@ -1,0 +1,121 @@
+/*
+ * tuapd's job engine. A job provisions one domain: a list of named phases, each with a
+ * deadline, walked in order; the steps on the host (users, packages, mail, data, make) are
+ * phases driven through the domain's agent. Every phase boundary is journaled and fsync'd in
+ * STATE_DIR/domains/DOMAIN/journal, with the job's inputs kept beside it, so a restarted tuapd
+ * resumes every unfinished job where it stopped. The agent keeps its own journal, so resending
+ * the current step after a restart or reconnect never repeats finished work and never starts
+ * make twice.
+ *
+ * The engine does no I/O on sockets itself: it is given callbacks to send to an agent (by
+ * domain) and to a tuap-ctl client (by peer), so tuapd wires it to the hub and the control
+ * socket and the unit tests wire it to fakes. VM phases (image, disk, seed, define) are
+ * supplied by a phase provider; without one, only --existing jobs run.
+ */
+#ifndef TUAP_JOB_H
+#define TUAP_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "jobsteps.h"
+#include "tuap.pb-c.h"
+
+/* A tuap-ctl connection as the control socket names it (its ZeroMQ routing id). */
+struct ctl_peer {
+	unsigned char id[64];
+	size_t len;
+};
+
+enum job_phase {
+	PH_UPLOAD, /* data.tar.gz from tuap-ctl into the pool */
+	PH_PLAN,   /* look the domain up, decide create/resume */
+	PH_IMAGE,  /* VM phases: supplied by the phase provider */
+	PH_DISK,
+	PH_KEYS,
+	PH_SEED,
+	PH_DEFINE,
+	PH_HELLO, /* waiting for the agent */
+	PH_USERS, /* steps, run by the agent */
+	PH_PACKAGES,
+	PH_MAIL,
+	PH_DATA,
+	PH_MAKE,
+	PH_DONE,
+	PH_COUNT
+};
+
+struct engine_conf {
+	const char *state_dir; /* journals, job inputs, setup logs, keys */
+	const char *pool_root; /* POOL_ROOT/DOMAIN/data-SHA.tar.gz */
+	const char *agent_endpoint;
+	const char *server_public_key; /* Z85 */
+	unsigned deadline_s[PH_COUNT]; /* 0: the built-in default */
+	uint32_t data_chunk;	       /* bytes per DataChunk */
+	uint32_t data_window;	       /* most chunks in flight */
+	uint32_t upload_chunk;	       /* bytes per UploadChunk asked of tuap-ctl */
+};
+
+struct engine_io {
+	/* Sends env to DOMAIN's agent; -1 if it cannot be queued (the job waits for a hello). */
+	int (*agent_send)(void *ctx, const char *domain, Tuap__Envelope *env);
+	/* Sends an event to a tuap-ctl client; -1 when the client is gone. */
+	int (*ctl_send)(void *ctx, const struct ctl_peer *peer, const Tuap__CtlEvent *ev);
+	/* Allows DOMAIN's agent key on the agent socket (and revokes the previous one). */
+	int (*agent_allow)(void *ctx, const char *domain, const char *public_key);
+	void *ctx;
+};
+
+struct job;
+struct engine;
+
+/* A provider of the VM phases (controller/vmjob.c). run starts the phase; it calls
+ * engine_phase_done / engine_phase_failed (possibly later, from the main loop). */
+struct phase_provider {
+	bool (*applies)(void *ctx, struct job *job); /* false: the job is for an existing host */
+	int (*run)(void *ctx, struct engine *e, struct job *job, enum job_phase ph);
+	void *ctx;
+};
+
+struct engine *engine_new(const struct engine_conf *conf, const struct engine_io *io,
+			  struct tuap_err *err);
+void engine_free(struct engine *e);
+void engine_set_provider(struct engine *e, const struct phase_provider *p);
+/* How ssh_import_id is turned into keys (controller/sshkeys.c in tuapd). */
+void engine_set_key_resolver(struct engine *e, key_resolver fn, void *ctx);
+
+/* Replays every domain journal and resumes unfinished jobs (they wait for their agent's
+ * hello). Also re-allows every enrolled domain's key. */
+int engine_resume_all(struct engine *e, struct tuap_err *err);
+
+/* Messages from tuap-ctl. */
+void engine_ctl_request(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlRequest *r);
+void engine_ctl_upload(struct engine *e, const struct ctl_peer *peer, const Tuap__UploadChunk *c);
+/* A message from DOMAIN's agent (already authenticated and allow-listed by the hub). */
+void engine_agent_message(struct engine *e, const char *domain, const Tuap__Envelope *env);
+/* Checks deadlines; returns milliseconds until the next one (or -1 for none). */
+long engine_tick(struct engine *e, int64_t now_ms);
+
+/* For phase providers. */
+const char *job_domain(const struct job *job);
+const char *job_id(const struct job *job);
+const struct domain_conf *job_conf(const struct job *job);
+void engine_phase_progress(struct engine *e, struct job *job, uint64_t done, uint64_t total,
+			   const char *msg);
+void engine_phase_done(struct engine *e, struct job *job, const char *msg);
+void engine_phase_failed(struct engine *e, struct job *job, const char *msg,
+			 const char *const *lines, size_t n_lines);
+
+/* Makes DOMAIN's agent keypair: keeps the public key (STATE_DIR/keys/DOMAIN.pub), allows it on
+ * the agent socket (revoking the previous one) and fills ac with the agent's config (its secret
+ * included: the caller wipes ac with agentconf_wipe). endpoint NULL: tuapd's. */
+struct agentconf;
+int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoint,
+		       struct agentconf *ac, struct tuap_err *err);
+
+const char *job_phase_name(enum job_phase ph);
+int64_t engine_now_ms(void);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * Internals of the job engine shared by its files: job.c (phases, the step conversation with
+ * the agent, deadlines), jobstate.c (the journal, the jobs in memory, resume after a restart)
+ * and jobctl.c (requests from tuap-ctl, the upload of data.tar.gz). Nothing outside the engine
+ * includes this.
+ */
+#ifndef TUAP_JOB_IMPL_H
+#define TUAP_JOB_IMPL_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+#include "domain.h"
+#include "hash.h"
+#include "job.h"
+
+#define MAX_SUBSCRIBERS 16
+#define CONF_MAX	(1u << 20)
+
+enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
+
+enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
+
+struct job {
+	struct job *next;
+	char id[32];
+	char domain[DOMAIN_NAME_MAX + 1];
+	enum job_kind kind;
+	struct domain dom; /* conf + users as submitted */
+	bool existing, rerun_make;
+	char make_target[256];
+	bool has_data;
+	char data_sha[SHA256_HEX_LEN];
+	uint64_t data_size;
+	char data_path[PATH_MAX]; /* POOL_ROOT/DOMAIN/data-SHA.tar.gz */
+	char dir[PATH_MAX];	  /* STATE_DIR/domains/DOMAIN/jobs/ID */
+
+	enum job_state state;
+	enum job_phase phase;
+	bool phase_running;
+	int64_t started_ms, phase_started_ms, deadline_ms;
+	int exit_code;
+
+	struct ctl_peer subs[MAX_SUBSCRIBERS];
+	size_t n_subs;
+
+	/* upload from tuap-ctl */
+	int upload_fd;
+	uint64_t upload_offset, upload_granted;
+	struct sha256 upload_hash;
+	struct ctl_peer uploader;
+	bool uploading;
+
+	/* data to the agent */
+	int data_fd;
+};
+
+struct agent_info {
+	struct agent_info *next;
+	char domain[DOMAIN_NAME_MAX + 1];
+	char version[64];
+	char host[256];
+	int64_t last_seen_ms;
+	bool hello_seen;
+};
+
+struct engine {
+	struct engine_conf conf;
+	char state_dir[PATH_MAX], pool_root[PATH_MAX], endpoint[256], server_pub[41];
+	struct engine_io io;
+	struct phase_provider provider;
+	bool has_provider;
+	struct job *jobs; /* every job loaded: running ones and each domain's last */
+	struct agent_info *agents;
+	key_resolver resolve;
+	void *resolve_ctx;
+};
+
+void job_event_init(const struct job *job, Tuap__CtlEvent *ev);
+void job_broadcast(struct engine *e, struct job *job, const Tuap__CtlEvent *ev);
+void job_subscribe(struct job *job, const struct ctl_peer *peer);
+void job_emit_phase(struct engine *e, struct job *job, Tuap__PhaseEvent__State st, const char *msg,
+		    uint64_t done, uint64_t total, const char *const *lines, size_t n_lines);
+void job_send_final(struct engine *e, const struct ctl_peer *peer, struct job *job, int code,
+		    const char *msg);
+void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Error__Code code,
+			const char *fmt, ...) TUAP_PRINTF(4, 5);
+void job_journal(struct engine *e, struct job *job, const char *kind, const char *name,
+		 const char *state, const char *detail);
+struct job *engine_running_job(struct engine *e, const char *domain);
+struct job *engine_last_job(struct engine *e, const char *domain);
+struct agent_info *engine_agent(struct engine *e, const char *domain, bool create);
+void job_free(struct job *job);
+struct job *job_alloc(struct engine *e, const char *domain, const char *id);
+void engine_prune_jobs(struct engine *e, const char *domain);
+void job_new_id(char *out, size_t len);
+unsigned engine_deadline(const struct engine *e, enum job_phase ph);
+void job_enter_phase(struct engine *e, struct job *job, enum job_phase from);
+int engine_load_inputs(struct engine *e, const struct ctl_peer *peer, const char *domain,
+		       const char *conf_path, const char *conf, size_t conf_len,
+		       const char *users_path, const char *users, size_t users_len,
+		       struct domain *dom);
+void job_set_data_path(struct engine *e, struct job *job);
+void job_parse_created(struct job *job, const char *detail);
+void job_created_detail(const struct job *job, char *out, size_t len);
+void job_start_upload(struct engine *e, struct job *job);
+const char *job_state_name(const struct job *job);
+
+#endif

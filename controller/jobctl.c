@@ -1,0 +1,632 @@
+/* The job engine's requests from tuap-ctl and the upload of data.tar.gz (job.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "domain.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "agentconf.h"
+#include "job_impl.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+#include "users.h"
+
+/* ---- data.tar.gz from tuap-ctl ---- */
+
+static void ask_upload(struct engine *e, struct job *job)
+{
+	Tuap__CtlEvent ev;
+	Tuap__UploadRequest up = TUAP__UPLOAD_REQUEST__INIT;
+
+	job_event_init(job, &ev);
+	/* credit is in bytes: tuap-ctl may send that much from offset, in chunks of its choice
+	 * up to the message size limit */
+	up.offset = job->upload_offset;
+	up.credit = e->conf.upload_chunk * e->conf.data_window;
+	job->upload_granted = job->upload_offset + up.credit;
+	ev.ev_case = TUAP__CTL_EVENT__EV_UPLOAD;
+	ev.upload = &up;
+	if (e->io.ctl_send(e->io.ctx, &job->uploader, &ev) < 0)
+		engine_phase_failed(e, job,
+				    "tuap-ctl went away during the upload; run 'tuap-ctl provision "
+				    "--resume DOMAIN' to continue",
+				    NULL, 0);
+}
+
+void job_start_upload(struct engine *e, struct job *job)
+{
+	char part[PATH_MAX + 8], dir[PATH_MAX];
+	struct tuap_err err;
+
+	if (fs_exists(job->data_path)) {
+		engine_phase_done(e, job, "already in the pool");
+		return;
+	}
+	if (job->n_subs == 0) {
+		engine_phase_failed(e, job,
+				    "data.tar.gz is not in the pool and no tuap-ctl is attached to "
+				    "send it; run 'tuap-ctl provision --resume DOMAIN'",
+				    NULL, 0);
+		return;
+	}
+	snprintf(part, sizeof(part), "%s.part", job->data_path);
+	if (fs_path(dir, sizeof(dir), &err, "%s/%s", e->pool_root, job->domain) < 0 ||
+	    fs_mkdir_p(dir, 0750, &err) < 0) {
+		engine_phase_failed(e, job, err.msg, NULL, 0);
+		return;
+	}
+	job->upload_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (job->upload_fd < 0 || sha256_init(&job->upload_hash) < 0) {
+		char msg[sizeof(part) + 128];
+
+		snprintf(msg, sizeof(msg), "%s: %s", part, strerror(errno));
+		engine_phase_failed(e, job, msg, NULL, 0);
+		return;
+	}
+	job->uploading = true;
+	job->upload_offset = 0;
+	job->uploader = job->subs[job->n_subs - 1];
+	ask_upload(e, job);
+}
+
+static void finish_upload(struct engine *e, struct job *job)
+{
+	char hex[SHA256_HEX_LEN], part[PATH_MAX + 8], msg[256];
+
+	sha256_final_hex(&job->upload_hash, hex);
+	job->uploading = false;
+	snprintf(part, sizeof(part), "%s.part", job->data_path);
+	if (fsync(job->upload_fd) < 0 || close(job->upload_fd) < 0) {
+		job->upload_fd = -1;
+		engine_phase_failed(e, job, "cannot write data.tar.gz to the pool", NULL, 0);
+		return;
+	}
+	job->upload_fd = -1;
+	if (strcmp(hex, job->data_sha)) {
+		unlink(part);
+		snprintf(msg, sizeof(msg),
+			 "data.tar.gz changed during the upload: sha256 %s, "
+			 "expected %s",
+			 hex, job->data_sha);
+		engine_phase_failed(e, job, msg, NULL, 0);
+		return;
+	}
+	if (rename(part, job->data_path) < 0) {
+		engine_phase_failed(e, job, strerror(errno), NULL, 0);
+		return;
+	}
+	fs_sync_parent(job->data_path, NULL);
+	engine_phase_done(e, job, "sha256 verified");
+}
+
+void engine_ctl_upload(struct engine *e, const struct ctl_peer *peer, const Tuap__UploadChunk *c)
+{
+	struct job *job = engine_running_job(e, c->domain);
+
+	if (!job || job->phase != PH_UPLOAD || !job->uploading || job->uploader.len != peer->len ||
+	    memcmp(job->uploader.id, peer->id, peer->len)) {
+		log_warn("upload chunk for %s that nobody asked for; ignored", c->domain);
+		return;
+	}
+	if (c->offset != job->upload_offset || c->data.len == 0 ||
+	    job->upload_offset + c->data.len > job->data_size ||
+	    job->upload_offset + c->data.len > job->upload_granted) {
+		engine_phase_failed(e, job, "upload out of order or too long", NULL, 0);
+		return;
+	}
+	if (write(job->upload_fd, c->data.data, c->data.len) != (ssize_t)c->data.len) {
+		engine_phase_failed(e, job, "cannot write data.tar.gz to the pool", NULL, 0);
+		return;
+	}
+	sha256_update(&job->upload_hash, c->data.data, c->data.len);
+	job->upload_offset += c->data.len;
+	job->deadline_ms = engine_now_ms() + (int64_t)engine_deadline(e, PH_UPLOAD) * 1000;
+	engine_phase_progress(e, job, job->upload_offset, job->data_size, NULL);
+	if (job->upload_offset == job->data_size)
+		finish_upload(e, job);
+	else if (job->upload_offset == job->upload_granted)
+		ask_upload(e, job);
+}
+
+/* ---- requests from tuap-ctl ---- */
+
+/* Sends the diagnostics of an invalid domain, then the final error. */
+static void reply_invalid(struct engine *e, const struct ctl_peer *peer, const struct diags *d)
+{
+	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+	Tuap__TextReply text = TUAP__TEXT_REPLY__INIT;
+	char **lines = calloc(d->n ? d->n : 1, sizeof(*lines));
+	char buf[1024];
+
+	if (!lines)
+		abort();
+	for (size_t i = 0; i < d->n; i++) {
+		err_str(&d->v[i].e, buf, sizeof(buf));
+		if (asprintf(&lines[text.n_lines], "%s%s",
+			     d->v[i].level == DIAG_WARNING ? "warning: " : "", buf) >= 0)
+			text.n_lines++;
+	}
+	text.lines = lines;
+	ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+	ev.text = &text;
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+	for (size_t i = 0; i < text.n_lines; i++)
+		free(lines[i]);
+	free(lines);
+	engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID, "%zu error%s in the domain's files",
+			   d->errors, d->errors == 1 ? "" : "s");
+}
+
+/* Parses the submitted texts into dom; on errors replies and returns -1. */
+int engine_load_inputs(struct engine *e, const struct ctl_peer *peer, const char *domain,
+		       const char *conf_path, const char *conf, size_t conf_len,
+		       const char *users_path, const char *users, size_t users_len,
+		       struct domain *dom)
+{
+	struct diags d;
+	int rc = 0;
+
+	memset(dom, 0, sizeof(*dom));
+	diags_init(&d);
+	domain_conf_parse(conf_path, domain, conf, conf_len, &dom->conf, &d);
+	if (users) {
+		dom->has_users_file = true;
+		users_parse(users_path ? users_path : "users.yaml", users, users_len, &dom->users,
+			    &d);
+	}
+	if (d.errors) {
+		if (peer)
+			reply_invalid(e, peer, &d);
+		else
+			diags_print(&d, stderr);
+		rc = -1;
+	}
+	diags_free(&d);
+	return rc;
+}
+
+static int save_input(struct job *job, const char *name, const void *data, size_t len)
+{
+	char path[PATH_MAX];
+	struct tuap_err err;
+
+	if (fs_path(path, sizeof(path), &err, "%s/%s", job->dir, name) < 0 ||
+	    fs_write_atomic(path, data, len, 0640, &err) < 0) {
+		log_error("%s: %s", job->domain, err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void start_job(struct engine *e, struct job *job, const struct ctl_peer *peer)
+{
+	char detail[512];
+
+	job->state = JOB_RUNNING;
+	job->started_ms = engine_now_ms();
+	job_set_data_path(e, job);
+	job_created_detail(job, detail, sizeof(detail));
+	job_journal(e, job, "job", "-", "created", detail);
+	if (peer)
+		job_subscribe(job, peer);
+	log_info("%s: job %s started (%s)", job->domain, job->id, detail);
+	job_enter_phase(e, job, job->kind == KIND_PROVISION ? PH_UPLOAD : PH_UPLOAD);
+}
+
+static bool sha_arg(const ProtobufCBinaryData *b, char hex[SHA256_HEX_LEN])
+{
+	if (b->len != 32)
+		return false;
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", b->data[i]);
+	return true;
+}
+
+/* Continues the domain's last failed job from the phase that failed. */
+static void ctl_resume(struct engine *e, const struct ctl_peer *peer,
+		       const Tuap__ProvisionRequest *r)
+{
+	struct job *job = engine_last_job(e, r->domain);
+
+	if (!job || job->state != JOB_FAILED) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
+				   "%s: no failed job to resume%s", r->domain,
+				   job ? " (the last one finished)" : "");
+		return;
+	}
+	job->state = JOB_RUNNING;
+	job->rerun_make = r->has_rerun_make && r->rerun_make;
+	job->started_ms = engine_now_ms();
+	job_journal(e, job, "job", "-", "resumed", job->rerun_make ? "rerun_make=1" : NULL);
+	job_subscribe(job, peer);
+	job_enter_phase(e, job, job->phase);
+}
+
+static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
+			  const Tuap__ProvisionRequest *r, enum job_kind kind)
+{
+	struct job *job = engine_running_job(e, r->domain);
+	char id[32], why[128];
+
+	if (valid_domain_name(r->domain, why, sizeof(why)) < 0) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "'%s' is not a domain name: %s", r->domain, why);
+		return;
+	}
+	if (job) {
+		if (r->resume) { /* attach to it */
+			job_subscribe(job, peer);
+			job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STARTED, "attached", 0, 0,
+				       NULL, 0);
+			return;
+		}
+		engine_reply_error(
+			e, peer, TUAP__ERROR__CODE__BUSY,
+			"%s: job %s is running (phase %s); follow it with 'tuap-ctl watch %s'",
+			r->domain, job->id, job_phase_name(job->phase), r->domain);
+		return;
+	}
+	if (r->resume && kind == KIND_PROVISION) {
+		ctl_resume(e, peer, r);
+		return;
+	}
+	job_new_id(id, sizeof(id));
+	if (!(job = job_alloc(e, r->domain, id))) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "out of memory");
+		return;
+	}
+	job->kind = kind;
+	job->state = JOB_FAILED; /* until it starts */
+	if (engine_load_inputs(e, peer, r->domain, r->conf_path, (const char *)r->conf_text.data,
+			       r->conf_text.len, r->users_path,
+			       r->has_users_text ? (const char *)r->users_text.data : NULL,
+			       r->users_text.len, &job->dom) < 0)
+		goto drop;
+	job->existing = (r->has_existing && r->existing) || job->dom.conf.depends_on[0];
+	job->rerun_make = (r->has_rerun_make && r->rerun_make) || kind == KIND_UPDATE_DATA;
+	job->has_data = sha_arg(&r->data_sha256, job->data_sha);
+	job->data_size = r->data_size;
+	if (kind == KIND_UPDATE_DATA && !job->has_data) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "%s: no data.tar.gz to send", r->domain);
+		goto drop;
+	}
+	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 ||
+	    save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
+	    (r->has_users_text &&
+	     save_input(job, "users.yaml", r->users_text.data, r->users_text.len) < 0)) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL,
+				   "cannot store the job's inputs under %s", job->dir);
+		goto drop;
+	}
+	start_job(e, job, peer);
+	return;
+drop:
+	e->jobs = job->next; /* job_alloc put it first */
+	job_free(job);
+}
+
+static int copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
+		       struct job *to)
+{
+	char path[PATH_MAX];
+	struct tuap_err err;
+	size_t len = 0;
+	char *conf = NULL;
+	int rc = -1;
+
+	if (fs_path(path, sizeof(path), &err, "%s/provision.conf", from->dir) < 0 ||
+	    !(conf = fs_read_file(path, CONF_MAX, &len, &err))) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
+		return -1;
+	}
+	if (save_input(to, "provision.conf", conf, len) == 0 &&
+	    engine_load_inputs(e, peer, to->domain, "provision.conf", conf, len, NULL, NULL, 0,
+			       &to->dom) == 0)
+		rc = 0;
+	free(conf);
+	return rc;
+}
+
+static void ctl_run(struct engine *e, const struct ctl_peer *peer, const Tuap__RunRequest *r)
+{
+	struct job *prev = engine_last_job(e, r->domain), *job;
+	char id[32];
+
+	if (!prev) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
+				   "%s: never provisioned; nothing to run", r->domain);
+		return;
+	}
+	if (engine_running_job(e, r->domain)) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__BUSY, "%s: a job is running",
+				   r->domain);
+		return;
+	}
+	job_new_id(id, sizeof(id));
+	if (!(job = job_alloc(e, r->domain, id)))
+		return;
+	job->kind = KIND_RUN;
+	job->existing = prev->existing;
+	job->rerun_make = true;
+	snprintf(job->make_target, sizeof(job->make_target), "%s", r->target ? r->target : "");
+	/* the domain as last provisioned (pre_make_script comes from there), kept with the job
+	 * so that a restarted tuapd can resume it */
+	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 || copy_inputs(e, peer, prev, job) < 0) {
+		e->jobs = job->next;
+		job_free(job);
+		return;
+	}
+	start_job(e, job, peer);
+}
+
+const char *job_state_name(const struct job *job)
+{
+	switch (job->state) {
+	case JOB_RUNNING:
+		return "running";
+	case JOB_DONE:
+		return "done";
+	default:
+		return "failed";
+	}
+}
+
+static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char *only, bool list)
+{
+	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+	Tuap__StatusReply st = TUAP__STATUS_REPLY__INIT;
+	Tuap__ListReply lr = TUAP__LIST_REPLY__INIT;
+	Tuap__DomainStatus *v = NULL, **pv = NULL;
+	size_t n = 0, cap = 0;
+
+	for (struct job *j = e->jobs; j; j = j->next) {
+		struct agent_info *a;
+		Tuap__DomainStatus *d;
+
+		if (j != engine_last_job(e, j->domain) || (only && strcmp(only, j->domain)))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = realloc(v, cap * sizeof(*v));
+			if (!v)
+				abort();
+		}
+		d = &v[n++];
+		tuap__domain_status__init(d);
+		d->domain = j->domain;
+		d->vm_state = j->existing ? "existing host" : "vm";
+		d->job_id = j->id;
+		d->job_state = (char *)job_state_name(j);
+		d->phase = (char *)job_phase_name(j->phase);
+		if ((a = engine_agent(e, j->domain, false)) && a->hello_seen) {
+			d->agent_version = a->version;
+			d->agent_host = a->host;
+			d->has_agent_last_seen_unix = 1;
+			d->agent_last_seen_unix = (uint64_t)(a->last_seen_ms / 1000);
+		}
+	}
+	if (only && n == 0) {
+		free(v);
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
+				   "%s: tuapd knows no such domain", only);
+		return;
+	}
+	pv = calloc(n ? n : 1, sizeof(*pv));
+	if (!pv)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		pv[i] = &v[i];
+	st.domains = lr.domains = pv;
+	st.n_domains = lr.n_domains = n;
+	ev.has_final = ev.has_exit_code = ev.final = 1;
+	ev.exit_code = 0;
+	if (list) {
+		ev.ev_case = TUAP__CTL_EVENT__EV_LIST;
+		ev.list = &lr;
+	} else {
+		ev.ev_case = TUAP__CTL_EVENT__EV_STATUS;
+		ev.status = &st;
+	}
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+	free(pv);
+	free(v);
+}
+
+/* Sends the last job's setup log (make's output and the other steps'), in batches that fit
+ * the message size limit. */
+static void ctl_log(struct engine *e, const struct ctl_peer *peer, const Tuap__DomainRequest *r)
+{
+	enum { BATCH = 256, MAX_LOG = 16 << 20 };
+	struct job *job = engine_last_job(e, r->domain);
+	char path[PATH_MAX], *data, *save = NULL, *lines[BATCH];
+	size_t len = 0, n = 0, total = 0, skip = 0;
+	struct tuap_err err;
+
+	if (!job) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND, "%s: no job known",
+				   r->domain);
+		return;
+	}
+	if (fs_path(path, sizeof(path), &err, "%s/setup.log", job->dir) < 0)
+		return;
+	data = fs_exists(path) ? fs_read_file(path, MAX_LOG, &len, &err) : strdup("");
+	if (!data) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
+		return;
+	}
+	for (size_t i = 0; i < len; i++)
+		total += data[i] == '\n';
+	if (r->has_lines && r->lines && r->lines < total)
+		skip = total - r->lines;
+	for (char *l = strtok_r(data, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		if (skip) {
+			skip--;
+			continue;
+		}
+		lines[n++] = l;
+		if (n == BATCH) {
+			Tuap__CtlEvent ev;
+			Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
+
+			job_event_init(job, &ev);
+			t.lines = lines;
+			t.n_lines = n;
+			ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+			ev.text = &t;
+			e->io.ctl_send(e->io.ctx, peer, &ev);
+			n = 0;
+		}
+	}
+	{
+		Tuap__CtlEvent ev;
+		Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
+
+		job_event_init(job, &ev);
+		t.lines = lines;
+		t.n_lines = n;
+		ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+		ev.text = &t;
+		ev.has_final = ev.has_exit_code = ev.final = 1;
+		ev.exit_code = 0;
+		e->io.ctl_send(e->io.ctx, peer, &ev);
+	}
+	free(data);
+}
+
+static void ctl_watch(struct engine *e, const struct ctl_peer *peer, const char *domain)
+{
+	struct job *job = engine_running_job(e, domain);
+	char msg[256];
+
+	if (!job) {
+		struct job *last = engine_last_job(e, domain);
+
+		if (last)
+			snprintf(msg, sizeof(msg), "%s: no job running; the last one (%s) %s in %s",
+				 domain, last->id, job_state_name(last),
+				 job_phase_name(last->phase));
+		else
+			snprintf(msg, sizeof(msg), "%s: no job known", domain);
+		job_send_final(e, peer, last, last && last->state == JOB_FAILED ? 1 : 0, msg);
+		return;
+	}
+	job_subscribe(job, peer);
+	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STARTED, "watching", 0, 0, NULL, 0);
+}
+
+static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap__EnrollRequest *r);
+
+void engine_ctl_request(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlRequest *r)
+{
+	switch (r->req_case) {
+	case TUAP__CTL_REQUEST__REQ_PROVISION:
+		ctl_provision(e, peer, r->provision, KIND_PROVISION);
+		break;
+	case TUAP__CTL_REQUEST__REQ_UPDATE_DATA:
+		ctl_provision(e, peer, r->update_data, KIND_UPDATE_DATA);
+		break;
+	case TUAP__CTL_REQUEST__REQ_RUN:
+		ctl_run(e, peer, r->run);
+		break;
+	case TUAP__CTL_REQUEST__REQ_STATUS:
+		ctl_status(e, peer,
+			   r->status->domain && *r->status->domain ? r->status->domain : NULL,
+			   false);
+		break;
+	case TUAP__CTL_REQUEST__REQ_LIST:
+		ctl_status(e, peer, NULL, true);
+		break;
+	case TUAP__CTL_REQUEST__REQ_LOG:
+		ctl_log(e, peer, r->log);
+		break;
+	case TUAP__CTL_REQUEST__REQ_WATCH:
+		ctl_watch(e, peer, r->watch->domain);
+		break;
+	case TUAP__CTL_REQUEST__REQ_ENROLL:
+		ctl_enroll(e, peer, r->enroll);
+		break;
+	default:
+		engine_reply_error(
+			e, peer, TUAP__ERROR__CODE__NOT_ALLOWED,
+			"this request needs the VM manager, which this tuapd does not run");
+		break;
+	}
+}
+
+int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoint,
+		       struct agentconf *ac, struct tuap_err *err)
+{
+	char dir[PATH_MAX], pub[PATH_MAX];
+
+	agentconf_init(ac);
+	if (fs_path(dir, sizeof(dir), err, "%s/keys", e->state_dir) < 0 ||
+	    fs_path(pub, sizeof(pub), err, "%s/keys/%s.pub", e->state_dir, domain) < 0 ||
+	    fs_mkdir_p(dir, 0700, err) < 0 || keys_keypair(ac->public_key, ac->secret_key, err) < 0)
+		return -1;
+	snprintf(ac->endpoint, sizeof(ac->endpoint), "%s",
+		 endpoint && *endpoint ? endpoint : e->endpoint);
+	snprintf(ac->server_public_key, sizeof(ac->server_public_key), "%s", e->server_pub);
+	snprintf(ac->domain, sizeof(ac->domain), "%s", domain);
+	snprintf(ac->state_dir, sizeof(ac->state_dir), "/var/lib/tuap-agent");
+	/* only the public half is kept here: the secret goes to the host and nowhere else */
+	if (fs_write_atomic(pub, ac->public_key, strlen(ac->public_key), 0644, err) < 0 ||
+	    e->io.agent_allow(e->io.ctx, domain, ac->public_key) < 0) {
+		agentconf_wipe(ac);
+		return err_set(err, "%s: cannot store or allow the new key", domain);
+	}
+	return 0;
+}
+
+static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap__EnrollRequest *r)
+{
+	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+	Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
+	char why[128], pub[PATH_MAX], *lines[32], *save = NULL;
+	struct buf text = BUF_INIT;
+	struct agentconf ac;
+	struct tuap_err err;
+
+	if (valid_domain_name(r->domain, why, sizeof(why)) < 0) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "'%s' is not a domain name: %s", r->domain, why);
+		return;
+	}
+	if (fs_path(pub, sizeof(pub), &err, "%s/keys/%s.pub", e->state_dir, r->domain) == 0 &&
+	    fs_exists(pub) && !(r->has_rotate && r->rotate)) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__REFUSED,
+				   "%s is already enrolled; --rotate makes new keys (the agent "
+				   "holding the old ones is refused from then on)",
+				   r->domain);
+		return;
+	}
+	if (engine_enroll_keys(e, r->domain, r->endpoint, &ac, &err) < 0 ||
+	    agentconf_format(&ac, &text, &err) < 0) {
+		agentconf_wipe(&ac);
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
+		return;
+	}
+	agentconf_wipe(&ac);
+	log_info("%s: enrolled (new agent key)", r->domain);
+	for (char *l = strtok_r(text.s, "\n", &save); l && t.n_lines < 32;
+	     l = strtok_r(NULL, "\n", &save))
+		lines[t.n_lines++] = l;
+	t.lines = lines;
+	ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+	ev.text = &t;
+	ev.has_final = ev.has_exit_code = ev.final = 1;
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+	keys_wipe(text.s, text.cap);
+	buf_free(&text);
+}

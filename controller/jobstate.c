@@ -1,0 +1,346 @@
+/* The job engine's state: the journal, the jobs in memory, resume after a restart (job.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "domain.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "job_impl.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+#include "users.h"
+
+/* ---- journal: STATE_DIR/domains/DOMAIN/journal ---- */
+
+static int domain_dir(const struct engine *e, const char *domain, char *out, size_t len)
+{
+	return fs_path(out, len, NULL, "%s/domains/%s", e->state_dir, domain);
+}
+
+void job_journal(struct engine *e, struct job *job, const char *kind, const char *name,
+		 const char *state, const char *detail)
+{
+	char path[PATH_MAX], ms[32];
+	const char *rec[] = {kind, job->id, name, state, detail ? detail : "", ms};
+	struct journal j;
+	struct tuap_err err;
+
+	snprintf(ms, sizeof(ms), "%" PRId64, engine_now_ms());
+	if (domain_dir(e, job->domain, path, sizeof(path)) < 0 ||
+	    fs_path(path, sizeof(path), &err, "%s/domains/%s/journal", e->state_dir, job->domain) <
+		    0 ||
+	    journal_open(&j, path, &err) < 0) {
+		log_error("%s: journal: %s", job->domain, err.msg);
+		return;
+	}
+	/* fsync'd: a phase boundary must survive a crash of tuapd or the machine */
+	if (journal_append(&j, rec, 6, true, &err) < 0)
+		log_error("%s: journal: %s", job->domain, err.msg);
+	journal_close(&j);
+}
+
+/* ---- jobs ---- */
+
+struct job *engine_running_job(struct engine *e, const char *domain)
+{
+	for (struct job *j = e->jobs; j; j = j->next)
+		if (!strcmp(j->domain, domain) && j->state == JOB_RUNNING)
+			return j;
+	return NULL;
+}
+
+struct job *engine_last_job(struct engine *e, const char *domain)
+{
+	struct job *best = NULL;
+
+	for (struct job *j = e->jobs; j; j = j->next)
+		if (!strcmp(j->domain, domain) && (!best || strcmp(j->id, best->id) > 0))
+			best = j;
+	return best;
+}
+
+struct agent_info *engine_agent(struct engine *e, const char *domain, bool create)
+{
+	struct agent_info *a;
+
+	for (a = e->agents; a; a = a->next)
+		if (!strcmp(a->domain, domain))
+			return a;
+	if (!create || !(a = calloc(1, sizeof(*a))))
+		return NULL;
+	snprintf(a->domain, sizeof(a->domain), "%s", domain);
+	a->next = e->agents;
+	e->agents = a;
+	return a;
+}
+
+void job_free(struct job *job)
+{
+	if (job->upload_fd >= 0)
+		close(job->upload_fd);
+	if (job->data_fd >= 0)
+		close(job->data_fd);
+	if (job->uploading)
+		sha256_free(&job->upload_hash);
+	domain_free(&job->dom);
+	free(job);
+}
+
+struct job *job_alloc(struct engine *e, const char *domain, const char *id)
+{
+	struct job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return NULL;
+	job->upload_fd = job->data_fd = -1;
+	snprintf(job->domain, sizeof(job->domain), "%s", domain);
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	if (fs_path(job->dir, sizeof(job->dir), NULL, "%s/domains/%s/jobs/%s", e->state_dir, domain,
+		    id) < 0) {
+		free(job);
+		return NULL;
+	}
+	job->next = e->jobs;
+	e->jobs = job;
+	return job;
+}
+
+/* Drops finished jobs of a domain except the newest, so memory stays bounded. */
+void engine_prune_jobs(struct engine *e, const char *domain)
+{
+	struct job *keep = engine_last_job(e, domain), **pp = &e->jobs;
+
+	while (*pp) {
+		struct job *j = *pp;
+
+		if (!strcmp(j->domain, domain) && j != keep && j->state != JOB_RUNNING) {
+			*pp = j->next;
+			job_free(j);
+			continue;
+		}
+		pp = &j->next;
+	}
+}
+
+void job_new_id(char *out, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+	unsigned char r[3];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || read(fd, r, sizeof(r)) != (ssize_t)sizeof(r))
+		memset(r, 0, sizeof(r));
+	if (fd >= 0)
+		close(fd);
+	gmtime_r(&now, &tm);
+	snprintf(out, len, "%04d%02d%02dT%02d%02d%02d-%02x%02x%02x", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1], r[2]);
+}
+
+void job_created_detail(const struct job *job, char *out, size_t len)
+{
+	snprintf(out, len, "kind=%d existing=%d rerun_make=%d data=%s:%" PRIu64 " target=%s",
+		 (int)job->kind, job->existing, job->rerun_make,
+		 job->has_data ? job->data_sha : "-", job->data_size, job->make_target);
+}
+
+void job_parse_created(struct job *job, const char *detail)
+{
+	int kind = 0, existing = 0, rerun = 0;
+	char data[80] = "-", target[256] = "";
+
+	sscanf(detail, "kind=%d existing=%d rerun_make=%d data=%79s target=%255s", &kind, &existing,
+	       &rerun, data, target);
+	job->kind = (enum job_kind)kind;
+	job->existing = existing;
+	job->rerun_make = rerun;
+	snprintf(job->make_target, sizeof(job->make_target), "%s", target);
+	if (strcmp(data, "-") && strlen(data) > 65 && data[64] == ':') {
+		job->has_data = true;
+		memcpy(job->data_sha, data, 64);
+		job->data_sha[64] = '\0';
+		job->data_size = strtoull(data + 65, NULL, 10);
+	}
+}
+
+void job_set_data_path(struct engine *e, struct job *job)
+{
+	if (job->has_data)
+		fs_path(job->data_path, sizeof(job->data_path), NULL, "%s/%s/data-%s.tar.gz",
+			e->pool_root, job->domain, job->data_sha);
+}
+
+/* ---- startup: replay the journals ---- */
+
+struct replay {
+	struct engine *e;
+	const char *domain;
+	struct job *job; /* the newest job seen so far */
+	enum job_phase phase;
+	bool phase_done;
+};
+
+static enum job_phase phase_by_name(const char *name)
+{
+	for (int i = 0; i < PH_COUNT; i++)
+		if (!strcmp(job_phase_name((enum job_phase)i), name))
+			return (enum job_phase)i;
+	return PH_COUNT;
+}
+
+static int replay_record(void *ctx, char **f, size_t n, int lineno)
+{
+	struct replay *rp = ctx;
+
+	if (n < 4)
+		return 0;
+	if (!strcmp(f[0], "job") && !strcmp(f[3], "created")) {
+		if (rp->job && rp->job->state == JOB_RUNNING)
+			rp->job->state = JOB_FAILED; /* superseded without an end record */
+		rp->job = job_alloc(rp->e, rp->domain, f[1]);
+		if (!rp->job)
+			return -1;
+		rp->job->state = JOB_RUNNING;
+		job_parse_created(rp->job, n > 4 ? f[4] : "");
+		if (n > 5)
+			rp->job->started_ms = strtoll(f[5], NULL, 10);
+		rp->phase = PH_UPLOAD;
+		rp->phase_done = false;
+		return 0;
+	}
+	if (!rp->job || strcmp(f[1], rp->job->id))
+		return 0;
+	if (!strcmp(f[0], "phase")) {
+		enum job_phase ph = phase_by_name(f[2]);
+
+		if (ph < PH_COUNT) {
+			rp->phase = ph;
+			rp->phase_done = !strcmp(f[3], "done");
+		}
+	} else if (!strcmp(f[0], "job")) {
+		if (!strcmp(f[3], "done"))
+			rp->job->state = JOB_DONE;
+		else if (!strcmp(f[3], "failed"))
+			rp->job->state = JOB_FAILED;
+		else if (!strcmp(f[3], "resumed")) {
+			rp->job->state = JOB_RUNNING;
+			rp->job->rerun_make = n > 4 && strstr(f[4], "rerun_make=1");
+		}
+	}
+	rp->job->phase = rp->phase;
+	return 0;
+}
+
+static int reload_inputs(struct engine *e, struct job *job)
+{
+	char path[PATH_MAX];
+	size_t clen = 0, ulen = 0;
+	char *conf, *users = NULL;
+	int rc;
+
+	if (fs_path(path, sizeof(path), NULL, "%s/provision.conf", job->dir) < 0 ||
+	    !(conf = fs_read_file(path, CONF_MAX, &clen, NULL)))
+		return -1;
+	if (fs_path(path, sizeof(path), NULL, "%s/users.yaml", job->dir) == 0 && fs_exists(path))
+		users = fs_read_file(path, CONF_MAX, &ulen, NULL);
+	rc = engine_load_inputs(e, NULL, job->domain, "provision.conf", conf, clen, "users.yaml",
+				users, ulen, &job->dom);
+	free(conf);
+	free(users);
+	return rc;
+}
+
+static void resume_domain(struct engine *e, const char *domain)
+{
+	char path[PATH_MAX];
+	struct replay rp = {.e = e, .domain = domain};
+	struct tuap_err err;
+	struct job *job;
+
+	if (fs_path(path, sizeof(path), &err, "%s/domains/%s/journal", e->state_dir, domain) < 0 ||
+	    journal_replay(path, replay_record, &rp, &err) < 0) {
+		log_error("%s: cannot replay the journal: %s", domain, err.msg);
+		return;
+	}
+	engine_prune_jobs(e, domain);
+	if (!(job = engine_last_job(e, domain)))
+		return;
+	job_set_data_path(e, job);
+	if (reload_inputs(e, job) < 0) {
+		log_error("%s: job %s: its inputs in %s are unreadable; not resumed", domain,
+			  job->id, job->dir);
+		if (job->state == JOB_RUNNING)
+			job->state = JOB_FAILED;
+		return;
+	}
+	if (job->state != JOB_RUNNING)
+		return;
+	log_info("%s: resuming job %s at %s", domain, job->id, job_phase_name(job->phase));
+	if (!job->started_ms)
+		job->started_ms = engine_now_ms();
+	job_enter_phase(e, job, rp.phase_done ? rp.phase + 1 : rp.phase);
+}
+
+/* Allows every enrolled domain's agent key again (STATE_DIR/keys/DOMAIN.pub). */
+static void allow_enrolled(struct engine *e)
+{
+	char dir[PATH_MAX], path[PATH_MAX], pub[KEYS_Z85_SIZE], name[DOMAIN_NAME_MAX + 8];
+	struct tuap_err err;
+	struct dirent *de;
+	DIR *d;
+
+	if (fs_path(dir, sizeof(dir), NULL, "%s/keys", e->state_dir) < 0 || !(d = opendir(dir)))
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char why[128];
+
+		if (n < 5 || n - 4 > DOMAIN_NAME_MAX || strcmp(de->d_name + n - 4, ".pub"))
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 4), de->d_name);
+		if (valid_domain_name(name, why, sizeof(why)) < 0 ||
+		    fs_path(path, sizeof(path), NULL, "%s/%s", dir, de->d_name) < 0)
+			continue;
+		if (keys_load_public(path, pub, &err) < 0) {
+			log_warn("%s: %s", name, err.msg);
+			continue;
+		}
+		e->io.agent_allow(e->io.ctx, name, pub);
+	}
+	closedir(d);
+}
+
+int engine_resume_all(struct engine *e, struct tuap_err *err)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir;
+
+	if (fs_path(path, sizeof(path), err, "%s/domains", e->state_dir) < 0 ||
+	    fs_mkdir_p(path, 0750, err) < 0)
+		return -1;
+	if (!(dir = opendir(path)))
+		return err_set(err, "%s: %s", path, strerror(errno));
+	allow_enrolled(e);
+	while ((de = readdir(dir))) {
+		char why[128];
+
+		if (de->d_name[0] == '.' || valid_domain_name(de->d_name, why, sizeof(why)) < 0)
+			continue;
+		resume_domain(e, de->d_name);
+	}
+	closedir(dir);
+	return 0;
+}

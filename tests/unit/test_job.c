@@ -1,0 +1,431 @@
+/*
+ * The job engine against a fake agent and a fake tuap-ctl: the whole conversation of an
+ * --existing provision (upload, hello, every step, data chunks, make output), the journal and
+ * resume after a tuapd restart (make is never re-sent as a rerun), stale messages, invalid
+ * input (nothing created), deadlines, --resume after a failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "hash.h"
+#include "job.h"
+
+#define MAX_SEEN 256
+
+struct fake {
+	Tuap__Envelope *agent[MAX_SEEN]; /* what the engine sent to the agent (unpacked copies) */
+	size_t n_agent;
+	Tuap__CtlEvent *ctl[MAX_SEEN];
+	size_t n_ctl;
+	bool agent_down;
+	char state[128], pool[160], data[200];
+};
+
+static struct fake F;
+
+static int fake_agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
+{
+	uint8_t buf[1 << 20];
+	size_t n;
+
+	if (F.agent_down)
+		return -1;
+	assert_true(F.n_agent < MAX_SEEN);
+	n = tuap__envelope__pack(env, buf);
+	F.agent[F.n_agent++] = tuap__envelope__unpack(NULL, n, buf);
+	return 0;
+}
+
+static int fake_ctl_send(void *ctx, const struct ctl_peer *peer, const Tuap__CtlEvent *ev)
+{
+	static uint8_t buf[1 << 20];
+	size_t n;
+
+	assert_true(F.n_ctl < MAX_SEEN);
+	n = tuap__ctl_event__pack(ev, buf);
+	F.ctl[F.n_ctl++] = tuap__ctl_event__unpack(NULL, n, buf);
+	return 0;
+}
+
+static int fake_allow(void *ctx, const char *domain, const char *key)
+{
+	return 0;
+}
+
+static void forget(void)
+{
+	for (size_t i = 0; i < F.n_agent; i++)
+		tuap__envelope__free_unpacked(F.agent[i], NULL);
+	for (size_t i = 0; i < F.n_ctl; i++)
+		tuap__ctl_event__free_unpacked(F.ctl[i], NULL);
+	F.n_agent = F.n_ctl = 0;
+}
+
+static struct engine *new_engine(void)
+{
+	struct engine_conf c = {.state_dir = F.state,
+				.pool_root = F.pool,
+				.data_chunk = 4,
+				.data_window = 2,
+				.upload_chunk = 4};
+	struct engine_io io = {fake_agent_send, fake_ctl_send, fake_allow, NULL};
+	struct tuap_err err;
+	struct engine *e = engine_new(&c, &io, &err);
+
+	assert_non_null(e);
+	return e;
+}
+
+static const char conf[] = "ips=192.0.2.10/24\ngateway=192.0.2.1\npackages=nginx\n"
+			   "contact_email=webmaster@site.test\n";
+static const char users[] = "users:\n  - name: alice\n    groups: [adm]\n"
+			    "    sudo: ALL=(ALL) NOPASSWD:ALL\n";
+static const char data[] = "0123456789abcdefghij"; /* 20 bytes: 5 chunks of 4 */
+
+static const struct ctl_peer peer = {{'c', 't', 'l'}, 3};
+
+static void provision(struct engine *e, const char *conf_text, bool existing)
+{
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+	uint8_t sha[32];
+	char hex[65];
+
+	sha256_hex(data, 20, hex);
+	for (int i = 0; i < 32; i++) {
+		unsigned v;
+
+		sscanf(hex + 2 * i, "%2x", &v);
+		sha[i] = (uint8_t)v;
+	}
+	p.domain = "site.test";
+	p.conf_path = "site.test/provision.conf";
+	p.conf_text.data = (uint8_t *)conf_text;
+	p.conf_text.len = strlen(conf_text);
+	p.has_users_text = 1;
+	p.users_text.data = (uint8_t *)users;
+	p.users_text.len = strlen(users);
+	p.has_data_sha256 = p.has_data_size = 1;
+	p.data_sha256.data = sha;
+	p.data_sha256.len = 32;
+	p.data_size = 20;
+	p.has_existing = 1;
+	p.existing = existing;
+	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+	r.provision = &p;
+	engine_ctl_request(e, &peer, &r);
+}
+
+static const Tuap__CtlEvent *last_ctl(void)
+{
+	assert_true(F.n_ctl > 0);
+	return F.ctl[F.n_ctl - 1];
+}
+
+static const Tuap__Envelope *last_agent(void)
+{
+	assert_true(F.n_agent > 0);
+	return F.agent[F.n_agent - 1];
+}
+
+static void upload_all(struct engine *e)
+{
+	for (uint64_t off = 0; off < 20; off += 4) {
+		Tuap__UploadChunk c = TUAP__UPLOAD_CHUNK__INIT;
+
+		c.domain = "site.test";
+		c.offset = off;
+		c.data.data = (uint8_t *)data + off;
+		c.data.len = 4;
+		engine_ctl_upload(e, &peer, &c);
+	}
+}
+
+static void hello(struct engine *e)
+{
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+	Tuap__Hello h = TUAP__HELLO__INIT;
+
+	h.agent_version = "0.1.0";
+	h.hostname = "site-host";
+	env.body_case = TUAP__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	engine_agent_message(e, "site.test", &env);
+}
+
+static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap__StepState st,
+		       int exit_code, char **lines, size_t n)
+{
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+	Tuap__StepEvent ev = TUAP__STEP_EVENT__INIT;
+
+	ev.step = step;
+	ev.state = st;
+	if (exit_code >= 0) {
+		ev.has_exit_code = 1;
+		ev.exit_code = exit_code;
+	}
+	ev.lines = lines;
+	ev.n_lines = n;
+	env.job_id = (char *)job;
+	env.body_case = TUAP__ENVELOPE__BODY_STEP_EVENT;
+	env.step_event = &ev;
+	engine_agent_message(e, "site.test", &env);
+}
+
+static Tuap__Step last_step_request(void)
+{
+	const Tuap__Envelope *env = last_agent();
+
+	assert_int_equal(env->body_case, TUAP__ENVELOPE__BODY_STEP_REQUEST);
+	return env->step_request->step;
+}
+
+static int setup(void **state)
+{
+	char dir[] = "/tmp/tuap-job-XXXXXX";
+
+	assert_non_null(mkdtemp(dir));
+	memset(&F, 0, sizeof(F));
+	snprintf(F.state, sizeof(F.state), "%s/state", dir);
+	snprintf(F.pool, sizeof(F.pool), "%s/vms", dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	forget();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%.*s'", (int)(strlen(F.state) - 6), F.state);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+/* Drives a provision up to the make step; returns the job id (static storage). */
+static const char *run_to_make(struct engine *e)
+{
+	static char job[64];
+	Tuap__ChunkRequest cr = TUAP__CHUNK_REQUEST__INIT;
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+	size_t before;
+
+	provision(e, conf, true);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_UPLOAD);
+	assert_int_equal(last_ctl()->upload->offset, 0);
+	snprintf(job, sizeof(job), "%s", last_ctl()->job_id);
+	upload_all(e);
+	/* upload done, plan done ("existing host"), now waiting for the agent */
+	assert_int_equal(F.n_agent, 0);
+	hello(e);
+	assert_int_equal(F.agent[0]->body_case, TUAP__ENVELOPE__BODY_PLAN);
+	assert_int_equal(F.agent[0]->plan->n_steps, 5);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
+	assert_string_equal(last_agent()->step_request->users->users[0]->name, "alice");
+	assert_true(last_agent()->step_request->users->users[0]->lock_passwd);
+	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_PACKAGES);
+	assert_string_equal(last_agent()->step_request->packages->packages[0], "nginx");
+	step_event(e, job, TUAP__STEP__STEP_PACKAGES, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAIL);
+	step_event(e, job, TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_DATA);
+	assert_int_equal(last_agent()->step_request->data->size, 20);
+	/* the agent pulls with a credit; the engine caps it at its window (2 chunks of 4) */
+	cr.offset = 8;
+	cr.credit = 100;
+	env.job_id = job;
+	env.body_case = TUAP__ENVELOPE__BODY_CHUNK_REQUEST;
+	env.chunk_request = &cr;
+	before = F.n_agent;
+	engine_agent_message(e, "site.test", &env);
+	assert_int_equal(F.n_agent - before, 2);
+	assert_int_equal(F.agent[before]->data_chunk->offset, 8);
+	assert_memory_equal(F.agent[before]->data_chunk->data.data, "89ab", 4);
+	assert_memory_equal(F.agent[before + 1]->data_chunk->data.data, "cdef", 4);
+	step_event(e, job, TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_false(last_agent()->step_request->make->rerun);
+	return job;
+}
+
+static void test_existing_provision(void **state)
+{
+	struct engine *e = new_engine();
+	char *lines[] = {"install -d /var/www/site.test", "done"};
+	char path[400], hex[65], *log;
+	const char *job = run_to_make(e);
+
+	step_event(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_LOG, -1, lines, 2);
+	step_event(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	assert_true(last_ctl()->final);
+	assert_int_equal(last_ctl()->exit_code, 0);
+	/* the data reached the pool, content-addressed, and make's output the setup log */
+	sha256_hex(data, 20, hex);
+	snprintf(path, sizeof(path), "%s/site.test/data-%s.tar.gz", F.pool, hex);
+	log = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_non_null(log);
+	assert_string_equal(log, data);
+	free(log);
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/setup.log", F.state, job);
+	log = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_non_null(log);
+	assert_string_equal(log, "make| install -d /var/www/site.test\nmake| done\n");
+	free(log);
+	engine_free(e);
+}
+
+static void test_restart_during_make(void **state)
+{
+	struct engine *e = new_engine();
+	char job[64];
+	struct tuap_err err;
+
+	snprintf(job, sizeof(job), "%s", run_to_make(e));
+	/* tuapd dies (nothing more is written), a new one replays the journal */
+	engine_free(e);
+	forget();
+	e = new_engine();
+	assert_int_equal(engine_resume_all(e, &err), 0);
+	/* it resumes at make and waits for the agent; the agent's hello gets the make request
+	 * again, without rerun: the agent's own journal decides whether it is still running */
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_false(last_agent()->step_request->make->rerun);
+	for (size_t i = 0; i < F.n_agent; i++)
+		if (F.agent[i]->body_case == TUAP__ENVELOPE__BODY_STEP_REQUEST)
+			assert_int_equal(F.agent[i]->step_request->step, TUAP__STEP__STEP_MAKE);
+	/* an operator attaches with `tuap-ctl watch` (no tuap-ctl survived the restart) */
+	{
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+
+		d.domain = "site.test";
+		r.req_case = TUAP__CTL_REQUEST__REQ_WATCH;
+		r.watch = &d;
+		engine_ctl_request(e, &peer, &r);
+		assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_PHASE);
+		assert_string_equal(last_ctl()->phase->phase, "make");
+	}
+	/* the agent says make was interrupted: the job fails and says how to go on */
+	step_event(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_INTERRUPTED, -1, NULL, 0);
+	assert_true(last_ctl()->final);
+	assert_int_equal(last_ctl()->exit_code, 1);
+	assert_non_null(strstr(last_ctl()->text->lines[0], "--resume --rerun-make"));
+	engine_free(e);
+}
+
+static void test_stale_and_foreign_messages(void **state)
+{
+	struct engine *e = new_engine();
+	const char *job = run_to_make(e);
+	size_t before = F.n_agent, ctl_before;
+
+	/* an event for another job id, and one for a step that is not current */
+	step_event(e, "19700101T000000-000000", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE,
+		   0, NULL, 0);
+	ctl_before = F.n_ctl;
+	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_FAILED, 1, NULL, 0);
+	assert_int_equal(F.n_agent, before);
+	assert_int_equal(F.n_ctl, ctl_before);
+	assert_false(last_ctl()->final);
+	engine_free(e);
+}
+
+static void test_invalid_creates_nothing(void **state)
+{
+	struct engine *e = new_engine();
+	char path[300];
+
+	provision(e, "ips=192.0.2.300\ngateway=192.0.2.1\nbogus=1\n", true);
+	assert_int_equal(F.n_ctl, 2);
+	assert_int_equal(F.ctl[0]->ev_case, TUAP__CTL_EVENT__EV_TEXT);
+	assert_true(F.ctl[0]->text->n_lines >= 2);
+	assert_non_null(strstr(F.ctl[0]->text->lines[0], "site.test/provision.conf:1: ips:"));
+	assert_int_equal(F.ctl[1]->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+	assert_true(F.ctl[1]->final);
+	snprintf(path, sizeof(path), "%s/domains/site.test", F.state);
+	assert_false(fs_exists(path));
+	assert_false(fs_exists(F.pool));
+	engine_free(e);
+}
+
+static void test_hello_deadline_and_resume(void **state)
+{
+	struct engine *e = new_engine();
+	long next;
+
+	provision(e, conf, true);
+	upload_all(e);
+	next = engine_tick(e, engine_now_ms());
+	assert_true(next > 0 && next <= 600 * 1000);
+	engine_tick(e, engine_now_ms() + 601 * 1000);
+	assert_true(last_ctl()->final);
+	assert_int_equal(last_ctl()->exit_code, 1);
+	assert_non_null(strstr(last_ctl()->text->lines[0], "hello: no hello from the agent"));
+	/* --resume continues at hello (the upload is not repeated) */
+	{
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+
+		p.domain = "site.test";
+		p.conf_path = "x";
+		p.has_resume = 1;
+		p.resume = 1;
+		r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+		r.provision = &p;
+		forget();
+		engine_ctl_request(e, &peer, &r);
+		assert_int_equal(F.ctl[0]->ev_case, TUAP__CTL_EVENT__EV_PHASE);
+		assert_string_equal(F.ctl[0]->phase->phase, "hello");
+		hello(e);
+		assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
+	}
+	engine_free(e);
+}
+
+static void test_busy_and_status(void **state)
+{
+	struct engine *e = new_engine();
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+
+	provision(e, conf, true);
+	upload_all(e);
+	forget();
+	provision(e, conf, true);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__BUSY);
+	d.domain = "site.test";
+	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	r.status = &d;
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_STATUS);
+	assert_string_equal(last_ctl()->status->domains[0]->job_state, "running");
+	assert_string_equal(last_ctl()->status->domains[0]->phase, "hello");
+	engine_free(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_existing_provision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
