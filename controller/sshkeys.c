@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "settings.h"
 
 #define KEYS_MAX (64 << 10)
 
@@ -19,17 +20,6 @@ static size_t collect(char *data, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-static int valid_user(const char *u)
-{
-	if (!*u || strlen(u) > 64)
-		return 0;
-	for (; *u; u++)
-		if (!(*u == '-' || *u == '_' || *u == '.' || (*u >= '0' && *u <= '9') ||
-		      (*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z')))
-			return 0;
-	return 1;
-}
-
 static int key_line(const char *l)
 {
 	static const char *const types[] = {"ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"};
@@ -40,51 +30,32 @@ static int key_line(const char *l)
 	return 0;
 }
 
-/* The template with its "%s" replaced by user (no printf: the template is configuration). */
-static int expand(const char *tmpl, const char *user, struct buf *url)
-{
-	const char *p = strstr(tmpl, "%s");
-
-	if (!p)
-		return -1;
-	buf_add(url, tmpl, (size_t)(p - tmpl));
-	buf_adds(url, user);
-	buf_adds(url, p + 2);
-	return 0;
-}
-
 int sshkeys_fetch(void *ctx, const char *import_id, char **keys, struct tuap_err *err)
 {
-	const struct sshkeys *s = ctx;
-	struct buf url = BUF_INIT, body = BUF_INIT, out = BUF_INIT;
-	const char *user = import_id, *tmpl = s->lp_url;
-	char *save = NULL;
+	const struct settings *s = ctx;
+	struct buf body = BUF_INIT, out = BUF_INIT;
+	char url[2048], id[128], *save = NULL;
 	long status = 0;
 	CURLcode rc;
 	CURL *c;
 	int ret = -1;
 
-	if (!strncmp(import_id, "gh:", 3)) {
-		tmpl = s->gh_url;
-		user = import_id + 3;
-	} else if (!strncmp(import_id, "lp:", 3)) {
-		user = import_id + 3;
+	/* cloud-init reads a bare name as Launchpad's */
+	snprintf(id, sizeof(id), "%s%s", strchr(import_id, ':') ? "" : "lp:", import_id);
+	if (settings_ssh_key_url(s, id, url, sizeof(url), err) < 0) {
+		char why[sizeof(err->msg)];
+
+		snprintf(why, sizeof(why), "%s", err->msg);
+		return err_set(err, "ssh_import_id '%s': %s", import_id, why);
 	}
-	if (!valid_user(user))
-		return err_set(err, "ssh_import_id '%s': not a user name", import_id);
-	if (!tmpl || expand(tmpl, user, &url) < 0)
-		return err_set(err, "ssh_import_id '%s': no key URL for it in tuapd.conf",
-			       import_id);
-	if (!(c = curl_easy_init())) {
-		buf_free(&url);
+	if (!(c = curl_easy_init()))
 		return err_set(err, "curl_easy_init failed");
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url.s);
+	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, s->timeout_s > 0 ? s->timeout_s : 30L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
@@ -92,12 +63,12 @@ int sshkeys_fetch(void *ctx, const char *import_id, char **keys, struct tuap_err
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (rc != CURLE_OK) {
-		err_set(err, "ssh_import_id '%s': %s: %s", import_id, url.s,
+		err_set(err, "ssh_import_id '%s': %s: %s", import_id, url,
 			rc == CURLE_WRITE_ERROR ? "answer too large" : curl_easy_strerror(rc));
 		goto out;
 	}
 	if (status != 200) {
-		err_set(err, "ssh_import_id '%s': %s answered HTTP %ld", import_id, url.s, status);
+		err_set(err, "ssh_import_id '%s': %s answered HTTP %ld", import_id, url, status);
 		goto out;
 	}
 	buf_add(&body, "", 0);
@@ -108,21 +79,20 @@ int sshkeys_fetch(void *ctx, const char *import_id, char **keys, struct tuap_err
 			err_set(err,
 				"ssh_import_id '%s': %s returned something that is not an "
 				"SSH public key",
-				import_id, url.s);
+				import_id, url);
 			goto out;
 		}
 		buf_adds(&out, l);
 		buf_adds(&out, "\n");
 	}
 	if (out.len == 0) {
-		err_set(err, "ssh_import_id '%s': %s lists no keys", import_id, url.s);
+		err_set(err, "ssh_import_id '%s': %s lists no keys", import_id, url);
 		goto out;
 	}
 	*keys = buf_detach(&out, NULL);
 	ret = 0;
 out:
 	curl_easy_cleanup(c);
-	buf_free(&url);
 	buf_free(&body);
 	buf_free(&out);
 	return ret;
