@@ -71,7 +71,9 @@ int control_recv(struct control *c, struct ctl_peer *peer, Tuap__Envelope **env)
 	if (zmq_msg_recv(&id, c->sock, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&id);
 		zmq_msg_close(&body);
-		return errno == EAGAIN ? 0 : -1;
+		if (errno != EAGAIN && errno != EINTR)
+			log_warn("control: receive: %s", zmq_strerror(errno));
+		return 0;
 	}
 	if (zmq_msg_recv(&body, c->sock, 0) < 0)
 		goto out;
