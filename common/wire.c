@@ -156,6 +156,11 @@ static int walk(const ProtobufCMessage *m, int depth, const char *path, struct t
 
 	if (depth > MAX_DEPTH)
 		return err_set(err, "%s: nested deeper than %d", path, MAX_DEPTH);
+	/* protobuf-c keeps fields it does not know, including ones numbered 0, which protobuf
+	 * forbids and which it would then write back in a form it cannot read. */
+	for (size_t i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return err_set(err, "%s%sfield number 0", path, *path ? ": " : "");
 	for (unsigned i = 0; i < d->n_fields; i++)
 		if (check_field(m, &d->fields[i], depth, path, err) < 0)
 			return -1;

@@ -368,6 +368,14 @@ static void test_unknown_body(void **state)
 	buf_add(&b, "\xe2\x03\x01x", 4);
 	assert_int_equal(wire_decode(b.s, b.len, WIRE_FROM_AGENT, &out, &e), WIRE_DENIED);
 	assert_non_null(strstr(e.msg, "unknown body type (field 60)"));
+	/* Field number 0 (found by fuzz_wire): protobuf-c keeps it as unknown but writes it back
+	 * in a form it cannot read; refused. */
+	{
+		const uint8_t f0[] = {0x08, 0x01, 0x10, 0x00, 0x85, 0x00, 0x08, 0x01, 0x10, 0x00};
+
+		assert_int_equal(wire_decode(f0, sizeof(f0), WIRE_TO_AGENT, &out, &e), WIRE_BAD);
+		assert_string_equal(e.msg, "field number 0");
+	}
 	/* An unknown header field (below 16) is ignored. */
 	encode(&s->env, &b);
 	buf_add(&b, "\x28\x05", 2); /* field 5, varint 5 */
