@@ -7,6 +7,15 @@
 #include "image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+const char *__lsan_default_suppressions(void);
+
+/* libconfig 1.5 (Debian 12) leaks scanner strings when a parse error follows them (a lone
+ * "" at top level is enough); not ours to fix, and tuapd does not go on with a catalog that
+ * fails to parse. Leaks from anywhere else still count. */
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:libconfig.so\n";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
