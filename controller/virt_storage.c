@@ -293,7 +293,7 @@ static char *vol_xml(const char *name, uint64_t capacity, const char *format, co
 		x.bad = 1;
 	xw_end(&x);
 	if (!backing) {
-		/* A sparse file: the upload writes every byte. */
+		/* nothing preallocated: the upload writes every byte */
 		xw_start(&x, "allocation");
 		xw_attr(&x, "unit", "bytes");
 		if (x.w && xmlTextWriterWriteString(x.w, BAD_CAST "0") < 0)
@@ -421,7 +421,10 @@ int virt_vol_upload(struct virt *v, const char *pool, const char *name, const ch
 		virStorageVolFree(vol);
 		vol = NULL;
 	}
-	xml = vol_xml(name, (uint64_t)sb.st_size, "raw", NULL, NULL, err);
+	/* Created empty (capacity 0, not the source's size), so the file grows only as bytes
+	 * arrive: a volume whose size equals the source's was uploaded to the end, and one left
+	 * by a crash or kill mid-upload is shorter and gets replaced above. */
+	xml = vol_xml(name, 0, "raw", NULL, NULL, err);
 	if (!xml)
 		goto out;
 	vol = virStorageVolCreateXML(p, xml, 0);
