@@ -126,8 +126,8 @@ static int add_file(IsoImage *image, const struct seed_file *f, struct tuap_err 
 	size_t len = f->len;
 	IsoStream *stream = NULL;
 	IsoFile *file = NULL;
-	IsoDir *dir;
-	const char *base;
+	IsoDir *dir = NULL;
+	const char *base = NULL;
 	int rc;
 
 	if (!f->name || !name_ok(f->name))
