@@ -15,7 +15,7 @@
 #include "buf.h"
 #include "fsutil.h"
 
-#define LINE_MAX_LEN 512
+#define LINE_MAX_LEN  512
 #define FILE_READ_MAX (4 * JOURNAL_MAX_BYTES)
 
 struct journal {
@@ -27,8 +27,8 @@ struct journal {
 };
 
 static const char *const step_names[] = {"unknown", "users", "packages", "mail", "data", "make"};
-static const char *const state_names[] = {"unknown", "started", "progress", "log",
-					  "done",    "failed",  "interrupted"};
+static const char *const state_names[] = {"unknown", "started", "progress",   "log",
+					  "done",    "failed",	"interrupted"};
 
 const char *journal_step_name(Tuap__Step step)
 {
@@ -131,8 +131,8 @@ static int parse_line(const char *line, size_t len, struct journal_rec *rec)
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	body = len - 9;
-	if (copy[body] != ' ' ||
-	    strtoul(copy + body + 1, &end, 16) != fnv1a(copy, body) || *end != '\0')
+	if (copy[body] != ' ' || strtoul(copy + body + 1, &end, 16) != fnv1a(copy, body) ||
+	    *end != '\0')
 		return -1;
 	copy[body] = '\0';
 	for (tok = strtok_r(copy, " ", &save); tok && nf < 8; tok = strtok_r(NULL, " ", &save))

@@ -20,9 +20,9 @@
 #include "err.h"
 #include "tuap.pb-c.h"
 
-#define JOURNAL_JOB_MAX 64
-#define JOURNAL_DOMAIN_MAX 253
-#define JOURNAL_MAX_BYTES (1024 * 1024)
+#define JOURNAL_JOB_MAX	    64
+#define JOURNAL_DOMAIN_MAX  253
+#define JOURNAL_MAX_BYTES   (1024 * 1024)
 #define JOURNAL_MAX_RECORDS 1280 /* 256 jobs of 5 steps */
 
 struct journal_rec {

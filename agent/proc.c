@@ -12,11 +12,7 @@
 #include <unistd.h>
 
 static const char *const base_env[] = {
-	"PATH=" PROC_PATH,
-	"LANG=C.UTF-8",
-	"HOME=/root",
-	"DEBIAN_FRONTEND=noninteractive",
-	NULL,
+	"PATH=" PROC_PATH, "LANG=C.UTF-8", "HOME=/root", "DEBIAN_FRONTEND=noninteractive", NULL,
 };
 
 static int is_exec(const char *path)

@@ -13,7 +13,7 @@
 
 #include "err.h"
 
-#define PROC_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define PROC_PATH    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define PROC_ENV_MAX 16 /* entries, base environment included */
 
 struct proc {
@@ -23,13 +23,16 @@ struct proc {
 };
 
 struct proc_opts {
-	const char *cwd;             /* NULL: the agent's */
-	const char *const *env;      /* extra "K=V" entries, NULL-terminated; may be NULL */
-	int out_fd;                  /* >= 0: stdout+stderr go there and no pipe is made */
-	bool new_pgrp;               /* own process group, so proc_signal reaches its children */
+	const char *cwd;	/* NULL: the agent's */
+	const char *const *env; /* extra "K=V" entries, NULL-terminated; may be NULL */
+	int out_fd;		/* >= 0: stdout+stderr go there and no pipe is made */
+	bool new_pgrp;		/* own process group, so proc_signal reaches its children */
 };
 
-#define PROC_OPTS_INIT {NULL, NULL, -1, false}
+#define PROC_OPTS_INIT                                                                             \
+	{                                                                                          \
+		NULL, NULL, -1, false                                                              \
+	}
 
 /* Finds name in PROC_PATH (a name with a '/' is taken as it is) and writes the executable's
  * path to path. Returns 0, or -1 when there is no such executable. */

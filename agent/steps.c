@@ -178,8 +178,8 @@ int run_journal(struct step_run *r, Tuap__StepState state, int code, struct tuap
 	return journal_append(r->env.journal, &rec, err);
 }
 
-void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int code,
-		const char *fmt, ...)
+void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int code, const char *fmt,
+		...)
 {
 	Tuap__StepEvent ev = TUAP__STEP_EVENT__INIT;
 	struct tuap_err err;
@@ -218,8 +218,7 @@ int run_root_path(const struct step_run *r, const char *abs, char *out, size_t l
 	return 0;
 }
 
-int run_job_dir(const struct step_run *r, char *out, size_t len, bool create,
-		struct tuap_err *err)
+int run_job_dir(const struct step_run *r, char *out, size_t len, bool create, struct tuap_err *err)
 {
 	if ((size_t)snprintf(out, len, "%s/jobs/%s", r->env.state_dir, r->job) >= len)
 		return err_set(err, "%s: path too long", r->env.state_dir);
@@ -447,7 +446,8 @@ static int queue_timeout(const struct step_run *r)
 	if (r->child.pid <= 0)
 		return 0; /* the next action, or the end */
 	if (r->deadline_ms)
-		t = r->deadline_ms > now ? (r->deadline_ms - now < t ? r->deadline_ms - now : t) : 0;
+		t = r->deadline_ms > now ? (r->deadline_ms - now < t ? r->deadline_ms - now : t)
+					 : 0;
 	if (r->term_at_ms)
 		t = t < 200 ? t : 200;
 	return (int)t;
@@ -514,8 +514,8 @@ static int start_step(struct step_run *r, const Tuap__StepRequest *req, struct t
 		return make_start(r, req->make, err);
 	rec = r->env.journal ? journal_get(r->env.journal, r->job, r->step) : NULL;
 	if (rec && rec->state == TUAP__STEP_STATE__STATE_DONE) {
-		run_finish(r, TUAP__STEP_STATE__STATE_DONE, false, rec->has_exit_code ? rec->exit_code : 0,
-			   "already done");
+		run_finish(r, TUAP__STEP_STATE__STATE_DONE, false,
+			   rec->has_exit_code ? rec->exit_code : 0, "already done");
 		return 0;
 	}
 	if (run_journal(r, TUAP__STEP_STATE__STATE_STARTED, -1, err) < 0)

@@ -29,12 +29,12 @@
 #include "journal.h"
 #include "tuap.pb-c.h"
 
-#define STEP_STATE_DIR "/var/lib/tuap-agent"
-#define STEP_SITE_ROOT "/srv/tuap"
-#define STEP_LOG_BATCH 64         /* lines per LOG event at most */
-#define STEP_LOG_LINE_MAX 4096    /* longer output lines are cut into pieces this long */
-#define STEP_DATA_WINDOW (8u << 20) /* bytes the data step asks for ahead of what it has */
-#define STEP_PREV_KEEP 3          /* SITE_ROOT/DOMAIN.prev-* trees kept after a replace */
+#define STEP_STATE_DIR	  "/var/lib/tuap-agent"
+#define STEP_SITE_ROOT	  "/srv/tuap"
+#define STEP_LOG_BATCH	  64	     /* lines per LOG event at most */
+#define STEP_LOG_LINE_MAX 4096	     /* longer output lines are cut into pieces this long */
+#define STEP_DATA_WINDOW  (8u << 20) /* bytes the data step asks for ahead of what it has */
+#define STEP_PREV_KEEP	  3	     /* SITE_ROOT/DOMAIN.prev-* trees kept after a replace */
 
 struct step_env {
 	const char *root;      /* "/" (see above) */

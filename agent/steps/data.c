@@ -31,9 +31,9 @@
 #include "hash.h"
 #include "steps/run.h"
 
-#define SYNC_EVERY (64ull << 20)
-#define READ_BLOCK (1 << 20)
-#define SLICE_MS 50
+#define SYNC_EVERY  (64ull << 20)
+#define READ_BLOCK  (1 << 20)
+#define SLICE_MS    50
 #define PROGRESS_MS 250
 #define PENDING_MAX (2 * STEP_DATA_WINDOW)
 
@@ -280,7 +280,8 @@ static int append(struct step_run *r, struct data_run *d, const unsigned char *p
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return err_set(err, "%s: write: %s", d->spool, n < 0 ? strerror(errno) : "short");
+			return err_set(err, "%s: write: %s", d->spool,
+				       n < 0 ? strerror(errno) : "short");
 		sha256_update(&d->h, p, (size_t)n);
 		d->have += (uint64_t)n;
 		p += n;
@@ -349,7 +350,9 @@ int step_data_chunk(struct step_run *r, uint64_t off, const void *data, size_t l
 	if (r->step != TUAP__STEP__STEP_DATA || r->finished || !d || d->phase != RECEIVING)
 		return err_set(err, "job %s: no data step is waiting for chunks", r->job);
 	if (off > d->size || len > d->size - off)
-		return err_set(err, "job %s: chunk at %" PRIu64 " of %zu bytes is beyond the size %" PRIu64,
+		return err_set(err,
+			       "job %s: chunk at %" PRIu64
+			       " of %zu bytes is beyond the size %" PRIu64,
 			       r->job, off, len, d->size);
 	if (off + len <= d->have || len == 0)
 		return 0; /* a repeat of what is stored */
@@ -428,7 +431,8 @@ static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err
 	/* libarchive refuses to write through any symlink on the path, the site root's too */
 	if (!realpath(r->env.site_root, real))
 		return err_set(err, "%s: %s", r->env.site_root, strerror(errno));
-	if ((size_t)snprintf(d->site, sizeof(d->site), "%s/%s", real, r->domain) >= sizeof(d->site) ||
+	if ((size_t)snprintf(d->site, sizeof(d->site), "%s/%s", real, r->domain) >=
+		    sizeof(d->site) ||
 	    (size_t)snprintf(d->staging, sizeof(d->staging), "%s/%s.new-%s", real, r->domain,
 			     r->job) >= sizeof(d->staging))
 		return err_set(err, "%s: path too long", real);
@@ -719,7 +723,8 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 		snprintf(d->want_hex + 2 * i, 3, "%02x", a->sha256.data[i]);
 	if (run_job_dir(r, dir, sizeof(dir), true, err) < 0)
 		return -1;
-	if ((size_t)snprintf(d->spool, sizeof(d->spool), "%s/data.tar.gz", dir) >= sizeof(d->spool) ||
+	if ((size_t)snprintf(d->spool, sizeof(d->spool), "%s/data.tar.gz", dir) >=
+		    sizeof(d->spool) ||
 	    (size_t)snprintf(d->mark, sizeof(d->mark), "%s/data.mark", dir) >= sizeof(d->mark))
 		return err_set(err, "%s: path too long", dir);
 	d->fd = open(d->spool, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -733,8 +738,7 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 	if (len > 0 && rehash(d, len, err) < 0)
 		return -1;
 	d->have = d->synced = d->asked_end = len;
-	if (fstatvfs(d->fd, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize < d->size - len)
+	if (fstatvfs(d->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < d->size - len)
 		return err_set(err, "%s: %" PRIu64 " bytes needed, %" PRIu64 " free", dir,
 			       d->size - len, (uint64_t)vfs.f_bavail * vfs.f_frsize);
 	if (len > 0)

@@ -30,9 +30,9 @@
 #include "fsutil.h"
 #include "steps/run.h"
 
-#define TAIL_MS 100
-#define SAVE_MS 1000
-#define READY_MS 5000
+#define TAIL_MS		 100
+#define SAVE_MS		 1000
+#define READY_MS	 5000
 #define SUP_KILL_GRACE_S 10
 
 struct make_paths {
@@ -44,7 +44,7 @@ struct make_run {
 	struct make_paths p;
 	int logfd;
 	uint64_t consumed; /* bytes of make.log read (complete lines + lb) */
-	uint64_t saved;    /* value last written to make.sent */
+	uint64_t saved;	   /* value last written to make.sent */
 	uint64_t last_save_ms;
 	struct linebuf lb;
 	pid_t sup;
@@ -137,8 +137,8 @@ static pid_t supervisor_alive(const struct make_paths *p)
 	long pid;
 	unsigned long long start, now_start;
 
-	if (read_small(p->pid, buf, sizeof(buf)) < 0 || sscanf(buf, "%ld %llu", &pid, &start) != 2 ||
-	    pid <= 1)
+	if (read_small(p->pid, buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "%ld %llu", &pid, &start) != 2 || pid <= 1)
 		return 0;
 	if (proc_stat((pid_t)pid, &now_start, &state) < 0 || now_start != start || state == 'Z' ||
 	    state == 'X')
@@ -361,7 +361,8 @@ static int spawn_supervisor(const struct sup_args *a, pid_t *pid, struct tuap_er
 		err_set(err, "make supervisor did not start");
 		goto out;
 	}
-	if (read_small(a->p->pid, buf, sizeof(buf)) < 0 || sscanf(buf, "%ld %llu", &p, &start) != 2) {
+	if (read_small(a->p->pid, buf, sizeof(buf)) < 0 ||
+	    sscanf(buf, "%ld %llu", &p, &start) != 2) {
 		err_set(err, "%s: unreadable", a->p->pid);
 		goto out;
 	}
@@ -434,7 +435,7 @@ static int settle(struct step_run *r, struct make_run *m)
 		}
 	}
 	m->final = st.code == 0 && !st.timeout ? TUAP__STEP_STATE__STATE_DONE
-					      : TUAP__STEP_STATE__STATE_FAILED;
+					       : TUAP__STEP_STATE__STATE_FAILED;
 	m->final_code = st.code;
 	if (m->cancel_reason[0])
 		snprintf(m->final_msg, sizeof(m->final_msg), "cancelled: %s", m->cancel_reason);
@@ -530,7 +531,8 @@ static int target_ok(const char *s)
 	size_t n = strlen(s);
 
 	return n > 0 && n < 256 && s[0] != '-' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+-") == n;
+	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+-") ==
+		       n;
 }
 
 static void follow_from_sent(struct make_run *m)
@@ -558,8 +560,8 @@ static void emit_started(struct step_run *r)
 
 int make_start(struct step_run *r, const Tuap__MakeArgs *a, struct tuap_err *err)
 {
-	const struct journal_rec *rec = r->env.journal ? journal_get(r->env.journal, r->job, r->step)
-						       : NULL;
+	const struct journal_rec *rec =
+		r->env.journal ? journal_get(r->env.journal, r->job, r->step) : NULL;
 	bool rerun = a->has_rerun && a->rerun;
 	struct sup_args sa;
 	struct make_run *m;
@@ -588,7 +590,7 @@ int make_start(struct step_run *r, const Tuap__MakeArgs *a, struct tuap_err *err
 	if (!rerun && rec && rec->state != TUAP__STEP_STATE__STATE_STARTED) {
 		run_finish(r, rec->state, false, rec->has_exit_code ? rec->exit_code : -1,
 			   "already %s for this job; not run again (rerun not set)",
-			   rec->state == TUAP__STEP_STATE__STATE_DONE     ? "done"
+			   rec->state == TUAP__STEP_STATE__STATE_DONE	  ? "done"
 			   : rec->state == TUAP__STEP_STATE__STATE_FAILED ? "failed"
 									  : "interrupted");
 		return 0;

@@ -6,7 +6,7 @@
 
 #include "steps/run.h"
 
-#define PKG_MAX 512
+#define PKG_MAX	     512
 #define PKG_ARGV_MAX (PKG_MAX + 16)
 
 static int package_ok(const char *s)
@@ -15,7 +15,8 @@ static int package_ok(const char *s)
 
 	if (n == 0 || n > 200 || s[0] == '-')
 		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_:=~*/@") ==
+	return strspn(s,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_:=~*/@") ==
 	       n;
 }
 
@@ -42,7 +43,8 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 		if (a->has_update && a->update)
 			run_queue_cmd(r,
 				      (const char *const[]){"apt-get", "-q", "-o",
-							    "DPkg::Lock::Timeout=300", "update", NULL},
+							    "DPkg::Lock::Timeout=300", "update",
+							    NULL},
 				      -1);
 		if (a->n_packages == 0)
 			return 0;

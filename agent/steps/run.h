@@ -1,6 +1,6 @@
 /*
- * What the steps share (private to agent/steps.c and the files in agent/steps/): the run, its events
- * (log lines batched, progress, the final state journaled and emitted once), and the action
+ * What the steps share (private to agent/steps.c and the files in agent/steps/): the run, its
+ * events (log lines batched, progress, the final state journaled and emitted once), and the action
  * queue that the users, packages and mail steps are made of: commands run one after another
  * with their output streamed, and in-process actions between them. The data and make steps
  * bring their own step_ops instead.
@@ -15,10 +15,10 @@
 #include "proc.h"
 #include "steps.h"
 
-#define RUN_READ_BUDGET (256 * 1024) /* output bytes read per step_service */
-#define RUN_BATCH_BYTES (64 * 1024)  /* LOG event size before it is sent early */
-#define RUN_KILL_GRACE_MS 5000       /* SIGTERM to SIGKILL */
-#define RUN_MAX_ACTIONS 4096
+#define RUN_READ_BUDGET	  (256 * 1024) /* output bytes read per step_service */
+#define RUN_BATCH_BYTES	  (64 * 1024)  /* LOG event size before it is sent early */
+#define RUN_KILL_GRACE_MS 5000	       /* SIGTERM to SIGKILL */
+#define RUN_MAX_ACTIONS	  4096
 
 struct linebuf {
 	char s[STEP_LOG_LINE_MAX];
@@ -81,8 +81,8 @@ void run_flush(struct step_run *r);
 void run_progress(struct step_run *r, uint64_t done, uint64_t total, const char *msg);
 /* Journals (unless journal is false) and emits the final state; later calls do nothing.
  * code < 0 is "no exit code". */
-void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int code,
-		const char *fmt, ...) TUAP_PRINTF(5, 6);
+void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int code, const char *fmt,
+		...) TUAP_PRINTF(5, 6);
 int run_journal(struct step_run *r, Tuap__StepState state, int code, struct tuap_err *err);
 
 /* Queues a command; argv is copied. Argument secret (>= 0) is shown as "***" in the log. */
@@ -93,8 +93,7 @@ void run_queue_fn(struct step_run *r, action_fn fn, void *arg, void (*arg_free)(
 /* ROOT + abs (abs starts with '/'). */
 int run_root_path(const struct step_run *r, const char *abs, char *out, size_t len);
 /* STATE_DIR/jobs/JOB, created (0700) when create is set. */
-int run_job_dir(const struct step_run *r, char *out, size_t len, bool create,
-		struct tuap_err *err);
+int run_job_dir(const struct step_run *r, char *out, size_t len, bool create, struct tuap_err *err);
 
 /* The steps' own starts: 0 when the run is under way or finished, -1 with err to fail it. */
 int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *err);

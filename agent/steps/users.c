@@ -19,8 +19,8 @@
 #include "steps/run.h"
 
 #define TABLE_MAX_LINES 200000
-#define ETC_FILE_MAX (64 << 20)
-#define AUTHKEYS_MAX (1 << 20)
+#define ETC_FILE_MAX	(64 << 20)
+#define AUTHKEYS_MAX	(1 << 20)
 
 /* ------------------------------------------------------------------------------------------ */
 /* passwd / group / shadow texts */
@@ -170,8 +170,8 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 				return BAD("name", "user '%s' appears twice", u->name);
 		if (u->gecos && !text_ok(u->gecos, 255, 0))
 			return BAD("gecos", "must be one line without ':'");
-		if (u->n_groups > USER_PLAN_MAX_LIST || u->n_ssh_authorized_keys > USER_PLAN_MAX_LIST ||
-		    u->n_sudo > USER_PLAN_MAX_LIST)
+		if (u->n_groups > USER_PLAN_MAX_LIST ||
+		    u->n_ssh_authorized_keys > USER_PLAN_MAX_LIST || u->n_sudo > USER_PLAN_MAX_LIST)
 			return BAD("groups", "lists hold at most %d items", USER_PLAN_MAX_LIST);
 		for (size_t k = 0; k < u->n_groups; k++)
 			if (!name_ok(u->groups[k]))
@@ -186,9 +186,10 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 		for (size_t k = 0; k < u->n_ssh_authorized_keys; k++)
 			if (!u->ssh_authorized_keys[k][0] ||
 			    !text_ok(u->ssh_authorized_keys[k], 16384, 1))
-				return BAD("ssh_authorized_keys", "key %zu must be one non-empty line",
-					   k + 1);
-		if (u->hashed_passwd && (!u->hashed_passwd[0] || !text_ok(u->hashed_passwd, 512, 0)))
+				return BAD("ssh_authorized_keys",
+					   "key %zu must be one non-empty line", k + 1);
+		if (u->hashed_passwd &&
+		    (!u->hashed_passwd[0] || !text_ok(u->hashed_passwd, 512, 0)))
 			return BAD("hashed_passwd", "must be a crypt(3) hash (one line, no ':')");
 		if (u->homedir && !path_ok(u->homedir))
 			return BAD("homedir", "'%s' is not an absolute path", u->homedir);
@@ -304,7 +305,8 @@ static void missing_groups(struct planner *p, const Tuap__User *u, const struct 
 	for (size_t k = 0; k < u->n_groups; k++) {
 		const struct row *g = table_find(&p->gr, u->groups[k]);
 
-		if (g && (list_has(field(g, 3), u->name) || (pw && strcmp(field(g, 2), field(pw, 3)) == 0)))
+		if (g && (list_has(field(g, 3), u->name) ||
+			  (pw && strcmp(field(g, 2), field(pw, 3)) == 0)))
 			continue;
 		if (out->len && list_has(out->s, u->groups[k]))
 			continue;
@@ -522,14 +524,16 @@ char *authkeys_merge(const char *old, char *const *keys, size_t n, bool *changed
 		size_t tn;
 
 		trimmed(p, len, &t, &tn);
-		if (!in_block && tn == strlen(AUTHKEYS_BEGIN) && memcmp(t, AUTHKEYS_BEGIN, tn) == 0 &&
-		    strstr(p, AUTHKEYS_END)) {
+		if (!in_block && tn == strlen(AUTHKEYS_BEGIN) &&
+		    memcmp(t, AUTHKEYS_BEGIN, tn) == 0 && strstr(p, AUTHKEYS_END)) {
 			in_block = had_block = true;
 			if (!placed)
 				at = own.len, placed = true;
-		} else if (in_block && tn == strlen(AUTHKEYS_END) && memcmp(t, AUTHKEYS_END, tn) == 0) {
+		} else if (in_block && tn == strlen(AUTHKEYS_END) &&
+			   memcmp(t, AUTHKEYS_END, tn) == 0) {
 			in_block = false;
-		} else if (!in_block && !(tn == strlen(AUTHKEYS_BEGIN) && memcmp(t, AUTHKEYS_BEGIN, tn) == 0)) {
+		} else if (!in_block &&
+			   !(tn == strlen(AUTHKEYS_BEGIN) && memcmp(t, AUTHKEYS_BEGIN, tn) == 0)) {
 			buf_add(&own, p, len);
 			buf_adds(&own, "\n");
 		}
@@ -584,7 +588,7 @@ char *sudoers_render(const char *name, char *const *rules, size_t n)
 
 struct sudo_job {
 	char name[33];
-	char tmp[4096];  /* validated copy, removed if still there when the run ends */
+	char tmp[4096];	 /* validated copy, removed if still there when the run ends */
 	char path[4096]; /* ROOT/etc/sudoers.d/90-tuap-NAME */
 };
 
@@ -808,8 +812,8 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	if (fstat(hfd, &st) < 0)
 		goto fail_errno;
 	if (st.st_uid != uid && st.st_uid != 0) {
-		err_set(err, "user %s: home %s belongs to uid %u; keys not installed", k->name, home,
-			(unsigned)st.st_uid);
+		err_set(err, "user %s: home %s belongs to uid %u; keys not installed", k->name,
+			home, (unsigned)st.st_uid);
 		goto out;
 	}
 	sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -825,8 +829,8 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	if (sfd < 0 || fstat(sfd, &st) < 0)
 		goto fail_errno;
 	if (st.st_uid != uid && st.st_uid != 0) {
-		err_set(err, "user %s: %s/.ssh belongs to uid %u; keys not installed", k->name, home,
-			(unsigned)st.st_uid);
+		err_set(err, "user %s: %s/.ssh belongs to uid %u; keys not installed", k->name,
+			home, (unsigned)st.st_uid);
 		goto out;
 	}
 	if (read_at(sfd, "authorized_keys", &old, err) < 0)
@@ -844,7 +848,8 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	len = strlen(text);
 	if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, 0600) < 0 ||
 	    write(fd, text, len) != (ssize_t)len || fsync(fd) < 0 ||
-	    renameat(sfd, ".authorized_keys.tuap-tmp", sfd, "authorized_keys") < 0 || fsync(sfd) < 0) {
+	    renameat(sfd, ".authorized_keys.tuap-tmp", sfd, "authorized_keys") < 0 ||
+	    fsync(sfd) < 0) {
 		unlinkat(sfd, ".authorized_keys.tuap-tmp", 0);
 		goto fail_errno;
 	}

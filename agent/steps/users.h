@@ -15,15 +15,15 @@
 #include "tuap.pb-c.h"
 
 #define USER_PLAN_MAX_USERS 256
-#define USER_PLAN_MAX_LIST 256 /* groups, keys, sudo rules per user */
-#define USER_ARGV_MAX 32
+#define USER_PLAN_MAX_LIST  256 /* groups, keys, sudo rules per user */
+#define USER_ARGV_MAX	    32
 
 #define AUTHKEYS_BEGIN "# tuap: managed keys begin (this block is rewritten by tuap-agent)"
-#define AUTHKEYS_END "# tuap: managed keys end"
+#define AUTHKEYS_END   "# tuap: managed keys end"
 
 struct user_cmd {
 	char *argv[USER_ARGV_MAX]; /* NULL-terminated, owned */
-	int secret;                /* argument shown as *** in logs, or -1 */
+	int secret;		   /* argument shown as *** in logs, or -1 */
 };
 
 struct user_plan {
