@@ -22,7 +22,9 @@ struct journal {
 	char path[PATH_MAX];
 	int fd;
 	uint64_t size;
-	struct journal_rec *v; /* latest record per (job, step), least recently updated first */
+	struct journal_rec *v; /* latest record per (job, step) */
+	uint64_t *seq;	       /* when v[i] was last updated, to forget the oldest first */
+	uint64_t next_seq;
 	size_t n;
 };
 
@@ -178,13 +180,25 @@ static void remember(struct journal *j, const struct journal_rec *rec)
 	for (i = 0; i < j->n; i++)
 		if (j->v[i].step == rec->step && strcmp(j->v[i].job, rec->job) == 0)
 			break;
-	if (i == j->n && j->n == JOURNAL_MAX_RECORDS)
+	if (i == j->n && j->n == JOURNAL_MAX_RECORDS) {
 		i = 0; /* forget the least recently updated record */
-	if (i < j->n) {
-		memmove(&j->v[i], &j->v[i + 1], (j->n - i - 1) * sizeof(j->v[0]));
-		j->n--;
+		for (size_t k = 1; k < j->n; k++)
+			if (j->seq[k] < j->seq[i])
+				i = k;
+	} else if (i == j->n) {
+		j->n++;
 	}
-	j->v[j->n++] = *rec;
+	j->v[i] = *rec;
+	j->seq[i] = ++j->next_seq;
+}
+
+static const uint64_t *sort_seq;
+
+static int by_seq(const void *a, const void *b)
+{
+	uint64_t x = sort_seq[*(const size_t *)a], y = sort_seq[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
 }
 
 static int load(struct journal *j, struct tuap_err *err)
@@ -217,7 +231,10 @@ int journal_open(struct journal **jp, const char *state_dir, struct tuap_err *er
 	struct journal *j = calloc(1, sizeof(*j));
 
 	*jp = NULL;
-	if (!j || !(j->v = calloc(JOURNAL_MAX_RECORDS, sizeof(j->v[0])))) {
+	if (!j || !(j->v = calloc(JOURNAL_MAX_RECORDS, sizeof(j->v[0]))) ||
+	    !(j->seq = calloc(JOURNAL_MAX_RECORDS, sizeof(j->seq[0])))) {
+		if (j)
+			free(j->v);
 		free(j);
 		return err_set(err, "journal: out of memory");
 	}
@@ -250,18 +267,24 @@ void journal_close(struct journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	free(j->v);
+	free(j->seq);
 	free(j);
 }
 
-/* Rewrites the file with the latest records only. */
+/* Rewrites the file with the latest records only, least recently updated first. */
 static int compact(struct journal *j, struct tuap_err *err)
 {
 	struct buf b = BUF_INIT;
 	char line[LINE_MAX_LEN];
+	size_t order[JOURNAL_MAX_RECORDS];
 	int fd, rc = -1;
 
+	for (size_t i = 0; i < j->n; i++)
+		order[i] = i;
+	sort_seq = j->seq;
+	qsort(order, j->n, sizeof(order[0]), by_seq);
 	for (size_t i = 0; i < j->n; i++) {
-		size_t n = format_line(&j->v[i], line, sizeof(line));
+		size_t n = format_line(&j->v[order[i]], line, sizeof(line));
 
 		buf_add(&b, line, n);
 	}
@@ -314,7 +337,7 @@ int journal_append(struct journal *j, const struct journal_rec *in, struct tuap_
 
 const struct journal_rec *journal_get(const struct journal *j, const char *job, Tuap__Step step)
 {
-	for (size_t i = j->n; i-- > 0;)
+	for (size_t i = 0; i < j->n; i++)
 		if (j->v[i].step == step && strcmp(j->v[i].job, job) == 0)
 			return &j->v[i];
 	return NULL;

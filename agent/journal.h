@@ -45,7 +45,8 @@ void journal_close(struct journal *j);
 int journal_append(struct journal *j, const struct journal_rec *rec, struct tuap_err *err);
 /* The latest record of a job's step, or NULL. Valid until the next append or close. */
 const struct journal_rec *journal_get(const struct journal *j, const char *job, Tuap__Step step);
-/* The latest record of every (job, step), oldest first: journal_at(j, 0..journal_count-1). */
+/* The latest record of every (job, step), in no particular order:
+ * journal_at(j, 0..journal_count-1). */
 size_t journal_count(const struct journal *j);
 const struct journal_rec *journal_at(const struct journal *j, size_t i);
 /* Builds Hello.steps: every latest record whose step has ended (DONE, FAILED, INTERRUPTED),

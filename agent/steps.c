@@ -445,6 +445,8 @@ static int queue_timeout(const struct step_run *r)
 
 	if (r->child.pid <= 0)
 		return 0; /* the next action, or the end */
+	if (r->child.out < 0)
+		t = 10; /* output closed: the child is exiting */
 	if (r->deadline_ms)
 		t = r->deadline_ms > now ? (r->deadline_ms - now < t ? r->deadline_ms - now : t)
 					 : 0;
@@ -541,8 +543,10 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 {
 	struct step_run *r;
 	struct tuap_err e;
+	char msg[1024];
 
 	*run = NULL;
+	memset(&e, 0, sizeof(e));
 	if (!env || !job_id || !domain || !req || !env->state_dir || !env->site_root)
 		return err_set(err, "step_start: missing argument");
 	r = calloc(1, sizeof(*r));
@@ -565,8 +569,9 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 		run_finish(r, TUAP__STEP_STATE__STATE_FAILED, false, -1,
 			   "job id or domain too long");
 	else if (start_step(r, req, &e) < 0)
-		run_finish(r, TUAP__STEP_STATE__STATE_FAILED, r->step != TUAP__STEP__STEP_MAKE, -1,
-			   "%s", e.msg);
+		run_finish(r, TUAP__STEP_STATE__STATE_FAILED,
+			   r->step != TUAP__STEP__STEP_MAKE && journal_job_ok(r->job), -1, "%s",
+			   err_str(&e, msg, sizeof(msg)));
 	else if (!r->ops && !r->finished)
 		queue_service(r);
 	*run = r;
