@@ -73,7 +73,8 @@ void step_free(struct step_run *run);
 
 /* Data step: a DataChunk arrived. Chunks that overlap what is stored are trimmed, chunks
  * ahead of it are held (up to STEP_DATA_WINDOW) until the gap is filled, chunks beyond the
- * window or the size are dropped. Returns -1 when run is not a data step waiting for data. */
+ * window are dropped, and so are chunks that come after everything arrived. Returns -1 when run is
+ * not a data step or the chunk lies beyond the announced size (a controller bug). */
 int step_data_chunk(struct step_run *run, uint64_t offset, const void *data, size_t len,
 		    struct tuap_err *err);
 /* Data step: 1 with the ChunkRequest to send (offset, credit) when the agent should ask for

@@ -347,13 +347,15 @@ int step_data_chunk(struct step_run *r, uint64_t off, const void *data, size_t l
 	struct data_run *d = r->priv;
 	const unsigned char *p = data;
 
-	if (r->step != TUAP__STEP__STEP_DATA || r->finished || !d || d->phase != RECEIVING)
+	if (r->step != TUAP__STEP__STEP_DATA)
 		return err_set(err, "job %s: no data step is waiting for chunks", r->job);
-	if (off > d->size || len > d->size - off)
+	if (d && (off > d->size || len > d->size - off))
 		return err_set(err,
 			       "job %s: chunk at %" PRIu64
 			       " of %zu bytes is beyond the size %" PRIu64,
 			       r->job, off, len, d->size);
+	if (r->finished || !d || d->phase != RECEIVING)
+		return 0; /* a late repeat of a chunk already received */
 	if (off + len <= d->have || len == 0)
 		return 0; /* a repeat of what is stored */
 	if (off > d->have) {
@@ -476,16 +478,20 @@ static int next_header(struct step_run *r, struct data_run *d, struct archive_en
 		       struct tuap_err *err)
 {
 	enum tar_entry_type type = entry_type(e);
-	const char *name = archive_entry_pathname(e), *link = NULL;
-	char why[128], full[PATH_MAX * 2];
+	const char *pn = archive_entry_pathname(e), *ln = NULL;
+	char why[128], full[PATH_MAX * 2], name[TARBALL_MAX_PATH], link[TARBALL_MAX_PATH] = "";
 	int ret;
 
 	if (type == TAR_SYMLINK)
-		link = archive_entry_symlink(e);
+		ln = archive_entry_symlink(e);
 	else if (type == TAR_HARDLINK)
-		link = archive_entry_hardlink(e);
-	if (!name || data_entry_check(name, type, link, why, sizeof(why)) < 0)
-		return err_set(err, "data.tar.gz: entry '%s': %s", name ? name : "", why);
+		ln = archive_entry_hardlink(e);
+	/* copies: the entry's strings change when the paths are rewritten below */
+	snprintf(name, sizeof(name), "%s", pn ? pn : "");
+	if (ln)
+		snprintf(link, sizeof(link), "%s", ln);
+	if (data_entry_check(name, type, ln ? link : NULL, why, sizeof(why)) < 0)
+		return err_set(err, "data.tar.gz: entry '%s': %s", name, why);
 	if (plain_depth(name) == 0)
 		return 1; /* "./" */
 	snprintf(full, sizeof(full), "%s/%s", d->staging, name);
