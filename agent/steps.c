@@ -574,6 +574,7 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 			   err_str(&e, msg, sizeof(msg)));
 	else if (!r->ops && !r->finished)
 		queue_service(r);
+	run_flush(r);
 	*run = r;
 	return 0;
 }

@@ -291,6 +291,12 @@ static _Noreturn void supervise(const struct sup_args *a, int ready)
 		_exit(1);
 	close_from(4);
 	ready = 3;
+	/* nothing of the agent's: not its stdio (a journald stream, a terminal, a test's pipe) */
+	logfd = open("/dev/null", O_RDWR);
+	if (logfd < 0 || dup2(logfd, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
+		_exit(1);
+	if (logfd > 3)
+		close(logfd);
 	logfd = open(a->p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (logfd < 0 || proc_stat(getpid(), &start, &state) < 0)
 		_exit(1);
