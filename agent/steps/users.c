@@ -786,8 +786,8 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	char home_rel[4096], home[4096], *old = NULL, *text = NULL;
 	int hfd = -1, sfd = -1, fd = -1, rc = -1, *changes = r->priv;
 	struct stat st;
-	uid_t uid;
-	gid_t gid;
+	uid_t uid = 0;
+	gid_t gid = 0;
 	bool changed;
 	size_t len;
 
