@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "tuap.pb-c.h"
@@ -50,5 +51,9 @@ char *authkeys_merge(const char *old, char *const *keys, size_t n, bool *changed
 
 /* The text of /etc/sudoers.d/90-tuap-NAME for rules (each "ALL=(ALL) NOPASSWD:ALL" style). */
 char *sudoers_render(const char *name, char *const *rules, size_t n);
+
+/* uid, gid and home of name in a passwd text; -1 when it is not there. */
+int passwd_entry(const char *passwd, const char *name, uid_t *uid, gid_t *gid, char *home,
+		 size_t len);
 
 #endif

@@ -148,6 +148,17 @@ static void test_users_plan(void **state)
 	assert_int_equal(user_plan_build(&q.args, PASSWD2, GROUP2, SHADOW2, "/", &plan, &err), 0);
 	assert_int_equal(plan.n_cmds, 0);
 	user_plan_free(&plan);
+	{
+		uid_t uid;
+		gid_t gid;
+		char home[64];
+
+		assert_int_equal(passwd_entry(PASSWD2, "alice", &uid, &gid, home, sizeof(home)), 0);
+		assert_int_equal(uid, 1002);
+		assert_int_equal(gid, 1004);
+		assert_string_equal(home, "/home/alice");
+		assert_int_equal(passwd_entry(PASSWD2, "ali", &uid, &gid, home, sizeof(home)), -1);
+	}
 
 	/* unknown shadow: password and lock are (re)applied, which is harmless */
 	assert_int_equal(user_plan_build(&q.args, PASSWD2, GROUP2, NULL, "/", &plan, &err), 0);
