@@ -651,6 +651,33 @@ void step_free(struct step_run *r)
 	free(r);
 }
 
+int step_recover(const struct step_env *env, struct step_run **run, struct tuap_err *err)
+{
+	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
+	Tuap__MakeArgs make = TUAP__MAKE_ARGS__INIT;
+	const struct journal_rec *best = NULL;
+
+	*run = NULL;
+	if (!env->journal)
+		return 0;
+	for (size_t i = 0; i < journal_count(env->journal); i++) {
+		const struct journal_rec *rec = journal_at(env->journal, i);
+
+		if (rec->step == TUAP__STEP__STEP_MAKE &&
+		    rec->state == TUAP__STEP_STATE__STATE_STARTED && rec->domain[0] &&
+		    (!best || rec->unix_time >= best->unix_time))
+			best = rec;
+	}
+	if (!best)
+		return 0;
+	req.step = TUAP__STEP__STEP_MAKE;
+	req.args_case = TUAP__STEP_REQUEST__ARGS_MAKE;
+	req.make = &make;
+	if (step_start(env, best->job, best->domain, &req, run, err) < 0)
+		return -1;
+	return 1;
+}
+
 const char *step_pkg_manager(void)
 {
 	char path[256];

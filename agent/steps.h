@@ -85,6 +85,13 @@ int step_data_want(struct step_run *run, uint64_t *offset, uint32_t *credit);
  * so that the next step_data_want asks again from the first missing byte. */
 void step_data_rewind(struct step_run *run);
 
+/* At agent start-up: when the journal holds a job whose make was started and has not ended
+ * (the agent was killed or restarted meanwhile), starts that make step again, which reattaches
+ * to its live supervisor or reports how it ended (DONE / FAILED from its status, else
+ * INTERRUPTED), and returns 1 with *run (the Hello's running_job_id / running_step while it
+ * runs). Returns 0 when there is none (the most recently started one is taken). */
+int step_recover(const struct step_env *env, struct step_run **run, struct tuap_err *err);
+
 /* "apt" or "dnf" (the package manager the packages step would use), or NULL. */
 const char *step_pkg_manager(void);
 

@@ -261,9 +261,19 @@ static void test_make_reattach(void **state)
 	assert_true(drive_until_line(&t, run, "begin", 10000));
 	step_free(run); /* the agent goes away; make goes on */
 
-	/* a new agent: reattaches, does not resend "begin", sees the end */
+	/* a new agent finds it in the journal: reattaches, does not resend "begin", sees the end */
 	evlog_free(&t.log);
-	run = t_start(&t, "job1", "slow", NULL, false, 0);
+	{
+		struct journal *j;
+		struct tuap_err err;
+
+		journal_close(t.j);
+		assert_int_equal(journal_open(&j, t.state, &err), 0);
+		t.j = t.env.journal = j;
+		assert_int_equal(step_recover(&t.env, &run, &err), 1);
+	}
+	assert_string_equal(step_job(run), "job1");
+	assert_int_equal(step_which(run), TUAP__STEP__STEP_MAKE);
 	assert_false(step_done(run));
 	assert_true(evlog_find(&t.log, "reattached", 0) >= 0);
 	snprintf(path, sizeof(path), "%s/fast", t.tree);
@@ -276,6 +286,12 @@ static void test_make_reattach(void **state)
 	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED); /* sleep was killed */
 	step_free(run);
 	assert_int_equal(count_runs(&t), 1);
+	{
+		struct tuap_err err;
+
+		assert_int_equal(step_recover(&t.env, &run, &err), 0); /* nothing left to recover */
+		assert_null(run);
+	}
 
 	/* rerun: runs again, now quickly */
 	evlog_free(&t.log);
