@@ -164,7 +164,7 @@ void run_progress(struct step_run *r, uint64_t done, uint64_t total, const char 
 
 int run_journal(struct step_run *r, Tuap__StepState state, int code, struct tuap_err *err)
 {
-	struct journal_rec rec;
+	struct stepjournal_rec rec;
 
 	if (!r->env.journal)
 		return 0;
@@ -175,7 +175,7 @@ int run_journal(struct step_run *r, Tuap__StepState state, int code, struct tuap
 	rec.state = state;
 	rec.has_exit_code = code >= 0;
 	rec.exit_code = code;
-	return journal_append(r->env.journal, &rec, err);
+	return stepjournal_append(r->env.journal, &rec, err);
 }
 
 void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int code, const char *fmt,
@@ -195,8 +195,8 @@ void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int cod
 	}
 	run_flush(r);
 	if (journal && run_journal(r, state, code, &err) < 0)
-		log_warn("job %s: %s: cannot journal %s: %s", r->job, journal_step_name(r->step),
-			 journal_state_name(state), err.msg);
+		log_warn("job %s: %s: cannot journal %s: %s", r->job, stepjournal_step_name(r->step),
+			 stepjournal_state_name(state), err.msg);
 	r->finished = true;
 	r->state = state;
 	ev.state = state;
@@ -484,7 +484,7 @@ static int domain_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > JOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
+	if (n == 0 || n > STEPJOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
 		return 0;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
 }
@@ -499,22 +499,22 @@ static const Tuap__StepRequest__ArgsCase args_for[] = {
 
 static int start_step(struct step_run *r, const Tuap__StepRequest *req, struct tuap_err *err)
 {
-	const struct journal_rec *rec;
+	const struct stepjournal_rec *rec;
 	Tuap__StepEvent ev = TUAP__STEP_EVENT__INIT;
 
 	if (req->step <= TUAP__STEP__STEP_UNKNOWN || req->step > TUAP__STEP__STEP_MAKE)
 		return err_set(err, "unknown step %d", (int)req->step);
 	if (req->args_case != args_for[req->step])
 		return err_set(err, "step %s: arguments missing or of another step",
-			       journal_step_name(req->step));
-	if (!journal_job_ok(r->job))
+			       stepjournal_step_name(req->step));
+	if (!stepjournal_job_ok(r->job))
 		return err_set(err, "job id '%s' is not acceptable (1-%d of [A-Za-z0-9._-])",
-			       r->job, JOURNAL_JOB_MAX);
+			       r->job, STEPJOURNAL_JOB_MAX);
 	if (!domain_ok(r->domain))
 		return err_set(err, "domain '%s' is not a domain name", r->domain);
 	if (req->step == TUAP__STEP__STEP_MAKE)
 		return make_start(r, req->make, err);
-	rec = r->env.journal ? journal_get(r->env.journal, r->job, r->step) : NULL;
+	rec = r->env.journal ? stepjournal_get(r->env.journal, r->job, r->step) : NULL;
 	if (rec && rec->state == TUAP__STEP_STATE__STATE_DONE) {
 		run_finish(r, TUAP__STEP_STATE__STATE_DONE, false,
 			   rec->has_exit_code ? rec->exit_code : 0, "already done");
@@ -570,7 +570,7 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 			   "job id or domain too long");
 	else if (start_step(r, req, &e) < 0)
 		run_finish(r, TUAP__STEP_STATE__STATE_FAILED,
-			   r->step != TUAP__STEP__STEP_MAKE && journal_job_ok(r->job), -1, "%s",
+			   r->step != TUAP__STEP__STEP_MAKE && stepjournal_job_ok(r->job), -1, "%s",
 			   err_str(&e, msg, sizeof(msg)));
 	else if (!r->ops && !r->finished)
 		queue_service(r);
@@ -655,13 +655,13 @@ int step_recover(const struct step_env *env, struct step_run **run, struct tuap_
 {
 	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
 	Tuap__MakeArgs make = TUAP__MAKE_ARGS__INIT;
-	const struct journal_rec *best = NULL;
+	const struct stepjournal_rec *best = NULL;
 
 	*run = NULL;
 	if (!env->journal)
 		return 0;
-	for (size_t i = 0; i < journal_count(env->journal); i++) {
-		const struct journal_rec *rec = journal_at(env->journal, i);
+	for (size_t i = 0; i < stepjournal_count(env->journal); i++) {
+		const struct stepjournal_rec *rec = stepjournal_at(env->journal, i);
 
 		if (rec->step == TUAP__STEP__STEP_MAKE &&
 		    rec->state == TUAP__STEP_STATE__STATE_STARTED && rec->domain[0] &&

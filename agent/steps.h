@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "err.h"
-#include "journal.h"
+#include "stepjournal.h"
 #include "tuap.pb-c.h"
 
 #define STEP_STATE_DIR	  "/var/lib/tuap-agent"
@@ -40,7 +40,7 @@ struct step_env {
 	const char *root;      /* "/" (see above) */
 	const char *state_dir; /* STEP_STATE_DIR; holds journal and jobs/JOB/ */
 	const char *site_root; /* STEP_SITE_ROOT; sites are SITE_ROOT/DOMAIN */
-	struct journal *journal;
+	struct stepjournal *journal;
 	void (*emit)(void *ctx, const Tuap__StepEvent *ev);
 	void *ctx;
 };

@@ -566,8 +566,8 @@ static void emit_started(struct step_run *r)
 
 int make_start(struct step_run *r, const Tuap__MakeArgs *a, struct tuap_err *err)
 {
-	const struct journal_rec *rec =
-		r->env.journal ? journal_get(r->env.journal, r->job, r->step) : NULL;
+	const struct stepjournal_rec *rec =
+		r->env.journal ? stepjournal_get(r->env.journal, r->job, r->step) : NULL;
 	bool rerun = a->has_rerun && a->rerun;
 	struct sup_args sa;
 	struct make_run *m;

@@ -45,8 +45,8 @@ struct step_ops {
 
 struct step_run {
 	struct step_env env;
-	char job[JOURNAL_JOB_MAX + 1];
-	char domain[JOURNAL_DOMAIN_MAX + 1];
+	char job[STEPJOURNAL_JOB_MAX + 1];
+	char domain[STEPJOURNAL_DOMAIN_MAX + 1];
 	Tuap__Step step;
 	uint32_t deadline_s;  /* 0: none */
 	uint64_t deadline_ms; /* monotonic; 0: none */

@@ -24,7 +24,7 @@
 #include "agent_steps_util.h"
 #include "fsutil.h"
 #include "hash.h"
-#include "journal.h"
+#include "stepjournal.h"
 #include "steps.h"
 #include "steps/data.h"
 
@@ -32,7 +32,7 @@
 
 struct t {
 	char dir[64], state[128], site[128], tgz[128], src[128], out[256];
-	struct journal *j;
+	struct stepjournal *j;
 	struct evlog log;
 	struct step_env env;
 	unsigned char *data;
@@ -69,7 +69,7 @@ static void t_init(struct t *t)
 	snprintf(t->tgz, sizeof(t->tgz), "%s/data.tar.gz", t->dir);
 	snprintf(t->src, sizeof(t->src), "%s/src", t->dir);
 	snprintf(t->out, sizeof(t->out), "%s/srv/" DOMAIN, t->dir);
-	assert_int_equal(journal_open(&t->j, t->state, &err), 0);
+	assert_int_equal(stepjournal_open(&t->j, t->state, &err), 0);
 	evlog_init(&t->log);
 	t->env.root = "/";
 	t->env.state_dir = t->state;
@@ -81,7 +81,7 @@ static void t_init(struct t *t)
 
 static void t_free(struct t *t)
 {
-	journal_close(t->j);
+	stepjournal_close(t->j);
 	evlog_free(&t->log);
 	free(t->data);
 	rm_rf(t->dir);
@@ -235,7 +235,7 @@ static void test_data_end_to_end(void **state)
 	}
 	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.state);
 	assert_false(fs_exists(spool)); /* removed once in place */
-	assert_int_equal(journal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
 
 	/* the same job again: done, nothing asked */
@@ -365,7 +365,7 @@ static void test_data_bad_sha(void **state)
 	assert_false(fs_exists(t.out));
 	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
 	assert_false(fs_exists(staging));
-	assert_int_equal(journal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
 			 TUAP__STEP_STATE__STATE_FAILED);
 	t_free(&t);
 }

@@ -19,14 +19,14 @@
 
 #include "agent_steps_util.h"
 #include "fsutil.h"
-#include "journal.h"
+#include "stepjournal.h"
 #include "steps.h"
 
 #define DOMAIN "site.example"
 
 struct t {
 	char dir[64], state[128], site[128], tree[192];
-	struct journal *j;
+	struct stepjournal *j;
 	struct evlog log;
 	struct step_env env;
 };
@@ -57,7 +57,7 @@ static void t_init(struct t *t)
 	assert_int_equal(fs_mkdir_p(t->tree, 0755, NULL), 0);
 	snprintf(path, sizeof(path), "%s/Makefile", t->tree);
 	write_text(path, MAKEFILE);
-	assert_int_equal(journal_open(&t->j, t->state, &err), 0);
+	assert_int_equal(stepjournal_open(&t->j, t->state, &err), 0);
 	evlog_init(&t->log);
 	t->env.root = "/";
 	t->env.state_dir = t->state;
@@ -69,7 +69,7 @@ static void t_init(struct t *t)
 
 static void t_free(struct t *t)
 {
-	journal_close(t->j);
+	stepjournal_close(t->j);
 	evlog_free(&t->log);
 	rm_rf(t->dir);
 }
@@ -148,7 +148,7 @@ static void test_make_streams(void **state)
 	assert_true(evlog_find(&t.log, "to-stderr", (size_t)at) > at);
 	assert_true(t.log.logs >= 300 / STEP_LOG_BATCH);
 	step_free(run);
-	assert_int_equal(journal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
 	snprintf(path, sizeof(path), "%s/jobs/job1/make.status", t.state);
 	assert_true(fs_exists(path));
@@ -264,11 +264,11 @@ static void test_make_reattach(void **state)
 	/* a new agent finds it in the journal: reattaches, does not resend "begin", sees the end */
 	evlog_free(&t.log);
 	{
-		struct journal *j;
+		struct stepjournal *j;
 		struct tuap_err err;
 
-		journal_close(t.j);
-		assert_int_equal(journal_open(&j, t.state, &err), 0);
+		stepjournal_close(t.j);
+		assert_int_equal(stepjournal_open(&j, t.state, &err), 0);
 		t.j = t.env.journal = j;
 		assert_int_equal(step_recover(&t.env, &run, &err), 1);
 	}
@@ -343,7 +343,7 @@ static void test_make_supervisor_gone(void **state)
 	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_INTERRUPTED);
 	assert_non_null(strstr(t.log.msg, "interrupted"));
 	step_free(run);
-	assert_int_equal(journal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
 			 TUAP__STEP_STATE__STATE_INTERRUPTED);
 	/* and it stays so: not restarted */
 	evlog_free(&t.log);

@@ -20,7 +20,7 @@
 
 #include "agent_steps_util.h"
 #include "fsutil.h"
-#include "journal.h"
+#include "stepjournal.h"
 #include "proc.h"
 #include "steps.h"
 #include "steps/mail.h"
@@ -320,21 +320,21 @@ static void test_aliases(void **state)
 	assert_false(mail_address_ok("a,b@c"));
 }
 
-static struct journal *open_journal(const char *dir)
+static struct stepjournal *open_journal(const char *dir)
 {
-	struct journal *j;
+	struct stepjournal *j;
 	struct tuap_err err;
 
-	if (journal_open(&j, dir, &err) < 0) {
+	if (stepjournal_open(&j, dir, &err) < 0) {
 		fprintf(stderr, "%s\n", err.msg);
 		return NULL;
 	}
 	return j;
 }
 
-static void jrec(struct journal *j, const char *job, Tuap__Step step, Tuap__StepState st, int code)
+static void jrec(struct stepjournal *j, const char *job, Tuap__Step step, Tuap__StepState st, int code)
 {
-	struct journal_rec r;
+	struct stepjournal_rec r;
 	struct tuap_err err;
 
 	memset(&r, 0, sizeof(r));
@@ -344,16 +344,16 @@ static void jrec(struct journal *j, const char *job, Tuap__Step step, Tuap__Step
 	r.state = st;
 	r.has_exit_code = code >= 0;
 	r.exit_code = code;
-	assert_int_equal(journal_append(j, &r, &err), 0);
+	assert_int_equal(stepjournal_append(j, &r, &err), 0);
 }
 
 static void test_journal(void **state)
 {
 	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256];
-	const struct journal_rec *r;
+	const struct stepjournal_rec *r;
 	Tuap__StepRecord **recs;
 	struct tuap_err err;
-	struct journal *j;
+	struct stepjournal *j;
 	size_t n;
 	int fd;
 
@@ -363,7 +363,7 @@ static void test_journal(void **state)
 	jrec(j, "job1", TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, 0);
 	jrec(j, "job1", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_STARTED, -1);
 	jrec(j, "job2", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_FAILED, 3);
-	journal_close(j);
+	stepjournal_close(j);
 
 	/* a torn last record and a corrupted one in the middle */
 	snprintf(path, sizeof(path), "%s/journal", dir);
@@ -371,48 +371,48 @@ static void test_journal(void **state)
 	assert_true(write(fd, "J1 1700000000 job3 - mail done 0 1234", 37) == 37);
 	close(fd);
 	assert_non_null(j = open_journal(dir));
-	assert_int_equal(journal_count(j), 3);
-	r = journal_get(j, "job1", TUAP__STEP__STEP_USERS);
+	assert_int_equal(stepjournal_count(j), 3);
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
 	assert_non_null(r);
 	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_DONE);
 	assert_string_equal(r->domain, "site.example");
-	r = journal_get(j, "job1", TUAP__STEP__STEP_MAKE);
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_MAKE);
 	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_STARTED);
 	assert_false(r->has_exit_code);
-	r = journal_get(j, "job2", TUAP__STEP__STEP_DATA);
+	r = stepjournal_get(j, "job2", TUAP__STEP__STEP_DATA);
 	assert_int_equal(r->exit_code, 3);
-	assert_null(journal_get(j, "job3", TUAP__STEP__STEP_MAIL));
+	assert_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
 	/* the next record starts its own line */
 	jrec(j, "job3", TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, 0);
 
-	assert_int_equal(journal_records(j, false, &recs, &n, &err), 0);
+	assert_int_equal(stepjournal_records(j, false, &recs, &n, &err), 0);
 	assert_int_equal(n, 3); /* users done, data failed, mail done */
-	journal_records_free(recs, n);
-	assert_int_equal(journal_records(j, true, &recs, &n, &err), 0);
+	stepjournal_records_free(recs, n);
+	assert_int_equal(stepjournal_records(j, true, &recs, &n, &err), 0);
 	assert_int_equal(n, 4);
 	for (size_t i = 0; i < n; i++)
 		if (recs[i]->step == TUAP__STEP__STEP_MAKE)
 			assert_int_equal(recs[i]->state, TUAP__STEP_STATE__STATE_INTERRUPTED);
-	journal_records_free(recs, n);
-	journal_close(j);
+	stepjournal_records_free(recs, n);
+	stepjournal_close(j);
 
 	/* flip a byte in the first record: its checksum no longer matches */
 	fd = open(path, O_RDWR);
 	assert_true(pwrite(fd, "X", 1, 16) == 1);
 	close(fd);
 	assert_non_null(j = open_journal(dir));
-	r = journal_get(j, "job1", TUAP__STEP__STEP_USERS);
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
 	assert_non_null(r); /* the DONE record still stands */
-	assert_non_null(journal_get(j, "job3", TUAP__STEP__STEP_MAIL));
-	assert_int_equal(journal_get(j, "job3", TUAP__STEP__STEP_MAIL)->state,
+	assert_non_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
+	assert_int_equal(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
-	journal_close(j);
+	stepjournal_close(j);
 
-	assert_true(journal_job_ok("job-1.2_x"));
-	assert_false(journal_job_ok("../x"));
-	assert_false(journal_job_ok(".x"));
-	assert_false(journal_job_ok(""));
-	assert_false(journal_job_ok("a/b"));
+	assert_true(stepjournal_job_ok("job-1.2_x"));
+	assert_false(stepjournal_job_ok("../x"));
+	assert_false(stepjournal_job_ok(".x"));
+	assert_false(stepjournal_job_ok(""));
+	assert_false(stepjournal_job_ok("a/b"));
 	rm_rf(dir);
 }
 
@@ -431,15 +431,15 @@ static void test_journal_bounded(void **state)
 {
 	static const char *steps[] = {"users", "packages", "mail", "data", "make"};
 	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256], line[256];
-	struct journal *j;
+	struct stepjournal *j;
 	struct stat st;
 	FILE *f;
 
-	/* a journal just under JOURNAL_MAX_BYTES, written as the agent writes it */
+	/* a journal just under STEPJOURNAL_MAX_BYTES, written as the agent writes it */
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/journal", dir);
 	assert_non_null(f = fopen(path, "w"));
-	for (int i = 0; ftell(f) < JOURNAL_MAX_BYTES - 40; i++) {
+	for (int i = 0; ftell(f) < STEPJOURNAL_MAX_BYTES - 40; i++) {
 		int n = snprintf(line, sizeof(line), "J1 %d job%d site.example %s %s -",
 				 1700000000 + i, i / 5 % 2000, steps[i % 5],
 				 i % 2 ? "done" : "started");
@@ -448,24 +448,24 @@ static void test_journal_bounded(void **state)
 	}
 	fclose(f);
 	assert_non_null(j = open_journal(dir));
-	assert_int_equal(journal_count(j), JOURNAL_MAX_RECORDS);
-	assert_null(journal_get(j, "job1", TUAP__STEP__STEP_USERS)); /* the oldest forgotten */
+	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
+	assert_null(stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS)); /* the oldest forgotten */
 	jrec(j, "last", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0);
 	jrec(j, "last", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_DONE, 0);
-	journal_close(j);
+	stepjournal_close(j);
 	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size < JOURNAL_MAX_BYTES / 2); /* compacted */
+	assert_true(st.st_size < STEPJOURNAL_MAX_BYTES / 2); /* compacted */
 	assert_non_null(j = open_journal(dir));
-	assert_int_equal(journal_count(j), JOURNAL_MAX_RECORDS);
-	assert_non_null(journal_get(j, "last", TUAP__STEP__STEP_MAKE));
-	assert_non_null(journal_get(j, "last", TUAP__STEP__STEP_DATA));
-	journal_close(j);
+	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
+	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_MAKE));
+	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_DATA));
+	stepjournal_close(j);
 	rm_rf(dir);
 }
 
 struct scratch {
 	char dir[64], root[128], state[128], site[128];
-	struct journal *j;
+	struct stepjournal *j;
 	struct evlog log;
 	struct step_env env;
 };
@@ -493,7 +493,7 @@ static void scratch_init(struct scratch *s)
 
 static void scratch_free(struct scratch *s)
 {
-	journal_close(s->j);
+	stepjournal_close(s->j);
 	evlog_free(&s->log);
 	rm_rf(s->dir);
 }
@@ -529,7 +529,7 @@ static void test_mail_step(void **state)
 		assert_int_equal(stat(path, &st), 0);
 		assert_int_equal(st.st_mode & 0777, 0640); /* the mode is kept */
 	}
-	assert_int_equal(journal_get(s.j, "j1", TUAP__STEP__STEP_MAIL)->state,
+	assert_int_equal(stepjournal_get(s.j, "j1", TUAP__STEP__STEP_MAIL)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
 
 	/* the same job again: not repeated */
@@ -548,7 +548,7 @@ static void test_mail_step(void **state)
 	assert_true(step_done(run));
 	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
 	assert_non_null(strstr(s.log.msg, "contact_email"));
-	assert_int_equal(journal_get(s.j, "j2", TUAP__STEP__STEP_MAIL)->state,
+	assert_int_equal(stepjournal_get(s.j, "j2", TUAP__STEP__STEP_MAIL)->state,
 			 TUAP__STEP_STATE__STATE_FAILED);
 	step_free(run);
 

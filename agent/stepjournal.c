@@ -1,5 +1,5 @@
 /* The agent's step journal; see journal.h. */
-#include "journal.h"
+#include "stepjournal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,13 +16,13 @@
 #include "fsutil.h"
 
 #define LINE_MAX_LEN  512
-#define FILE_READ_MAX (4 * JOURNAL_MAX_BYTES)
+#define FILE_READ_MAX (4 * STEPJOURNAL_MAX_BYTES)
 
-struct journal {
+struct stepjournal {
 	char path[PATH_MAX];
 	int fd;
 	uint64_t size;
-	struct journal_rec *v; /* latest record per (job, step) */
+	struct stepjournal_rec *v; /* latest record per (job, step) */
 	uint64_t *seq;	       /* when v[i] was last updated, to forget the oldest first */
 	uint64_t next_seq;
 	size_t n;
@@ -32,14 +32,14 @@ static const char *const step_names[] = {"unknown", "users", "packages", "mail",
 static const char *const state_names[] = {"unknown", "started", "progress",   "log",
 					  "done",    "failed",	"interrupted"};
 
-const char *journal_step_name(Tuap__Step step)
+const char *stepjournal_step_name(Tuap__Step step)
 {
 	if ((unsigned)step < sizeof(step_names) / sizeof(step_names[0]))
 		return step_names[step];
 	return "unknown";
 }
 
-const char *journal_state_name(Tuap__StepState state)
+const char *stepjournal_state_name(Tuap__StepState state)
 {
 	if ((unsigned)state < sizeof(state_names) / sizeof(state_names[0]))
 		return state_names[state];
@@ -54,7 +54,7 @@ static int name_index(const char *const *names, size_t n, const char *s)
 	return -1;
 }
 
-int journal_job_ok(const char *s)
+int stepjournal_job_ok(const char *s)
 {
 	size_t n = 0;
 
@@ -63,7 +63,7 @@ int journal_job_ok(const char *s)
 	for (; s[n]; n++) {
 		char c = s[n];
 
-		if (n >= JOURNAL_JOB_MAX)
+		if (n >= STEPJOURNAL_JOB_MAX)
 			return 0;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		      c == '.' || c == '_' || c == '-'))
@@ -76,7 +76,7 @@ static int domain_ok(const char *s)
 {
 	size_t n = strlen(s);
 
-	if (n == 0 || n > JOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
+	if (n == 0 || n > STEPJOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
 		return 0;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
 }
@@ -99,20 +99,20 @@ static int ended(Tuap__StepState st)
 }
 
 /* Formats rec as a journal line into out; returns its length, or 0 when rec is not valid. */
-static size_t format_line(const struct journal_rec *rec, char *out, size_t len)
+static size_t format_line(const struct stepjournal_rec *rec, char *out, size_t len)
 {
 	char code[16] = "-";
 	int n;
 
-	if (!journal_job_ok(rec->job) || (rec->domain[0] && !domain_ok(rec->domain)) ||
+	if (!stepjournal_job_ok(rec->job) || (rec->domain[0] && !domain_ok(rec->domain)) ||
 	    rec->step <= TUAP__STEP__STEP_UNKNOWN || rec->step > TUAP__STEP__STEP_MAKE ||
 	    (rec->state != TUAP__STEP_STATE__STATE_STARTED && !ended(rec->state)))
 		return 0;
 	if (rec->has_exit_code)
 		snprintf(code, sizeof(code), "%d", rec->exit_code);
 	n = snprintf(out, len, "J1 %" PRIu64 " %s %s %s %s %s", rec->unix_time, rec->job,
-		     rec->domain[0] ? rec->domain : "-", journal_step_name(rec->step),
-		     journal_state_name(rec->state), code);
+		     rec->domain[0] ? rec->domain : "-", stepjournal_step_name(rec->step),
+		     stepjournal_state_name(rec->state), code);
 	if (n < 0 || (size_t)n + 11 >= len)
 		return 0;
 	n += snprintf(out + n, len - (size_t)n, " %08" PRIx32 "\n", fnv1a(out, (size_t)n));
@@ -120,7 +120,7 @@ static size_t format_line(const struct journal_rec *rec, char *out, size_t len)
 }
 
 /* Parses one line (without its newline); 0 when it is a valid record. */
-static int parse_line(const char *line, size_t len, struct journal_rec *rec)
+static int parse_line(const char *line, size_t len, struct stepjournal_rec *rec)
 {
 	char copy[LINE_MAX_LEN], *f[8], *save = NULL, *tok, *end;
 	size_t nf = 0, body;
@@ -147,7 +147,7 @@ static int parse_line(const char *line, size_t len, struct journal_rec *rec)
 	if (errno || *end)
 		return -1;
 	rec->unix_time = t;
-	if (!journal_job_ok(f[2]))
+	if (!stepjournal_job_ok(f[2]))
 		return -1;
 	snprintf(rec->job, sizeof(rec->job), "%s", f[2]);
 	if (strcmp(f[3], "-") != 0) {
@@ -173,14 +173,14 @@ static int parse_line(const char *line, size_t len, struct journal_rec *rec)
 	return 0;
 }
 
-static void remember(struct journal *j, const struct journal_rec *rec)
+static void remember(struct stepjournal *j, const struct stepjournal_rec *rec)
 {
 	size_t i;
 
 	for (i = 0; i < j->n; i++)
 		if (j->v[i].step == rec->step && strcmp(j->v[i].job, rec->job) == 0)
 			break;
-	if (i == j->n && j->n == JOURNAL_MAX_RECORDS) {
+	if (i == j->n && j->n == STEPJOURNAL_MAX_RECORDS) {
 		i = 0; /* forget the least recently updated record */
 		for (size_t k = 1; k < j->n; k++)
 			if (j->seq[k] < j->seq[i])
@@ -201,7 +201,7 @@ static int by_seq(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int load(struct journal *j, struct tuap_err *err)
+static int load(struct stepjournal *j, struct tuap_err *err)
 {
 	size_t len, start = 0, keep = 0;
 	char *data = fs_read_file(j->path, FILE_READ_MAX, &len, err);
@@ -209,7 +209,7 @@ static int load(struct journal *j, struct tuap_err *err)
 	if (!data)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		struct journal_rec rec;
+		struct stepjournal_rec rec;
 
 		if (data[i] != '\n')
 			continue;
@@ -226,13 +226,13 @@ static int load(struct journal *j, struct tuap_err *err)
 	return 0;
 }
 
-int journal_open(struct journal **jp, const char *state_dir, struct tuap_err *err)
+int stepjournal_open(struct stepjournal **jp, const char *state_dir, struct tuap_err *err)
 {
-	struct journal *j = calloc(1, sizeof(*j));
+	struct stepjournal *j = calloc(1, sizeof(*j));
 
 	*jp = NULL;
-	if (!j || !(j->v = calloc(JOURNAL_MAX_RECORDS, sizeof(j->v[0]))) ||
-	    !(j->seq = calloc(JOURNAL_MAX_RECORDS, sizeof(j->seq[0])))) {
+	if (!j || !(j->v = calloc(STEPJOURNAL_MAX_RECORDS, sizeof(j->v[0]))) ||
+	    !(j->seq = calloc(STEPJOURNAL_MAX_RECORDS, sizeof(j->seq[0])))) {
 		if (j)
 			free(j->v);
 		free(j);
@@ -256,11 +256,11 @@ int journal_open(struct journal **jp, const char *state_dir, struct tuap_err *er
 	*jp = j;
 	return 0;
 fail:
-	journal_close(j);
+	stepjournal_close(j);
 	return -1;
 }
 
-void journal_close(struct journal *j)
+void stepjournal_close(struct stepjournal *j)
 {
 	if (!j)
 		return;
@@ -272,11 +272,11 @@ void journal_close(struct journal *j)
 }
 
 /* Rewrites the file with the latest records only, least recently updated first. */
-static int compact(struct journal *j, struct tuap_err *err)
+static int compact(struct stepjournal *j, struct tuap_err *err)
 {
 	struct buf b = BUF_INIT;
 	char line[LINE_MAX_LEN];
-	size_t order[JOURNAL_MAX_RECORDS];
+	size_t order[STEPJOURNAL_MAX_RECORDS];
 	int fd, rc = -1;
 
 	for (size_t i = 0; i < j->n; i++)
@@ -304,9 +304,9 @@ out:
 	return rc;
 }
 
-int journal_append(struct journal *j, const struct journal_rec *in, struct tuap_err *err)
+int stepjournal_append(struct stepjournal *j, const struct stepjournal_rec *in, struct tuap_err *err)
 {
-	struct journal_rec rec = *in;
+	struct stepjournal_rec rec = *in;
 	char line[LINE_MAX_LEN];
 	size_t n;
 	ssize_t w;
@@ -330,12 +330,12 @@ int journal_append(struct journal *j, const struct journal_rec *in, struct tuap_
 		return err_set(err, "%s: fsync: %s", j->path, strerror(errno));
 	j->size += n;
 	remember(j, &rec);
-	if (j->size > JOURNAL_MAX_BYTES)
+	if (j->size > STEPJOURNAL_MAX_BYTES)
 		return compact(j, err);
 	return 0;
 }
 
-const struct journal_rec *journal_get(const struct journal *j, const char *job, Tuap__Step step)
+const struct stepjournal_rec *stepjournal_get(const struct stepjournal *j, const char *job, Tuap__Step step)
 {
 	for (size_t i = 0; i < j->n; i++)
 		if (j->v[i].step == step && strcmp(j->v[i].job, job) == 0)
@@ -343,17 +343,17 @@ const struct journal_rec *journal_get(const struct journal *j, const char *job, 
 	return NULL;
 }
 
-size_t journal_count(const struct journal *j)
+size_t stepjournal_count(const struct stepjournal *j)
 {
 	return j->n;
 }
 
-const struct journal_rec *journal_at(const struct journal *j, size_t i)
+const struct stepjournal_rec *stepjournal_at(const struct stepjournal *j, size_t i)
 {
 	return i < j->n ? &j->v[i] : NULL;
 }
 
-void journal_records_free(Tuap__StepRecord **recs, size_t n)
+void stepjournal_records_free(Tuap__StepRecord **recs, size_t n)
 {
 	for (size_t i = 0; recs && i < n; i++) {
 		if (recs[i])
@@ -363,7 +363,7 @@ void journal_records_free(Tuap__StepRecord **recs, size_t n)
 	free(recs);
 }
 
-int journal_records(const struct journal *j, bool interrupted_started, Tuap__StepRecord ***out,
+int stepjournal_records(const struct stepjournal *j, bool interrupted_started, Tuap__StepRecord ***out,
 		    size_t *n, struct tuap_err *err)
 {
 	Tuap__StepRecord **v = calloc(j->n ? j->n : 1, sizeof(*v));
@@ -374,7 +374,7 @@ int journal_records(const struct journal *j, bool interrupted_started, Tuap__Ste
 	if (!v)
 		return err_set(err, "journal: out of memory");
 	for (size_t i = 0; i < j->n; i++) {
-		const struct journal_rec *r = &j->v[i];
+		const struct stepjournal_rec *r = &j->v[i];
 		Tuap__StepRecord *s;
 
 		if (!ended(r->state) && !interrupted_started)
@@ -382,7 +382,7 @@ int journal_records(const struct journal *j, bool interrupted_started, Tuap__Ste
 		s = malloc(sizeof(*s));
 		if (!s || !(tuap__step_record__init(s), s->job_id = strdup(r->job))) {
 			free(s);
-			journal_records_free(v, k);
+			stepjournal_records_free(v, k);
 			return err_set(err, "journal: out of memory");
 		}
 		s->step = r->step;
