@@ -1,0 +1,756 @@
+/*
+ * The data step: data.tar.gz pulled in chunks with a credit window, appended to a spool file
+ * STATE_DIR/jobs/JOB/data.tar.gz and hashed as it grows. The spool is fdatasync'd every
+ * SYNC_EVERY bytes and its confirmed length recorded in data.mark ("LEN SIZE SHA256\n"), so a
+ * restarted agent resumes from the confirmed length (what lies beyond it is cut off and the
+ * kept part re-hashed). Once every byte is there and the sha256 matches, the spool is extracted
+ * with libarchive into SITE_ROOT/DOMAIN.new-JOB (every entry checked by data_entry_check, no
+ * owners, no setuid/setgid bits, libarchive's symlink and '..' guards on), synced, and swapped
+ * in: the previous SITE_ROOT/DOMAIN is renamed DOMAIN.prev-TIMESTAMP, of which the newest
+ * STEP_PREV_KEEP are kept. Extraction runs in slices of SLICE_MS per step_service.
+ */
+#include "steps/data.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "hash.h"
+#include "steps/run.h"
+
+#define SYNC_EVERY  (64ull << 20)
+#define READ_BLOCK  (1 << 20)
+#define SLICE_MS    50
+#define PROGRESS_MS 250
+#define PENDING_MAX (2 * STEP_DATA_WINDOW)
+
+/* ------------------------------------------------------------------------------------------ */
+/* The entry rule */
+
+static int fail_why(char *why, size_t len, const char *msg)
+{
+	snprintf(why, len, "%s", msg);
+	return -1;
+}
+
+/* Counts path's components; -1 when one is '..' or the path is absolute or empty. */
+static int plain_depth(const char *p)
+{
+	int depth = 0;
+
+	if (!p || !*p || *p == '/')
+		return -1;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 2 && p[0] == '.' && p[1] == '.')
+			return -1;
+		if (n > 0 && !(n == 1 && p[0] == '.'))
+			depth++;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return depth;
+}
+
+int data_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
+		     size_t len)
+{
+	int depth;
+
+	if (!path || !*path)
+		return fail_why(why, len, "empty path");
+	if (strlen(path) >= TARBALL_MAX_PATH)
+		return fail_why(why, len, "path too long");
+	if (path[0] == '/')
+		return fail_why(why, len, "absolute path");
+	if ((depth = plain_depth(path)) < 0)
+		return fail_why(why, len, "'..' component");
+	if (type == TAR_OTHER)
+		return fail_why(why, len, "device node, fifo or socket");
+	if (type == TAR_HARDLINK) {
+		if (!link || !*link || link[0] == '/')
+			return fail_why(why, len, "hard link to an absolute path");
+		if (plain_depth(link) <= 0)
+			return fail_why(why, len, "hard link outside the tree");
+	}
+	if (type == TAR_SYMLINK) {
+		const char *p = link;
+		int up = 0;
+
+		if (!p || !*p)
+			return fail_why(why, len, "symlink without target");
+		if (p[0] == '/')
+			return fail_why(why, len, "symlink to an absolute path");
+		/* leading '..' components only */
+		for (;;) {
+			while (p[0] == '.' && p[1] == '/')
+				p += 2;
+			while (*p == '/')
+				p++;
+			if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
+				up++;
+				p += 2;
+				continue;
+			}
+			break;
+		}
+		if (up > depth - 1)
+			return fail_why(why, len, "symlink escapes the tree");
+		if (*p && strcmp(p, ".") != 0 && plain_depth(p) < 0)
+			return fail_why(why, len, "symlink with '..' after a name");
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The run */
+
+struct piece {
+	uint64_t off;
+	size_t len;
+	unsigned char *data;
+};
+
+enum phase { RECEIVING, EXTRACTING };
+
+struct data_run {
+	enum phase phase;
+	uint64_t size;
+	char want_hex[SHA256_HEX_LEN];
+	char spool[PATH_MAX], mark[PATH_MAX];
+	int fd;
+	uint64_t have, synced, asked_end;
+	struct sha256 h;
+	struct piece *pend;
+	size_t n_pend, pend_bytes;
+	uint64_t last_progress_ms;
+
+	char site[PATH_MAX], staging[PATH_MAX];
+	struct archive *ar, *aw;
+	bool in_entry, staged;
+	uint64_t entries, bytes_out;
+};
+
+static void remove_tree(const char *path);
+
+static int write_mark(struct data_run *d, uint64_t len, struct tuap_err *err)
+{
+	char text[128];
+	int n = snprintf(text, sizeof(text), "%" PRIu64 " %" PRIu64 " %s\n", len, d->size,
+			 d->want_hex);
+
+	return fs_write_atomic(d->mark, text, (size_t)n, 0600, err);
+}
+
+/* Makes what is written durable and records its length. */
+static int confirm(struct data_run *d, struct tuap_err *err)
+{
+	if (d->synced == d->have)
+		return 0;
+	if (fdatasync(d->fd) < 0)
+		return err_set(err, "%s: fsync: %s", d->spool, strerror(errno));
+	if (write_mark(d, d->have, err) < 0)
+		return -1;
+	d->synced = d->have;
+	return 0;
+}
+
+static void progress(struct step_run *r, struct data_run *d, uint64_t done, const char *msg,
+		     bool force)
+{
+	uint64_t now = run_now_ms();
+
+	if (!force && now < d->last_progress_ms + PROGRESS_MS)
+		return;
+	d->last_progress_ms = now;
+	run_progress(r, done, d->size, msg);
+}
+
+static void fail(struct step_run *r, const char *fmt, ...) TUAP_PRINTF(2, 3);
+
+static void fail(struct step_run *r, const char *fmt, ...)
+{
+	struct data_run *d = r->priv;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (d->staged) {
+		remove_tree(d->staging);
+		d->staged = false;
+	}
+	run_finish(r, TUAP__STEP_STATE__STATE_FAILED, true, -1, "%s", msg);
+}
+
+/* Rehashes the spool's first len bytes (resume). */
+static int rehash(struct data_run *d, uint64_t len, struct tuap_err *err)
+{
+	unsigned char *buf = malloc(READ_BLOCK);
+	uint64_t off = 0;
+	int rc = -1;
+
+	if (!buf)
+		return err_set(err, "out of memory");
+	while (off < len) {
+		size_t want = len - off < READ_BLOCK ? (size_t)(len - off) : READ_BLOCK;
+		ssize_t n = pread(d->fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err_set(err, "%s: read: %s", d->spool, n < 0 ? strerror(errno) : "short");
+			goto out;
+		}
+		sha256_update(&d->h, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+/* The confirmed length of an earlier spool of the same data, or 0. */
+static uint64_t resume_length(struct data_run *d)
+{
+	char *text = fs_read_file(d->mark, 256, NULL, NULL), hex[SHA256_HEX_LEN + 1];
+	unsigned long long len = 0, size = 0;
+	struct stat st;
+
+	if (!text)
+		return 0;
+	if (sscanf(text, "%llu %llu %65s", &len, &size, hex) != 3 || size != d->size ||
+	    strcmp(hex, d->want_hex) != 0 || len > size)
+		len = 0;
+	free(text);
+	if (fstat(d->fd, &st) < 0 || (uint64_t)st.st_size < len)
+		return 0;
+	return len;
+}
+
+static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err *err);
+
+/* Every byte is there: check the hash, then extraction. */
+static void received_all(struct step_run *r, struct data_run *d)
+{
+	char got[SHA256_HEX_LEN];
+	struct tuap_err err;
+
+	sha256_final_hex(&d->h, got);
+	if (strcmp(got, d->want_hex) != 0) {
+		unlink(d->spool);
+		unlink(d->mark);
+		fail(r, "data.tar.gz: sha256 %s, expected %s; nothing was extracted", got,
+		     d->want_hex);
+		return;
+	}
+	if (confirm(d, &err) < 0) {
+		fail(r, "%s", err.msg);
+		return;
+	}
+	progress(r, d, d->size, "received, sha256 verified", true);
+	run_log(r, "data.tar.gz: %" PRIu64 " bytes, sha256 %s verified", d->size, got);
+	if (start_extract(r, d, &err) < 0)
+		fail(r, "%s", err.msg);
+}
+
+static int append(struct step_run *r, struct data_run *d, const unsigned char *p, size_t len,
+		  struct tuap_err *err)
+{
+	while (len > 0) {
+		ssize_t n = pwrite(d->fd, p, len, (off_t)d->have);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(err, "%s: write: %s", d->spool,
+				       n < 0 ? strerror(errno) : "short");
+		sha256_update(&d->h, p, (size_t)n);
+		d->have += (uint64_t)n;
+		p += n;
+		len -= (size_t)n;
+	}
+	if (d->have - d->synced >= SYNC_EVERY)
+		return confirm(d, err);
+	return 0;
+}
+
+/* Writes held pieces that now join what is stored. */
+static int join_pending(struct step_run *r, struct data_run *d, struct tuap_err *err)
+{
+	bool again = true;
+
+	while (again) {
+		again = false;
+		for (size_t i = 0; i < d->n_pend; i++) {
+			struct piece pc = d->pend[i];
+
+			if (pc.off > d->have)
+				continue;
+			d->pend[i] = d->pend[--d->n_pend];
+			d->pend_bytes -= pc.len;
+			if (pc.off + pc.len > d->have &&
+			    append(r, d, pc.data + (d->have - pc.off),
+				   (size_t)(pc.off + pc.len - d->have), err) < 0) {
+				free(pc.data);
+				return -1;
+			}
+			free(pc.data);
+			again = true;
+			break;
+		}
+	}
+	return 0;
+}
+
+static void hold(struct data_run *d, uint64_t off, const void *data, size_t len)
+{
+	struct piece *v;
+	unsigned char *copy;
+
+	for (size_t i = 0; i < d->n_pend; i++)
+		if (d->pend[i].off == off && d->pend[i].len >= len)
+			return; /* a repeat */
+	if (d->pend_bytes + len > PENDING_MAX || !(copy = malloc(len)))
+		return; /* asked for again after a rewind */
+	v = realloc(d->pend, (d->n_pend + 1) * sizeof(*v));
+	if (!v) {
+		free(copy);
+		return;
+	}
+	memcpy(copy, data, len);
+	d->pend = v;
+	d->pend[d->n_pend++] = (struct piece){off, len, copy};
+	d->pend_bytes += len;
+}
+
+int step_data_chunk(struct step_run *r, uint64_t off, const void *data, size_t len,
+		    struct tuap_err *err)
+{
+	struct data_run *d = r->priv;
+	const unsigned char *p = data;
+
+	if (r->step != TUAP__STEP__STEP_DATA)
+		return err_set(err, "job %s: no data step is waiting for chunks", r->job);
+	if (d && (off > d->size || len > d->size - off))
+		return err_set(err,
+			       "job %s: chunk at %" PRIu64
+			       " of %zu bytes is beyond the size %" PRIu64,
+			       r->job, off, len, d->size);
+	if (r->finished || !d || d->phase != RECEIVING)
+		return 0; /* a late repeat of a chunk already received */
+	if (off + len <= d->have || len == 0)
+		return 0; /* a repeat of what is stored */
+	if (off > d->have) {
+		if (off < d->have + STEP_DATA_WINDOW)
+			hold(d, off, data, len);
+		return 0;
+	}
+	if (append(r, d, p + (d->have - off), (size_t)(off + len - d->have), err) < 0 ||
+	    join_pending(r, d, err) < 0) {
+		char msg[600];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		fail(r, "%s", msg);
+		return 0;
+	}
+	if (d->have == d->size)
+		received_all(r, d);
+	else
+		progress(r, d, d->have, "receiving", false);
+	run_flush(r);
+	return 0;
+}
+
+int step_data_want(struct step_run *r, uint64_t *offset, uint32_t *credit)
+{
+	struct data_run *d = r->priv;
+	uint64_t end;
+
+	if (r->step != TUAP__STEP__STEP_DATA || r->finished || !d || d->phase != RECEIVING)
+		return 0;
+	if (d->asked_end < d->have)
+		d->asked_end = d->have;
+	end = d->have + STEP_DATA_WINDOW < d->size ? d->have + STEP_DATA_WINDOW : d->size;
+	if (end <= d->asked_end || d->asked_end - d->have > STEP_DATA_WINDOW / 2)
+		return 0;
+	*offset = d->asked_end;
+	*credit = (uint32_t)(end - d->asked_end);
+	d->asked_end = end;
+	return 1;
+}
+
+void step_data_rewind(struct step_run *r)
+{
+	struct data_run *d = r->priv;
+
+	if (r->step == TUAP__STEP__STEP_DATA && d)
+		d->asked_end = d->have;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extraction */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void remove_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err *err)
+{
+	char real[PATH_MAX];
+	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		    ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+
+	if (fs_mkdir_p(r->env.site_root, 0755, err) < 0)
+		return -1;
+	/* libarchive refuses to write through any symlink on the path, the site root's too */
+	if (!realpath(r->env.site_root, real))
+		return err_set(err, "%s: %s", r->env.site_root, strerror(errno));
+	if ((size_t)snprintf(d->site, sizeof(d->site), "%s/%s", real, r->domain) >=
+		    sizeof(d->site) ||
+	    (size_t)snprintf(d->staging, sizeof(d->staging), "%s/%s.new-%s", real, r->domain,
+			     r->job) >= sizeof(d->staging))
+		return err_set(err, "%s: path too long", real);
+	remove_tree(d->staging); /* a half extraction of an earlier agent */
+	if (mkdir(d->staging, 0755) < 0)
+		return err_set(err, "%s: %s", d->staging, strerror(errno));
+	d->staged = true;
+	d->ar = archive_read_new();
+	d->aw = archive_write_disk_new();
+	if (!d->ar || !d->aw)
+		return err_set(err, "libarchive: out of memory");
+	archive_read_support_filter_gzip(d->ar);
+	archive_read_support_filter_none(d->ar);
+	archive_read_support_format_tar(d->ar);
+	if (archive_read_open_filename(d->ar, d->spool, READ_BLOCK) != ARCHIVE_OK)
+		return err_set(err, "%s: %s", d->spool, archive_error_string(d->ar));
+	archive_write_disk_set_options(d->aw, flags);
+	d->phase = EXTRACTING;
+	run_log(r, "extracting into %s", d->staging);
+	return 0;
+}
+
+static enum tar_entry_type entry_type(struct archive_entry *e)
+{
+	if (archive_entry_hardlink(e))
+		return TAR_HARDLINK;
+	switch (archive_entry_filetype(e)) {
+	case AE_IFREG:
+		return TAR_FILE;
+	case AE_IFDIR:
+		return TAR_DIR;
+	case AE_IFLNK:
+		return TAR_SYMLINK;
+	default:
+		return TAR_OTHER;
+	}
+}
+
+/* Checks and writes one header; 1 when the entry is the tree's root (skipped). */
+static int next_header(struct step_run *r, struct data_run *d, struct archive_entry *e,
+		       struct tuap_err *err)
+{
+	enum tar_entry_type type = entry_type(e);
+	const char *pn = archive_entry_pathname(e), *ln = NULL;
+	char why[128], full[PATH_MAX * 2], name[TARBALL_MAX_PATH], link[TARBALL_MAX_PATH] = "";
+	int ret;
+
+	if (type == TAR_SYMLINK)
+		ln = archive_entry_symlink(e);
+	else if (type == TAR_HARDLINK)
+		ln = archive_entry_hardlink(e);
+	/* copies: the entry's strings change when the paths are rewritten below */
+	snprintf(name, sizeof(name), "%s", pn ? pn : "");
+	if (ln)
+		snprintf(link, sizeof(link), "%s", ln);
+	if (data_entry_check(name, type, ln ? link : NULL, why, sizeof(why)) < 0)
+		return err_set(err, "data.tar.gz: entry '%s': %s", name, why);
+	if (plain_depth(name) == 0)
+		return 1; /* "./" */
+	snprintf(full, sizeof(full), "%s/%s", d->staging, name);
+	archive_entry_copy_pathname(e, full);
+	if (type == TAR_HARDLINK) {
+		snprintf(full, sizeof(full), "%s/%s", d->staging, link);
+		archive_entry_copy_hardlink(e, full);
+	}
+	archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t)(S_ISUID | S_ISGID));
+	archive_entry_set_uid(e, 0);
+	archive_entry_set_gid(e, 0);
+	ret = archive_write_header(d->aw, e);
+	if (ret < ARCHIVE_WARN)
+		return err_set(err, "data.tar.gz: entry '%s': %s", name,
+			       archive_error_string(d->aw));
+	d->entries++;
+	return 0;
+}
+
+static void prune_prev(struct step_run *r, struct data_run *d)
+{
+	char dir[PATH_MAX], prefix[PATH_MAX], *names[64], path[PATH_MAX * 2];
+	size_t n = 0, plen;
+	struct dirent *de;
+	DIR *dh;
+
+	snprintf(dir, sizeof(dir), "%s", d->site);
+	*strrchr(dir, '/') = '\0';
+	plen = (size_t)snprintf(prefix, sizeof(prefix), "%s.prev-", r->domain);
+	if (!(dh = opendir(dir)))
+		return;
+	while ((de = readdir(dh)) && n < 64)
+		if (strncmp(de->d_name, prefix, plen) == 0 && (names[n] = strdup(de->d_name)))
+			n++;
+	closedir(dh);
+	/* the names end in a UTC timestamp: sorted by name is sorted by age */
+	for (size_t i = 1; i < n; i++)
+		for (size_t k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
+			char *t = names[k];
+			names[k] = names[k - 1];
+			names[k - 1] = t;
+		}
+	for (size_t i = 0; i + STEP_PREV_KEEP < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		remove_tree(path);
+		run_log(r, "removed %s (the newest %d previous trees are kept)", path,
+			STEP_PREV_KEEP);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+}
+
+/* The staging tree is complete: make it durable and put it in place. */
+static int swap_in(struct step_run *r, struct data_run *d, struct tuap_err *err)
+{
+	char prev[PATH_MAX + 64], stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int fd;
+
+	if (archive_write_close(d->aw) != ARCHIVE_OK)
+		return err_set(err, "%s: %s", d->staging, archive_error_string(d->aw));
+	fd = open(d->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		err_set(err, "%s: sync: %s", d->staging, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (fs_exists(d->site)) {
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+		snprintf(prev, sizeof(prev), "%s.prev-%s", d->site, stamp);
+		for (int i = 2; fs_exists(prev) && i < 100; i++)
+			snprintf(prev, sizeof(prev), "%s.prev-%s-%02d", d->site, stamp, i);
+		if (rename(d->site, prev) < 0)
+			return err_set(err, "rename %s to %s: %s", d->site, prev, strerror(errno));
+		run_log(r, "previous tree kept as %s", prev);
+	}
+	if (rename(d->staging, d->site) < 0)
+		return err_set(err, "rename %s to %s: %s", d->staging, d->site, strerror(errno));
+	d->staged = false;
+	if (fs_sync_parent(d->site, err) < 0)
+		return -1;
+	prune_prev(r, d);
+	return 0;
+}
+
+static void extract_slice(struct step_run *r, struct data_run *d)
+{
+	uint64_t end = run_now_ms() + SLICE_MS;
+	struct archive_entry *e;
+	struct tuap_err err;
+
+	do {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+		int ret;
+
+		if (d->in_entry) {
+			ret = archive_read_data_block(d->ar, &buf, &len, &off);
+			if (ret == ARCHIVE_EOF) {
+				d->in_entry = false;
+				if (archive_write_finish_entry(d->aw) < ARCHIVE_WARN) {
+					fail(r, "data.tar.gz: %s", archive_error_string(d->aw));
+					return;
+				}
+				continue;
+			}
+			if (ret < ARCHIVE_WARN) {
+				fail(r, "data.tar.gz: %s", archive_error_string(d->ar));
+				return;
+			}
+			if (archive_write_data_block(d->aw, buf, len, off) < ARCHIVE_WARN) {
+				fail(r, "data.tar.gz: %s", archive_error_string(d->aw));
+				return;
+			}
+			d->bytes_out += len;
+			continue;
+		}
+		ret = archive_read_next_header(d->ar, &e);
+		if (ret == ARCHIVE_EOF) {
+			if (swap_in(r, d, &err) < 0) {
+				fail(r, "%s", err.msg);
+				return;
+			}
+			unlink(d->spool);
+			unlink(d->mark);
+			run_progress(r, d->size, d->size, "extracted");
+			run_finish(r, TUAP__STEP_STATE__STATE_DONE, true, 0,
+				   "%" PRIu64 " entries, %" PRIu64 " bytes in %s", d->entries,
+				   d->bytes_out, d->site);
+			return;
+		}
+		if (ret < ARCHIVE_WARN) {
+			fail(r, "data.tar.gz: %s", archive_error_string(d->ar));
+			return;
+		}
+		ret = next_header(r, d, e, &err);
+		if (ret < 0) {
+			fail(r, "%s", err.msg);
+			return;
+		}
+		d->in_entry = ret == 0;
+	} while (run_now_ms() < end);
+	progress(r, d, (uint64_t)archive_filter_bytes(d->ar, -1), "extracting", false);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* step_ops */
+
+static size_t data_pollfds(struct step_run *r, struct pollfd *fds, size_t max)
+{
+	return 0;
+}
+
+static int data_timeout(const struct step_run *r)
+{
+	const struct data_run *d = r->priv;
+	uint64_t now = run_now_ms();
+
+	if (d->phase == EXTRACTING)
+		return 0;
+	if (!r->deadline_ms)
+		return -1;
+	return r->deadline_ms > now ? (int)(r->deadline_ms - now) : 0;
+}
+
+static void data_service(struct step_run *r)
+{
+	struct data_run *d = r->priv;
+
+	if (r->deadline_ms && run_now_ms() >= r->deadline_ms) {
+		fail(r, "deadline of %us passed", r->deadline_s);
+		return;
+	}
+	if (d->phase == EXTRACTING)
+		extract_slice(r, d);
+}
+
+static void data_cancel(struct step_run *r, const char *reason)
+{
+	fail(r, "cancelled: %s", reason);
+}
+
+static void data_free(struct step_run *r)
+{
+	struct data_run *d = r->priv;
+	struct tuap_err err;
+
+	if (!d)
+		return;
+	if (d->fd >= 0) {
+		if (d->phase == RECEIVING && !r->finished)
+			confirm(d, &err); /* so a restarted agent resumes from here */
+		close(d->fd);
+	}
+	if (d->ar)
+		archive_read_free(d->ar);
+	if (d->aw)
+		archive_write_free(d->aw);
+	if (d->staged)
+		remove_tree(d->staging);
+	sha256_free(&d->h);
+	for (size_t i = 0; i < d->n_pend; i++)
+		free(d->pend[i].data);
+	free(d->pend);
+	free(d);
+}
+
+static const struct step_ops data_ops = {
+	data_pollfds, data_timeout, data_service, data_cancel, data_free,
+};
+
+int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err)
+{
+	char dir[PATH_MAX];
+	struct data_run *d;
+	struct statvfs vfs;
+	uint64_t len;
+
+	if (a->sha256.len != 32)
+		return err_at(err, NULL, 0, "sha256", "%zu bytes; a sha256 has 32", a->sha256.len);
+	if (a->size == 0)
+		return err_at(err, NULL, 0, "size", "data.tar.gz is empty");
+	if (!(d = calloc(1, sizeof(*d))))
+		return err_set(err, "out of memory");
+	d->fd = -1;
+	r->priv = d;
+	r->ops = &data_ops;
+	d->size = a->size;
+	for (size_t i = 0; i < 32; i++)
+		snprintf(d->want_hex + 2 * i, 3, "%02x", a->sha256.data[i]);
+	if (run_job_dir(r, dir, sizeof(dir), true, err) < 0)
+		return -1;
+	if ((size_t)snprintf(d->spool, sizeof(d->spool), "%s/data.tar.gz", dir) >=
+		    sizeof(d->spool) ||
+	    (size_t)snprintf(d->mark, sizeof(d->mark), "%s/data.mark", dir) >= sizeof(d->mark))
+		return err_set(err, "%s: path too long", dir);
+	d->fd = open(d->spool, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (d->fd < 0)
+		return err_set(err, "%s: %s", d->spool, strerror(errno));
+	if (sha256_init(&d->h) < 0)
+		return err_set(err, "sha256: cannot initialise");
+	len = resume_length(d);
+	if (ftruncate(d->fd, (off_t)len) < 0)
+		return err_set(err, "%s: truncate: %s", d->spool, strerror(errno));
+	if (len > 0 && rehash(d, len, err) < 0)
+		return -1;
+	d->have = d->synced = d->asked_end = len;
+	if (fstatvfs(d->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < d->size - len)
+		return err_set(err, "%s: %" PRIu64 " bytes needed, %" PRIu64 " free", dir,
+			       d->size - len, (uint64_t)vfs.f_bavail * vfs.f_frsize);
+	if (len > 0)
+		run_log(r, "resuming data.tar.gz at byte %" PRIu64 " of %" PRIu64, len, d->size);
+	progress(r, d, len, "receiving", true);
+	if (len == d->size)
+		received_all(r, d);
+	return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * The packages step: apt-get (update when asked, then install without recommends, keeping
+ * changed config files, waiting for the dpkg lock a while) or dnf, whichever the system has.
+ */
+#include <string.h>
+
+#include "steps/run.h"
+
+#define PKG_MAX	     512
+#define PKG_ARGV_MAX (PKG_MAX + 16)
+
+static int package_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 200 || s[0] == '-')
+		return 0;
+	return strspn(s,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_:=~*/@") ==
+	       n;
+}
+
+int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_err *err)
+{
+	const char *argv[PKG_ARGV_MAX];
+	const char *pm = step_pkg_manager();
+	size_t n = 0;
+
+	if (a->n_packages > PKG_MAX)
+		return err_at(err, NULL, 0, "packages", "%zu packages; at most %d", a->n_packages,
+			      PKG_MAX);
+	for (size_t i = 0; i < a->n_packages; i++)
+		if (!package_ok(a->packages[i]))
+			return err_at(err, NULL, 0, "packages", "'%s' is not a package name",
+				      a->packages[i]);
+	if (a->n_packages == 0 && !(a->has_update && a->update)) {
+		run_log(r, "no packages to install");
+		return 0;
+	}
+	if (!pm)
+		return err_set(err, "neither apt-get nor dnf found (PATH=%s)", PROC_PATH);
+	if (strcmp(pm, "apt") == 0) {
+		if (a->has_update && a->update)
+			run_queue_cmd(r,
+				      (const char *const[]){"apt-get", "-q", "-o",
+							    "DPkg::Lock::Timeout=300", "update",
+							    NULL},
+				      -1);
+		if (a->n_packages == 0)
+			return 0;
+		argv[n++] = "apt-get";
+		argv[n++] = "-q";
+		argv[n++] = "-y";
+		argv[n++] = "--no-install-recommends";
+		argv[n++] = "-o";
+		argv[n++] = "Dpkg::Options::=--force-confold";
+		argv[n++] = "-o";
+		argv[n++] = "DPkg::Lock::Timeout=300";
+		argv[n++] = "install";
+	} else {
+		if (a->has_update && a->update)
+			run_queue_cmd(r, (const char *const[]){"dnf", "-y", "makecache", NULL}, -1);
+		if (a->n_packages == 0)
+			return 0;
+		argv[n++] = "dnf";
+		argv[n++] = "install";
+		argv[n++] = "-y";
+	}
+	for (size_t i = 0; i < a->n_packages; i++)
+		argv[n++] = a->packages[i];
+	argv[n] = NULL;
+	run_queue_cmd(r, argv, -1);
+	return 0;
+}

@@ -1,0 +1,362 @@
+/*
+ * The users step: plan (pure, users_plan.c) then apply: the planned shadow-utils commands run
+ * through the action queue, then per user the sudoers file (written only after `visudo -c`
+ * accepts it) and the tuap block of ~/.ssh/authorized_keys (written with *at() calls that do
+ * not follow symlinks the user may have planted).
+ */
+#include "steps/users.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "steps/run.h"
+
+#define ETC_FILE_MAX (64 << 20)
+#define AUTHKEYS_MAX (1 << 20)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Applying */
+
+struct sudo_job {
+	char name[33];
+	char tmp[4096];	 /* validated copy, removed if still there when the run ends */
+	char path[4096]; /* ROOT/etc/sudoers.d/90-tuap-NAME */
+};
+
+struct keys_job {
+	char name[33];
+	char **keys;
+	size_t n;
+};
+
+static void sudo_job_free(void *arg)
+{
+	struct sudo_job *s = arg;
+
+	if (s->tmp[0])
+		unlink(s->tmp);
+	free(s);
+}
+
+static void keys_job_free(void *arg)
+{
+	struct keys_job *k = arg;
+
+	for (size_t i = 0; i < k->n; i++)
+		free(k->keys[i]);
+	free(k->keys);
+	free(k);
+}
+
+static int sudo_install(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	struct sudo_job *s = arg;
+
+	if (rename(s->tmp, s->path) < 0)
+		return err_set(err, "%s: %s", s->path, strerror(errno));
+	s->tmp[0] = '\0';
+	run_log(r, "wrote %s", s->path);
+	return fs_sync_parent(s->path, err);
+}
+
+static int sudo_remove(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	struct sudo_job *s = arg;
+
+	if (unlink(s->path) < 0 && errno != ENOENT)
+		return err_set(err, "%s: %s", s->path, strerror(errno));
+	run_log(r, "removed %s (user %s has no sudo rules now)", s->path, s->name);
+	return fs_sync_parent(s->path, err);
+}
+
+/* The sudoers file name: sudo skips names with a '.', so dots become '_'. */
+static void sudoers_path(struct step_run *r, const char *name, char *out, size_t len)
+{
+	char rel[128];
+
+	snprintf(rel, sizeof(rel), "/etc/sudoers.d/90-tuap-%s", name);
+	for (char *c = rel + strlen("/etc/sudoers.d/"); *c; c++)
+		if (*c == '.')
+			*c = '_';
+	run_root_path(r, rel, out, len);
+}
+
+static int write_tmp(const char *path, const char *text, mode_t mode, struct tuap_err *err)
+{
+	size_t len = strlen(text);
+	int fd;
+
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return err_set(err, "%s: %s", path, strerror(errno));
+	if (fchmod(fd, mode) < 0 || write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+		err_set(err, "%s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Plans the sudoers file of u: nothing, a validated write or a removal. */
+static int plan_sudo(struct step_run *r, const Tuap__User *u, int *changes, struct tuap_err *err)
+{
+	struct sudo_job *s = calloc(1, sizeof(*s));
+	char visudo[256], *text = NULL, *cur = NULL, dir[4096];
+	int rc = -1;
+
+	if (!s)
+		return err_set(err, "out of memory");
+	snprintf(s->name, sizeof(s->name), "%s", u->name);
+	sudoers_path(r, u->name, s->path, sizeof(s->path));
+	cur = fs_read_file(s->path, 1 << 20, NULL, NULL);
+	if (u->n_sudo == 0) {
+		if (cur) {
+			run_queue_fn(r, sudo_remove, s, sudo_job_free, NULL);
+			s = NULL;
+			(*changes)++;
+		}
+		rc = 0;
+		goto out;
+	}
+	text = sudoers_render(u->name, u->sudo, u->n_sudo);
+	if (cur && strcmp(cur, text) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (proc_which("visudo", visudo, sizeof(visudo)) < 0) {
+		err_set(err, "user %s has sudo rules but visudo is not installed (install sudo)",
+			u->name);
+		goto out;
+	}
+	run_root_path(r, "/etc/sudoers.d", dir, sizeof(dir));
+	if (fs_mkdir_p(dir, 0750, err) < 0)
+		goto out;
+	if ((size_t)snprintf(s->tmp, sizeof(s->tmp), "%s/.tuap-%s.tmp", dir, u->name) >=
+	    sizeof(s->tmp)) {
+		s->tmp[0] = '\0';
+		err_set(err, "%s: path too long", dir);
+		goto out;
+	}
+	if (write_tmp(s->tmp, text, 0440, err) < 0) {
+		s->tmp[0] = '\0';
+		goto out;
+	}
+	run_queue_cmd(r, (const char *const[]){"visudo", "-c", "-q", "-f", s->tmp, NULL}, -1);
+	run_queue_fn(r, sudo_install, s, sudo_job_free, NULL);
+	s = NULL;
+	(*changes)++;
+	rc = 0;
+out:
+	if (s)
+		sudo_job_free(s);
+	free(text);
+	free(cur);
+	return rc;
+}
+
+/* Looks name up in ROOT/etc/passwd: uid, gid, home. */
+static int passwd_lookup(struct step_run *r, const char *name, uid_t *uid, gid_t *gid, char *home,
+			 size_t len, struct tuap_err *err)
+{
+	char path[4096], *text;
+	int rc;
+
+	run_root_path(r, "/etc/passwd", path, sizeof(path));
+	if (!(text = fs_read_file(path, ETC_FILE_MAX, NULL, err)))
+		return -1;
+	rc = passwd_entry(text, name, uid, gid, home, len);
+	if (rc < 0)
+		err_set(err, "user %s: not in %s", name, path);
+	free(text);
+	return rc;
+}
+
+/* Reads authorized_keys (at most AUTHKEYS_MAX) under dirfd; NULL text when absent. */
+static int read_at(int dirfd, const char *name, char **text, struct tuap_err *err)
+{
+	struct buf b = BUF_INIT;
+	char chunk[8192];
+	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	ssize_t n;
+
+	*text = NULL;
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return err_set(err, "%s: %s", name, strerror(errno));
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0 && b.len <= AUTHKEYS_MAX)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n < 0 || b.len > AUTHKEYS_MAX) {
+		buf_free(&b);
+		return err_set(err, "%s: unreadable or larger than %d bytes", name, AUTHKEYS_MAX);
+	}
+	*text = buf_detach(&b, NULL);
+	return 0;
+}
+
+static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	struct keys_job *k = arg;
+	char home_rel[4096], home[4096], *old = NULL, *text = NULL;
+	int hfd = -1, sfd = -1, fd = -1, rc = -1, *changes = r->priv;
+	struct stat st;
+	uid_t uid = 0;
+	gid_t gid = 0;
+	bool changed;
+	size_t len;
+
+	if (passwd_lookup(r, k->name, &uid, &gid, home_rel, sizeof(home_rel), err) < 0)
+		return -1;
+	if (run_root_path(r, home_rel, home, sizeof(home)) < 0)
+		return err_set(err, "user %s: home path too long", k->name);
+	hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (hfd < 0 && errno == ENOENT && k->n == 0)
+		return 0;
+	if (hfd < 0 && errno == ENOENT) {
+		/* no_create_home with keys: make the home as useradd -m would, without skel */
+		if (fs_mkdir_p(home, 0700, err) < 0)
+			return -1;
+		hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (hfd >= 0 && fchown(hfd, uid, gid) < 0)
+			goto fail_errno;
+		run_log(r, "created %s for %s's keys", home, k->name);
+	}
+	if (hfd < 0)
+		goto fail_errno;
+	if (fstat(hfd, &st) < 0)
+		goto fail_errno;
+	if (st.st_uid != uid && st.st_uid != 0) {
+		err_set(err, "user %s: home %s belongs to uid %u; keys not installed", k->name,
+			home, (unsigned)st.st_uid);
+		goto out;
+	}
+	sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0 && errno == ENOENT) {
+		if (k->n == 0) {
+			rc = 0;
+			goto out;
+		}
+		if (mkdirat(hfd, ".ssh", 0700) < 0)
+			goto fail_errno;
+		sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (sfd < 0 || fstat(sfd, &st) < 0)
+		goto fail_errno;
+	if (st.st_uid != uid && st.st_uid != 0) {
+		err_set(err, "user %s: %s/.ssh belongs to uid %u; keys not installed", k->name,
+			home, (unsigned)st.st_uid);
+		goto out;
+	}
+	if (read_at(sfd, "authorized_keys", &old, err) < 0)
+		goto out;
+	text = authkeys_merge(old, k->keys, k->n, &changed);
+	if (!changed) {
+		rc = 0;
+		goto out;
+	}
+	if (fchown(sfd, uid, gid) < 0 || fchmod(sfd, 0700) < 0)
+		goto fail_errno;
+	unlinkat(sfd, ".authorized_keys.tuap-tmp", 0);
+	fd = openat(sfd, ".authorized_keys.tuap-tmp",
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	len = strlen(text);
+	if (fd < 0 || fchown(fd, uid, gid) < 0 || fchmod(fd, 0600) < 0 ||
+	    write(fd, text, len) != (ssize_t)len || fsync(fd) < 0 ||
+	    renameat(sfd, ".authorized_keys.tuap-tmp", sfd, "authorized_keys") < 0 ||
+	    fsync(sfd) < 0) {
+		unlinkat(sfd, ".authorized_keys.tuap-tmp", 0);
+		goto fail_errno;
+	}
+	run_log(r, "wrote %s/.ssh/authorized_keys (%zu tuap key%s)", home, k->n,
+		k->n == 1 ? "" : "s");
+	(*changes)++;
+	rc = 0;
+	goto out;
+fail_errno:
+	err_set(err, "user %s: %s/.ssh/authorized_keys: %s", k->name, home, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (sfd >= 0)
+		close(sfd);
+	if (hfd >= 0)
+		close(hfd);
+	free(old);
+	free(text);
+	return rc;
+}
+
+static int summary(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	int *changes = r->priv;
+
+	if (*changes == 0)
+		run_log(r, "users: nothing to change");
+	return 0;
+}
+
+int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *err)
+{
+	char pw_path[4096], gr_path[4096], sh_path[4096];
+	char *pw = NULL, *gr = NULL, *sh = NULL;
+	struct user_plan plan;
+	int rc = -1, *changes;
+
+	memset(&plan, 0, sizeof(plan));
+	run_root_path(r, "/etc/passwd", pw_path, sizeof(pw_path));
+	run_root_path(r, "/etc/group", gr_path, sizeof(gr_path));
+	run_root_path(r, "/etc/shadow", sh_path, sizeof(sh_path));
+	if (!(pw = fs_read_file(pw_path, ETC_FILE_MAX, NULL, err)) ||
+	    !(gr = fs_read_file(gr_path, ETC_FILE_MAX, NULL, err)))
+		goto out;
+	sh = fs_read_file(sh_path, ETC_FILE_MAX, NULL, NULL); /* NULL: unknown, see users.h */
+	if (user_plan_build(a, pw, gr, sh, r->env.root, &plan, err) < 0)
+		goto out;
+	if (!(changes = calloc(1, sizeof(*changes)))) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	r->priv = changes;
+	*changes = (int)plan.n_cmds;
+	for (size_t i = 0; i < plan.n_notes; i++)
+		run_log(r, "%s", plan.notes[i]);
+	for (size_t i = 0; i < plan.n_cmds; i++)
+		run_queue_cmd(r, (const char *const *)plan.cmds[i].argv, plan.cmds[i].secret);
+	for (size_t i = 0; i < a->n_users; i++) {
+		const Tuap__User *u = a->users[i];
+		struct keys_job *k;
+
+		if (plan_sudo(r, u, changes, err) < 0)
+			goto out;
+		if (!(k = calloc(1, sizeof(*k))) ||
+		    !(k->keys = calloc(u->n_ssh_authorized_keys + 1, sizeof(char *)))) {
+			free(k);
+			err_set(err, "out of memory");
+			goto out;
+		}
+		snprintf(k->name, sizeof(k->name), "%s", u->name);
+		for (size_t j = 0; j < u->n_ssh_authorized_keys; j++)
+			if ((k->keys[k->n] = strdup(u->ssh_authorized_keys[j])))
+				k->n++;
+		run_queue_fn(r, keys_apply, k, keys_job_free, NULL);
+	}
+	run_queue_fn(r, summary, NULL, NULL, NULL);
+	rc = 0;
+out:
+	user_plan_free(&plan);
+	free(pw);
+	free(gr);
+	free(sh);
+	return rc;
+}

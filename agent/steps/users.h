@@ -1,0 +1,59 @@
+/*
+ * The users step's pure parts, exposed for tests: the plan (which groupadd / useradd / usermod
+ * commands bring the system to what UsersArgs asks, from the current passwd, group and shadow
+ * texts), the authorized_keys merge and the sudoers file text. Cloud-init semantics: missing
+ * groups are created, users created or updated (never deleted; uid and home of an existing
+ * user are left alone and noted), lock_passwd defaults to true, a re-run plans nothing.
+ */
+#ifndef TUAP_AGENT_STEPS_USERS_H
+#define TUAP_AGENT_STEPS_USERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "tuap.pb-c.h"
+
+#define USER_PLAN_MAX_USERS 256
+#define USER_PLAN_MAX_LIST  256 /* groups, keys, sudo rules per user */
+#define USER_ARGV_MAX	    32
+
+#define AUTHKEYS_BEGIN "# tuap: managed keys begin (this block is rewritten by tuap-agent)"
+#define AUTHKEYS_END   "# tuap: managed keys end"
+
+struct user_cmd {
+	char *argv[USER_ARGV_MAX]; /* NULL-terminated, owned */
+	int secret;		   /* argument shown as *** in logs, or -1 */
+};
+
+struct user_plan {
+	struct user_cmd *cmds;
+	size_t n_cmds;
+	char **notes; /* what is left alone on purpose, one line each */
+	size_t n_notes;
+};
+
+/* Validates a and plans the commands. passwd, group: the files' texts; shadow: its text, or
+ * NULL when it cannot be read (passwords and locks are then always set, which is harmless).
+ * root: "/" or a directory the commands get as `--root ROOT`. Errors name
+ * "users[I].key". Free with user_plan_free (also after a failure). */
+int user_plan_build(const Tuap__UsersArgs *a, const char *passwd, const char *group,
+		    const char *shadow, const char *root, struct user_plan *plan,
+		    struct tuap_err *err);
+void user_plan_free(struct user_plan *plan);
+
+/* The new authorized_keys text: old (may be NULL) with its tuap block replaced by keys (keys
+ * already among the user's own lines, and repeats, left out; no block when none remain). The
+ * user's own lines are kept as they are. Returns a malloc'd string; *changed tells whether it
+ * differs from old. */
+char *authkeys_merge(const char *old, char *const *keys, size_t n, bool *changed);
+
+/* The text of /etc/sudoers.d/90-tuap-NAME for rules (each "ALL=(ALL) NOPASSWD:ALL" style). */
+char *sudoers_render(const char *name, char *const *rules, size_t n);
+
+/* uid, gid and home of name in a passwd text; -1 when it is not there. */
+int passwd_entry(const char *passwd, const char *name, uid_t *uid, gid_t *gid, char *home,
+		 size_t len);
+
+#endif

@@ -1,0 +1,551 @@
+/*
+ * The data step end to end in scratch directories: a real tar.gz (made with tar czf) pulled in
+ * chunks through the credit window, out of order and repeated chunks, resume after the run is
+ * freed and after a torn spool, a wrong sha256, hostile tarballs (made here with libarchive),
+ * the previous tree kept on replace, and the entry rule itself.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "agent_steps_util.h"
+#include "fsutil.h"
+#include "hash.h"
+#include "stepjournal.h"
+#include "steps.h"
+#include "steps/data.h"
+
+#define DOMAIN "site.example"
+
+struct t {
+	char dir[64], state[128], site[128], tgz[128], src[128], out[256];
+	struct stepjournal *j;
+	struct evlog log;
+	struct step_env env;
+	unsigned char *data;
+	size_t size;
+	unsigned char sha[32];
+};
+
+static void hex_to_bytes(const char *hex, unsigned char *out)
+{
+	for (int i = 0; i < 32; i++)
+		sscanf(hex + 2 * i, "%2hhx", &out[i]);
+}
+
+static void t_load(struct t *t, const char *path)
+{
+	char hex[SHA256_HEX_LEN];
+
+	free(t->data);
+	t->data = (unsigned char *)fs_read_file(path, 256 << 20, &t->size, NULL);
+	assert_non_null(t->data);
+	sha256_hex(t->data, t->size, hex);
+	hex_to_bytes(hex, t->sha);
+}
+
+static void t_init(struct t *t)
+{
+	struct tuap_err err;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->dir, sizeof(t->dir), "/tmp/tuap-data-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
+	snprintf(t->site, sizeof(t->site), "%s/srv", t->dir);
+	snprintf(t->tgz, sizeof(t->tgz), "%s/data.tar.gz", t->dir);
+	snprintf(t->src, sizeof(t->src), "%s/src", t->dir);
+	snprintf(t->out, sizeof(t->out), "%s/srv/" DOMAIN, t->dir);
+	assert_int_equal(stepjournal_open(&t->j, t->state, &err), 0);
+	evlog_init(&t->log);
+	t->env.root = "/";
+	t->env.state_dir = t->state;
+	t->env.site_root = t->site;
+	t->env.journal = t->j;
+	t->env.emit = evlog_emit;
+	t->env.ctx = &t->log;
+}
+
+static void t_free(struct t *t)
+{
+	stepjournal_close(t->j);
+	evlog_free(&t->log);
+	free(t->data);
+	rm_rf(t->dir);
+}
+
+/* A site tree with a Makefile, a symlink, and `big` bytes of incompressible data, as tar.gz. */
+static void make_site_tgz(struct t *t, size_t big)
+{
+	char cmd[1024], path[256];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s/sub/deeper && cd %s && ln -s sub/deeper/f.txt link",
+		 t->src, t->src);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/Makefile", t->src);
+	write_text(path, "all:\n\techo built\n");
+	snprintf(path, sizeof(path), "%s/sub/deeper/f.txt", t->src);
+	write_text(path, "hello\n");
+	snprintf(path, sizeof(path), "%s/big.bin", t->src);
+	assert_non_null(f = fopen(path, "w"));
+	srand(7);
+	for (size_t i = 0; i < big; i++)
+		fputc(rand() & 0xff, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "tar czf %s -C %s .", t->tgz, t->src);
+	assert_int_equal(system(cmd), 0);
+	t_load(t, t->tgz);
+}
+
+static struct step_run *t_start(struct t *t, const char *job, const unsigned char *sha)
+{
+	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
+	Tuap__DataArgs da = TUAP__DATA_ARGS__INIT;
+	struct step_run *run;
+	struct tuap_err err;
+
+	req.step = TUAP__STEP__STEP_DATA;
+	req.args_case = TUAP__STEP_REQUEST__ARGS_DATA;
+	req.data = &da;
+	da.size = t->size;
+	da.sha256.len = 32;
+	da.sha256.data = (uint8_t *)(sha ? sha : t->sha);
+	assert_int_equal(step_start(&t->env, job, DOMAIN, &req, &run, &err), 0);
+	return run;
+}
+
+/* Answers the run's chunk requests in order with chunks of `chunk` bytes until it has
+ * received `limit` bytes (or all), checking the credit window. */
+static void feed(struct t *t, struct step_run *run, size_t chunk, uint64_t limit)
+{
+	uint64_t off, pos = 0, asked_end = 0;
+	uint32_t credit;
+	struct tuap_err err;
+
+	while (!step_done(run) && step_data_want(run, &off, &credit)) {
+		assert_true(off >= pos);
+		assert_int_equal(off, asked_end ? asked_end : off);
+		assert_true(credit <= STEP_DATA_WINDOW);
+		asked_end = off + credit;
+		for (uint64_t p = off; p < off + credit && p < limit; p += chunk) {
+			size_t n = off + credit - p < chunk ? (size_t)(off + credit - p) : chunk;
+
+			assert_int_equal(step_data_chunk(run, p, t->data + p, n, &err), 0);
+			pos = p + n;
+		}
+		if (pos >= limit)
+			break;
+	}
+}
+
+static void test_entry_rule(void **state)
+{
+	static const struct {
+		const char *path;
+		enum tar_entry_type type;
+		const char *link;
+		int ok;
+	} cases[] = {
+		{"Makefile", TAR_FILE, NULL, 1},
+		{"./a/b/c.txt", TAR_FILE, NULL, 1},
+		{"./", TAR_DIR, NULL, 1},
+		{"/etc/passwd", TAR_FILE, NULL, 0},
+		{"../x", TAR_FILE, NULL, 0},
+		{"a/../../x", TAR_FILE, NULL, 0},
+		{"a/..", TAR_DIR, NULL, 0},
+		{"dev", TAR_OTHER, NULL, 0},
+		{"a/l", TAR_SYMLINK, "../b", 1},
+		{"a/l", TAR_SYMLINK, "../../b", 0},
+		{"l", TAR_SYMLINK, "..", 0},
+		{"l", TAR_SYMLINK, "/etc", 0},
+		{"l", TAR_SYMLINK, "a/b/c", 1},
+		{"l", TAR_SYMLINK, "d/..", 0}, /* d may itself be a symlink */
+		{"a/b/l", TAR_SYMLINK, "./../../x", 1},
+		{"l", TAR_SYMLINK, ".", 1},
+		{"l", TAR_SYMLINK, "", 0},
+		{"h", TAR_HARDLINK, "a/b", 1},
+		{"h", TAR_HARDLINK, "../b", 0},
+		{"h", TAR_HARDLINK, "/etc/shadow", 0},
+	};
+	char why[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = data_entry_check(cases[i].path, cases[i].type, cases[i].link, why,
+					  sizeof(why));
+
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("case %zu (%s -> %s): got %d (%s)", i, cases[i].path,
+				 cases[i].link ? cases[i].link : "", rc, rc ? why : "");
+	}
+}
+
+static void test_data_end_to_end(void **state)
+{
+	struct t t;
+	struct step_run *run;
+	char path[300], *text, spool[300];
+	struct stat st;
+	uint64_t off;
+	uint32_t credit;
+
+	t_init(&t);
+	make_site_tgz(&t, 12 << 20); /* more than the window */
+	run = t_start(&t, "job1", NULL);
+	assert_int_equal(t.log.started, 1);
+	feed(&t, run, 1 << 20, UINT64_MAX);
+	assert_true(drive(run, 60000));
+	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&t.log);
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(t.log.progress_monotonic);
+	assert_int_equal(t.log.done, t.size);
+	assert_int_equal(t.log.total, t.size);
+	assert_int_equal(step_data_want(run, &off, &credit), 0);
+	step_free(run);
+
+	snprintf(path, sizeof(path), "%s/sub/deeper/f.txt", t.out);
+	text = fs_read_file(path, 100, NULL, NULL);
+	assert_string_equal(text, "hello\n");
+	free(text);
+	snprintf(path, sizeof(path), "%s/link", t.out);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	snprintf(path, sizeof(path), "%s/big.bin", t.out);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 12 << 20);
+	{
+		char cmd[600];
+
+		snprintf(cmd, sizeof(cmd), "cmp -s %s/big.bin %s/big.bin", t.src, t.out);
+		assert_int_equal(system(cmd), 0);
+	}
+	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.state);
+	assert_false(fs_exists(spool)); /* removed once in place */
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+			 TUAP__STEP_STATE__STATE_DONE);
+
+	/* the same job again: done, nothing asked */
+	evlog_free(&t.log);
+	run = t_start(&t, "job1", NULL);
+	assert_true(step_done(run));
+	assert_string_equal(t.log.msg, "already done");
+	assert_int_equal(step_data_want(run, &off, &credit), 0);
+	step_free(run);
+	t_free(&t);
+}
+
+static void test_data_out_of_order(void **state)
+{
+	struct t t;
+	struct step_run *run;
+	struct tuap_err err;
+	uint64_t off;
+	uint32_t credit;
+	const size_t chunk = 64 << 10;
+	int rounds = 0;
+
+	t_init(&t);
+	make_site_tgz(&t, 3 << 20);
+	run = t_start(&t, "job1", NULL);
+	while (!step_done(run) && step_data_want(run, &off, &credit) && rounds++ < 100) {
+		uint64_t end = off + credit;
+		size_t n = (size_t)((credit + chunk - 1) / chunk);
+
+		/* backwards, each chunk twice, and an overlapping half chunk */
+		for (size_t i = n; i-- > 0;) {
+			uint64_t p = off + i * chunk;
+			size_t len = end - p < chunk ? (size_t)(end - p) : chunk;
+
+			assert_int_equal(step_data_chunk(run, p, t.data + p, len, &err), 0);
+			assert_int_equal(step_data_chunk(run, p, t.data + p, len, &err), 0);
+			if (p >= chunk / 2) {
+				uint64_t q = p - chunk / 2;
+				size_t qn = t.size - q < chunk ? (size_t)(t.size - q) : chunk;
+
+				assert_int_equal(step_data_chunk(run, q, t.data + q, qn, &err), 0);
+			}
+		}
+	}
+	/* beyond the size is refused */
+	if (!step_done(run))
+		assert_int_equal(step_data_chunk(run, t.size, t.data, 1, &err), -1);
+	assert_true(drive(run, 60000));
+	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&t.log);
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	step_free(run);
+	t_free(&t);
+}
+
+static void test_data_resume(void **state)
+{
+	struct t t;
+	struct step_run *run;
+	char spool[300], mark[300];
+	uint64_t off;
+	uint32_t credit;
+	struct stat st;
+	int fd;
+
+	t_init(&t);
+	make_site_tgz(&t, 12 << 20);
+	run = t_start(&t, "job1", NULL);
+	feed(&t, run, 1 << 20, 5 << 20);
+	assert_false(step_done(run));
+	step_free(run); /* the agent stops: what it has is kept */
+
+	run = t_start(&t, "job1", NULL);
+	assert_int_equal(step_data_want(run, &off, &credit), 1);
+	assert_int_equal(off, 5 << 20);
+	step_data_rewind(run); /* a reconnect: ask again from the same place */
+	assert_int_equal(step_data_want(run, &off, &credit), 1);
+	assert_int_equal(off, 5 << 20);
+	/* receive up to 7 MiB but "crash": torn bytes past the confirmed length */
+	step_data_rewind(run);
+	feed(&t, run, 1 << 20, 7 << 20);
+	step_free(run);
+	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.state);
+	snprintf(mark, sizeof(mark), "%s/jobs/job1/data.mark", t.state);
+	write_text(mark, "6291456 0 0\n"); /* another size: not ours, start over */
+	run = t_start(&t, "job1", NULL);
+	assert_int_equal(step_data_want(run, &off, &credit), 1);
+	assert_int_equal(off, 0);
+	step_data_rewind(run);
+	feed(&t, run, 1 << 20, 3 << 20);
+	step_free(run);
+	/* garbage after the confirmed 3 MiB, as a crash between write and sync leaves */
+	fd = open(spool, O_WRONLY | O_APPEND);
+	assert_true(write(fd, "garbage!", 8) == 8);
+	close(fd);
+	run = t_start(&t, "job1", NULL);
+	assert_int_equal(stat(spool, &st), 0);
+	assert_int_equal(st.st_size, 3 << 20);
+	assert_int_equal(step_data_want(run, &off, &credit), 1);
+	assert_int_equal(off, 3 << 20);
+	step_data_rewind(run);
+	feed(&t, run, 1 << 20, UINT64_MAX);
+	assert_true(drive(run, 60000));
+	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&t.log);
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&t.log, "resuming data.tar.gz at byte 3145728", 0) >= 0);
+	step_free(run);
+	t_free(&t);
+}
+
+static void test_data_bad_sha(void **state)
+{
+	unsigned char wrong[32] = {1, 2, 3};
+	struct t t;
+	struct step_run *run;
+	char staging[300];
+
+	t_init(&t);
+	make_site_tgz(&t, 1000);
+	run = t_start(&t, "job1", wrong);
+	feed(&t, run, 4096, UINT64_MAX);
+	assert_true(drive(run, 10000));
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.log.msg, "sha256"));
+	step_free(run);
+	assert_false(fs_exists(t.out));
+	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
+	assert_false(fs_exists(staging));
+	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+			 TUAP__STEP_STATE__STATE_FAILED);
+	t_free(&t);
+}
+
+struct entry {
+	const char *name;
+	unsigned type; /* AE_IF* */
+	const char *link;
+	const char *text;
+	bool hard;
+};
+
+static void write_tgz(const char *path, const struct entry *e, size_t n)
+{
+	struct archive *a = archive_write_new();
+
+	archive_write_add_filter_gzip(a);
+	archive_write_set_format_pax_restricted(a);
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *ae = archive_entry_new();
+		size_t len = e[i].text ? strlen(e[i].text) : 0;
+
+		archive_entry_set_pathname(ae, e[i].name);
+		archive_entry_set_filetype(ae, e[i].type);
+		archive_entry_set_perm(ae, e[i].type == AE_IFDIR ? 0755 : 04755);
+		archive_entry_set_size(ae, (la_int64_t)len);
+		if (e[i].type == AE_IFLNK)
+			archive_entry_set_symlink(ae, e[i].link);
+		if (e[i].hard)
+			archive_entry_set_hardlink(ae, e[i].link);
+		if (e[i].type == AE_IFCHR)
+			archive_entry_set_rdev(ae, makedev(1, 3));
+		assert_true(archive_write_header(a, ae) >= ARCHIVE_WARN);
+		if (len)
+			assert_int_equal(archive_write_data(a, e[i].text, len), (la_ssize_t)len);
+		archive_entry_free(ae);
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_data_hostile(void **state)
+{
+	char abs_target[256], outside[256];
+	struct entry mk = {"Makefile", AE_IFREG, NULL, "all:\n", false};
+	struct entry cases[][3] = {
+		{mk, {abs_target, AE_IFREG, NULL, "pwned", false}},
+		{mk, {"../escape", AE_IFREG, NULL, "pwned", false}},
+		{mk, {"a/../../escape", AE_IFREG, NULL, "pwned", false}},
+		{mk, {"etc", AE_IFLNK, "/etc", NULL, false}},
+		{mk, {"up", AE_IFLNK, "../..", NULL, false}},
+		{{"sub", AE_IFDIR, NULL, NULL, false},
+		 {"l", AE_IFLNK, "sub", NULL, false},
+		 {"l/written-through", AE_IFREG, NULL, "x", false}},
+		{{"d", AE_IFLNK, "..", NULL, false}, {"d/escape", AE_IFREG, NULL, "pwned", false}},
+		{mk, {"null", AE_IFCHR, NULL, NULL, false}},
+		{mk, {"fifo", AE_IFIFO, NULL, NULL, false}},
+		{mk, {"h", AE_IFREG, "/etc/passwd", NULL, true}},
+		{mk, {"h", AE_IFREG, "../outside", NULL, true}},
+	};
+	size_t sizes[] = {2, 2, 2, 2, 2, 3, 2, 2, 2, 2, 2};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct t t;
+		struct step_run *run;
+		char staging[300], job[16];
+
+		t_init(&t);
+		snprintf(abs_target, sizeof(abs_target), "%s/abs-pwned", t.dir);
+		snprintf(outside, sizeof(outside), "%s/escape", t.site);
+		write_tgz(t.tgz, cases[i], sizes[i]);
+		t_load(&t, t.tgz);
+		snprintf(job, sizeof(job), "job%zu", i);
+		run = t_start(&t, job, NULL);
+		feed(&t, run, 1 << 16, UINT64_MAX);
+		assert_true(drive(run, 10000));
+		if (t.log.final != TUAP__STEP_STATE__STATE_FAILED) {
+			evlog_print(&t.log);
+			fail_msg("case %zu was extracted", i);
+		}
+		assert_non_null(strstr(t.log.msg, "entry"));
+		step_free(run);
+		/* nothing outside, no site, no staging left */
+		assert_false(fs_exists(abs_target));
+		assert_false(fs_exists(outside));
+		snprintf(outside, sizeof(outside), "%s/escape", t.dir);
+		assert_false(fs_exists(outside));
+		assert_false(fs_exists(t.out));
+		snprintf(staging, sizeof(staging), "%s.new-%s", t.out, job);
+		assert_false(fs_exists(staging));
+		assert_int_equal(count_entries(t.site), 0);
+		t_free(&t);
+	}
+}
+
+static void test_data_setuid_stripped_and_replace(void **state)
+{
+	struct entry e[] = {
+		{"Makefile", AE_IFREG, NULL, "all:\n", false},
+		{"tool", AE_IFREG, NULL, "#!/bin/sh\n", false},
+		{"hard", AE_IFREG, "tool", NULL, true},
+	};
+	char path[600], prefix[300], marker[300];
+	struct stat st;
+	struct t t;
+
+	t_init(&t);
+	write_tgz(t.tgz, e, 3);
+	t_load(&t, t.tgz);
+	/* an existing tree, kept as DOMAIN.prev-* */
+	snprintf(marker, sizeof(marker), "%s/old-marker", t.out);
+	assert_int_equal(fs_mkdir_p(t.out, 0755, NULL), 0);
+	write_text(marker, "old\n");
+	for (int i = 0; i < 5; i++) {
+		struct step_run *run;
+		char job[16];
+
+		snprintf(job, sizeof(job), "job%d", i);
+		evlog_free(&t.log);
+		run = t_start(&t, job, NULL);
+		feed(&t, run, 1 << 16, UINT64_MAX);
+		assert_true(drive(run, 10000));
+		if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+			evlog_print(&t.log);
+		assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+		step_free(run);
+		if (i == 0) {
+			DIR *d = opendir(t.site);
+			struct dirent *de;
+			int found = 0;
+
+			while ((de = readdir(d)))
+				if (strncmp(de->d_name, DOMAIN ".prev-", strlen(DOMAIN ".prev-")) ==
+				    0) {
+					snprintf(path, sizeof(path), "%s/%s/old-marker", t.site,
+						 de->d_name);
+					found = fs_exists(path);
+				}
+			closedir(d);
+			assert_true(found);
+			assert_false(fs_exists(marker));
+		}
+	}
+	/* the site and at most STEP_PREV_KEEP previous trees */
+	assert_int_equal(count_entries(t.site), 1 + STEP_PREV_KEEP);
+	snprintf(path, sizeof(path), "%s/tool", t.out);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755); /* setuid dropped */
+	assert_int_equal(st.st_nlink, 2);	    /* the hard link inside the tree */
+	snprintf(prefix, sizeof(prefix), "%s.prev-", t.out);
+	t_free(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_entry_rule),
+		cmocka_unit_test(test_data_end_to_end),
+		cmocka_unit_test(test_data_out_of_order),
+		cmocka_unit_test(test_data_resume),
+		cmocka_unit_test(test_data_bad_sha),
+		cmocka_unit_test(test_data_hostile),
+		cmocka_unit_test(test_data_setuid_stripped_and_replace),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

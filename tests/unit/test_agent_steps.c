@@ -1,0 +1,725 @@
+/*
+ * Agent steps, the parts that need no network and no privileges: the users plan (from sample
+ * passwd/group/shadow texts) and its idempotence, the authorized_keys merge, sudoers text,
+ * /etc/aliases edit and the mail step in a scratch root, the journal (reload, torn and corrupt
+ * lines, records for Hello), and packages argument checks. As root, the users step also runs
+ * for real against a scratch root (useradd --root).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent_steps_util.h"
+#include "fsutil.h"
+#include "stepjournal.h"
+#include "proc.h"
+#include "steps.h"
+#include "steps/mail.h"
+#include "steps/users.h"
+
+static const char *PASSWD = "root:x:0:0:root:/root:/bin/bash\n"
+			    "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+			    "bob:x:1001:1001:Bob:/home/bob:/bin/sh\n";
+static const char *GROUP = "root:x:0:\n"
+			   "sudo:x:27:\n"
+			   "bob:x:1001:\n"
+			   "web:x:1002:bob\n"
+			   "carol:x:1005:\n";
+static const char *SHADOW = "root:*:19000:0:99999:7:::\n"
+			    "bob:!$6$old:19000:0:99999:7:::\n";
+
+/* What the system looks like once the plan below ran. */
+static const char *PASSWD2 = "root:x:0:0:root:/root:/bin/bash\n"
+			     "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+			     "bob:x:1001:1001:Bob:/home/bob:/bin/bash\n"
+			     "alice:x:1002:1004:Alice A:/home/alice:/bin/bash\n"
+			     "carol:x:1003:1005::/home/carol:/bin/sh\n";
+static const char *GROUP2 = "root:x:0:\n"
+			    "sudo:x:27:alice\n"
+			    "bob:x:1001:\n"
+			    "web:x:1002:bob\n"
+			    "carol:x:1005:\n"
+			    "dev:x:1003:alice,bob\n"
+			    "alice:x:1004:\n";
+static const char *SHADOW2 = "root:*:19000:0:99999:7:::\n"
+			     "bob:$6$new:19000:0:99999:7:::\n"
+			     "alice:!:19000:0:99999:7:::\n"
+			     "carol:!:19000:0:99999:7:::\n";
+
+struct req {
+	Tuap__UsersArgs args;
+	Tuap__User u[3];
+	Tuap__User *up[3];
+	char *alice_groups[2];
+	char *alice_keys[1];
+	char *alice_sudo[1];
+	char *bob_groups[2];
+};
+
+static void make_req(struct req *q)
+{
+	memset(q, 0, sizeof(*q));
+	tuap__users_args__init(&q->args);
+	for (int i = 0; i < 3; i++) {
+		tuap__user__init(&q->u[i]);
+		q->up[i] = &q->u[i];
+	}
+	q->args.users = q->up;
+	q->args.n_users = 3;
+	q->u[0].name = "alice";
+	q->u[0].gecos = "Alice A";
+	q->u[0].shell = "/bin/bash";
+	q->alice_groups[0] = "sudo";
+	q->alice_groups[1] = "dev";
+	q->u[0].groups = q->alice_groups;
+	q->u[0].n_groups = 2;
+	q->alice_keys[0] = "ssh-ed25519 AAAAC3Nza alice@x";
+	q->u[0].ssh_authorized_keys = q->alice_keys;
+	q->u[0].n_ssh_authorized_keys = 1;
+	q->alice_sudo[0] = "ALL=(ALL) NOPASSWD:ALL";
+	q->u[0].sudo = q->alice_sudo;
+	q->u[0].n_sudo = 1;
+	q->u[1].name = "bob";
+	q->u[1].shell = "/bin/bash";
+	q->bob_groups[0] = "web";
+	q->bob_groups[1] = "dev";
+	q->u[1].groups = q->bob_groups;
+	q->u[1].n_groups = 2;
+	q->u[1].hashed_passwd = "$6$new";
+	q->u[1].has_lock_passwd = true;
+	q->u[1].lock_passwd = false;
+	q->u[1].has_uid = true;
+	q->u[1].uid = 2000;
+	q->u[2].name = "carol"; /* a group of that name exists already */
+}
+
+/* The plan's commands as one line each, joined by '\n'. */
+static char *plan_text(const struct user_plan *p)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	for (size_t i = 0; i < p->n_cmds; i++) {
+		for (size_t k = 0; p->cmds[i].argv[k]; k++)
+			fprintf(f, "%s%s", k ? " " : "",
+				(int)k == p->cmds[i].secret ? "***" : p->cmds[i].argv[k]);
+		fputc('\n', f);
+	}
+	fclose(f);
+	return out;
+}
+
+static void test_users_plan(void **state)
+{
+	struct user_plan plan;
+	struct tuap_err err;
+	struct req q;
+	char *text;
+
+	make_req(&q);
+	assert_int_equal(user_plan_build(&q.args, PASSWD, GROUP, SHADOW, "/", &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_string_equal(text, "groupadd dev\n"
+				  "useradd --comment Alice A --shell /bin/bash --groups sudo,dev "
+				  "--create-home alice\n"
+				  "usermod --lock alice\n"
+				  "usermod --shell /bin/bash bob\n"
+				  "usermod --append --groups dev bob\n"
+				  "usermod --password *** bob\n"
+				  "useradd --gid carol --create-home carol\n"
+				  "usermod --lock carol\n");
+	assert_string_equal(plan.cmds[5].argv[plan.cmds[5].secret], "$6$new");
+	assert_int_equal(plan.n_notes, 1);
+	assert_non_null(strstr(plan.notes[0], "uid is 1001, not 2000"));
+	free(text);
+	user_plan_free(&plan);
+
+	/* the same request against the system it produced plans nothing */
+	assert_int_equal(user_plan_build(&q.args, PASSWD2, GROUP2, SHADOW2, "/", &plan, &err), 0);
+	assert_int_equal(plan.n_cmds, 0);
+	user_plan_free(&plan);
+	{
+		uid_t uid;
+		gid_t gid;
+		char home[64];
+
+		assert_int_equal(passwd_entry(PASSWD2, "alice", &uid, &gid, home, sizeof(home)), 0);
+		assert_int_equal(uid, 1002);
+		assert_int_equal(gid, 1004);
+		assert_string_equal(home, "/home/alice");
+		assert_int_equal(passwd_entry(PASSWD2, "ali", &uid, &gid, home, sizeof(home)), -1);
+	}
+
+	/* unknown shadow: password and lock are (re)applied, which is harmless */
+	assert_int_equal(user_plan_build(&q.args, PASSWD2, GROUP2, NULL, "/", &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_string_equal(text, "usermod --lock alice\n"
+				  "usermod --password *** bob\n"
+				  "usermod --lock carol\n");
+	free(text);
+	user_plan_free(&plan);
+}
+
+static void test_users_plan_root_and_system(void **state)
+{
+	struct user_plan plan;
+	struct tuap_err err;
+	Tuap__UsersArgs args = TUAP__USERS_ARGS__INIT;
+	Tuap__User u = TUAP__USER__INIT, *up = &u;
+	char *text;
+
+	args.users = &up;
+	args.n_users = 1;
+	u.name = "svc";
+	u.primary_group = "svcgrp";
+	u.has_system = u.system = true;
+	u.has_uid = true;
+	u.uid = 990;
+	u.homedir = "/var/lib/svc";
+	u.hashed_passwd = "$6$h";
+	assert_int_equal(user_plan_build(&args, PASSWD, GROUP, SHADOW, "/tmp/r", &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_string_equal(text, "groupadd --root /tmp/r --system svcgrp\n"
+				  "useradd --root /tmp/r --home-dir /var/lib/svc --uid 990 --gid "
+				  "svcgrp --system --no-create-home svc\n"
+				  "usermod --root /tmp/r --password *** svc\n"
+				  "usermod --root /tmp/r --lock svc\n");
+	assert_int_equal(plan.cmds[2].secret, 4);
+	free(text);
+	user_plan_free(&plan);
+}
+
+static void test_users_validation(void **state)
+{
+	static const struct {
+		const char *name, *gecos, *shell, *group, *key, *why;
+	} bad[] = {
+		{"-rf", NULL, NULL, NULL, NULL, "users[0].name"},
+		{"a b", NULL, NULL, NULL, NULL, "users[0].name"},
+		{"ok", "x:y", NULL, NULL, NULL, "users[0].gecos"},
+		{"ok", NULL, "bin/sh", NULL, NULL, "users[0].shell"},
+		{"ok", NULL, NULL, "--all", NULL, "users[0].groups"},
+		{"ok", NULL, NULL, NULL, "ssh-rsa A\nssh-rsa B", "users[0].ssh_authorized_keys"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		Tuap__UsersArgs args = TUAP__USERS_ARGS__INIT;
+		Tuap__User u = TUAP__USER__INIT, *up = &u;
+		char *g[1] = {(char *)bad[i].group}, *k[1] = {(char *)bad[i].key};
+		struct user_plan plan;
+		struct tuap_err err;
+
+		args.users = &up;
+		args.n_users = 1;
+		u.name = (char *)bad[i].name;
+		u.gecos = (char *)bad[i].gecos;
+		u.shell = (char *)bad[i].shell;
+		if (bad[i].group) {
+			u.groups = g;
+			u.n_groups = 1;
+		}
+		if (bad[i].key) {
+			u.ssh_authorized_keys = k;
+			u.n_ssh_authorized_keys = 1;
+		}
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(user_plan_build(&args, PASSWD, GROUP, SHADOW, "/", &plan, &err),
+				 -1);
+		assert_string_equal(err.key, bad[i].why);
+		user_plan_free(&plan);
+	}
+}
+
+static void test_authkeys_merge(void **state)
+{
+	char *keys[] = {"ssh-ed25519 K1 a", "ssh-rsa MINE me", " ssh-ed25519 K1 a "};
+	bool changed;
+	char *t, *t2, *t3;
+
+	t = authkeys_merge(NULL, keys, 1, &changed);
+	assert_true(changed);
+	assert_string_equal(t, AUTHKEYS_BEGIN "\nssh-ed25519 K1 a\n" AUTHKEYS_END "\n");
+	free(t);
+
+	/* the user's own lines stay as they are, in place; a key they have is not repeated */
+	t = authkeys_merge("ssh-rsa MINE me\n" AUTHKEYS_BEGIN "\nssh-ed25519 OLD\n" AUTHKEYS_END
+			   "\n# mine\n",
+			   keys, 3, &changed);
+	assert_true(changed);
+	assert_string_equal(t, "ssh-rsa MINE me\n" AUTHKEYS_BEGIN
+			       "\nssh-ed25519 K1 a\n" AUTHKEYS_END "\n# mine\n");
+	t2 = authkeys_merge(t, keys, 3, &changed);
+	assert_false(changed);
+	assert_string_equal(t2, t);
+	/* no keys any more: our block goes, theirs stays */
+	t3 = authkeys_merge(t2, NULL, 0, &changed);
+	assert_true(changed);
+	assert_string_equal(t3, "ssh-rsa MINE me\n# mine\n");
+	free(t);
+	free(t2);
+	free(t3);
+	/* nothing of ours now or before: untouched, even without a final newline */
+	t = authkeys_merge("ssh-rsa X", NULL, 0, &changed);
+	assert_false(changed);
+	assert_string_equal(t, "ssh-rsa X");
+	free(t);
+	/* a BEGIN without END (not ours to cut): the lines after it are kept */
+	t = authkeys_merge(AUTHKEYS_BEGIN "\nssh-rsa KEEP\n", keys, 1, &changed);
+	assert_string_equal(t, "ssh-rsa KEEP\n" AUTHKEYS_BEGIN "\nssh-ed25519 K1 a\n" AUTHKEYS_END
+			       "\n");
+	free(t);
+}
+
+static void test_sudoers_render(void **state)
+{
+	char *rules[] = {"ALL=(ALL) NOPASSWD:ALL", "ALL=(root) /usr/bin/systemctl"};
+	char *t = sudoers_render("alice", rules, 2);
+
+	assert_non_null(strstr(t, "\nalice ALL=(ALL) NOPASSWD:ALL\nalice ALL=(root) "
+				  "/usr/bin/systemctl\n"));
+	assert_true(t[0] == '#');
+	free(t);
+}
+
+static void test_aliases(void **state)
+{
+	bool changed;
+	char *t, *t2;
+
+	t = aliases_set_root("# aliases\npostmaster: root\nroot: bob,\n  carl\nRoot : again\n"
+			     "www: root\n",
+			     "ops@example.org", &changed);
+	assert_true(changed);
+	assert_string_equal(t, "# aliases\npostmaster: root\nroot: ops@example.org\nwww: root\n");
+	t2 = aliases_set_root(t, "ops@example.org", &changed);
+	assert_false(changed);
+	free(t2);
+	free(t);
+	t = aliases_set_root("postmaster: root", "a@b.c", &changed);
+	assert_string_equal(t, "postmaster: root\nroot: a@b.c\n");
+	free(t);
+	t = aliases_set_root(NULL, "a@b.c", &changed);
+	assert_string_equal(t, "root: a@b.c\n");
+	free(t);
+	assert_true(mail_address_ok("first.last+tag@example.org"));
+	assert_false(mail_address_ok("|/bin/sh@x"));
+	assert_false(mail_address_ok("/tmp/f@x"));
+	assert_false(mail_address_ok("a b@c"));
+	assert_false(mail_address_ok("nobody"));
+	assert_false(mail_address_ok("a@b\nroot: evil"));
+	assert_false(mail_address_ok("a,b@c"));
+}
+
+static struct stepjournal *open_journal(const char *dir)
+{
+	struct stepjournal *j;
+	struct tuap_err err;
+
+	if (stepjournal_open(&j, dir, &err) < 0) {
+		fprintf(stderr, "%s\n", err.msg);
+		return NULL;
+	}
+	return j;
+}
+
+static void jrec(struct stepjournal *j, const char *job, Tuap__Step step, Tuap__StepState st, int code)
+{
+	struct stepjournal_rec r;
+	struct tuap_err err;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.job, sizeof(r.job), "%s", job);
+	snprintf(r.domain, sizeof(r.domain), "site.example");
+	r.step = step;
+	r.state = st;
+	r.has_exit_code = code >= 0;
+	r.exit_code = code;
+	assert_int_equal(stepjournal_append(j, &r, &err), 0);
+}
+
+static void test_journal(void **state)
+{
+	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256];
+	const struct stepjournal_rec *r;
+	Tuap__StepRecord **recs;
+	struct tuap_err err;
+	struct stepjournal *j;
+	size_t n;
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(j = open_journal(dir));
+	jrec(j, "job1", TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_STARTED, -1);
+	jrec(j, "job1", TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, 0);
+	jrec(j, "job1", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_STARTED, -1);
+	jrec(j, "job2", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_FAILED, 3);
+	stepjournal_close(j);
+
+	/* a torn last record and a corrupted one in the middle */
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	fd = open(path, O_WRONLY | O_APPEND);
+	assert_true(write(fd, "J1 1700000000 job3 - mail done 0 1234", 37) == 37);
+	close(fd);
+	assert_non_null(j = open_journal(dir));
+	assert_int_equal(stepjournal_count(j), 3);
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
+	assert_non_null(r);
+	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_DONE);
+	assert_string_equal(r->domain, "site.example");
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_MAKE);
+	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_STARTED);
+	assert_false(r->has_exit_code);
+	r = stepjournal_get(j, "job2", TUAP__STEP__STEP_DATA);
+	assert_int_equal(r->exit_code, 3);
+	assert_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
+	/* the next record starts its own line */
+	jrec(j, "job3", TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, 0);
+
+	assert_int_equal(stepjournal_records(j, false, &recs, &n, &err), 0);
+	assert_int_equal(n, 3); /* users done, data failed, mail done */
+	stepjournal_records_free(recs, n);
+	assert_int_equal(stepjournal_records(j, true, &recs, &n, &err), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		if (recs[i]->step == TUAP__STEP__STEP_MAKE)
+			assert_int_equal(recs[i]->state, TUAP__STEP_STATE__STATE_INTERRUPTED);
+	stepjournal_records_free(recs, n);
+	stepjournal_close(j);
+
+	/* flip a byte in the first record: its checksum no longer matches */
+	fd = open(path, O_RDWR);
+	assert_true(pwrite(fd, "X", 1, 16) == 1);
+	close(fd);
+	assert_non_null(j = open_journal(dir));
+	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
+	assert_non_null(r); /* the DONE record still stands */
+	assert_non_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
+	assert_int_equal(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL)->state,
+			 TUAP__STEP_STATE__STATE_DONE);
+	stepjournal_close(j);
+
+	assert_true(stepjournal_job_ok("job-1.2_x"));
+	assert_false(stepjournal_job_ok("../x"));
+	assert_false(stepjournal_job_ok(".x"));
+	assert_false(stepjournal_job_ok(""));
+	assert_false(stepjournal_job_ok("a/b"));
+	rm_rf(dir);
+}
+
+static uint32_t fnv1a(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void test_journal_bounded(void **state)
+{
+	static const char *steps[] = {"users", "packages", "mail", "data", "make"};
+	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256], line[256];
+	struct stepjournal *j;
+	struct stat st;
+	FILE *f;
+
+	/* a journal just under STEPJOURNAL_MAX_BYTES, written as the agent writes it */
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/journal", dir);
+	assert_non_null(f = fopen(path, "w"));
+	for (int i = 0; ftell(f) < STEPJOURNAL_MAX_BYTES - 40; i++) {
+		int n = snprintf(line, sizeof(line), "J1 %d job%d site.example %s %s -",
+				 1700000000 + i, i / 5 % 2000, steps[i % 5],
+				 i % 2 ? "done" : "started");
+
+		fprintf(f, "%s %08x\n", line, fnv1a(line, (size_t)n));
+	}
+	fclose(f);
+	assert_non_null(j = open_journal(dir));
+	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
+	assert_null(stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS)); /* the oldest forgotten */
+	jrec(j, "last", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0);
+	jrec(j, "last", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_DONE, 0);
+	stepjournal_close(j);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size < STEPJOURNAL_MAX_BYTES / 2); /* compacted */
+	assert_non_null(j = open_journal(dir));
+	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
+	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_MAKE));
+	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_DATA));
+	stepjournal_close(j);
+	rm_rf(dir);
+}
+
+struct scratch {
+	char dir[64], root[128], state[128], site[128];
+	struct stepjournal *j;
+	struct evlog log;
+	struct step_env env;
+};
+
+static void scratch_init(struct scratch *s)
+{
+	char etc[200];
+
+	snprintf(s->dir, sizeof(s->dir), "/tmp/tuap-steps-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->root, sizeof(s->root), "%s/root", s->dir);
+	snprintf(s->state, sizeof(s->state), "%s/state", s->dir);
+	snprintf(s->site, sizeof(s->site), "%s/srv", s->dir);
+	snprintf(etc, sizeof(etc), "%s/etc", s->root);
+	assert_int_equal(fs_mkdir_p(etc, 0755, NULL), 0);
+	assert_non_null(s->j = open_journal(s->state));
+	evlog_init(&s->log);
+	s->env.root = s->root;
+	s->env.state_dir = s->state;
+	s->env.site_root = s->site;
+	s->env.journal = s->j;
+	s->env.emit = evlog_emit;
+	s->env.ctx = &s->log;
+}
+
+static void scratch_free(struct scratch *s)
+{
+	stepjournal_close(s->j);
+	evlog_free(&s->log);
+	rm_rf(s->dir);
+}
+
+static void test_mail_step(void **state)
+{
+	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
+	Tuap__MailArgs mail = TUAP__MAIL_ARGS__INIT;
+	struct scratch s;
+	struct step_run *run;
+	struct tuap_err err;
+	char path[256], *text;
+
+	scratch_init(&s);
+	snprintf(path, sizeof(path), "%s/etc/aliases", s.root);
+	write_text(path, "postmaster: root\nroot: old@example.org\n");
+	chmod(path, 0640);
+	req.step = TUAP__STEP__STEP_MAIL;
+	req.args_case = TUAP__STEP_REQUEST__ARGS_MAIL;
+	req.mail = &mail;
+	mail.contact_email = "ops@example.org";
+	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 5000));
+	assert_int_equal(step_state(run), TUAP__STEP_STATE__STATE_DONE);
+	assert_int_equal(s.log.started, 1);
+	step_free(run);
+	text = fs_read_file(path, 4096, NULL, NULL);
+	assert_string_equal(text, "postmaster: root\nroot: ops@example.org\n");
+	free(text);
+	{
+		struct stat st;
+
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0640); /* the mode is kept */
+	}
+	assert_int_equal(stepjournal_get(s.j, "j1", TUAP__STEP__STEP_MAIL)->state,
+			 TUAP__STEP_STATE__STATE_DONE);
+
+	/* the same job again: not repeated */
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
+	assert_true(step_done(run));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_string_equal(s.log.msg, "already done");
+	assert_int_equal(s.log.started, 0);
+	step_free(run);
+
+	/* a bad address fails the step, journaled, file untouched */
+	evlog_free(&s.log);
+	mail.contact_email = "|/bin/sh -c evil";
+	assert_int_equal(step_start(&s.env, "j2", "site.example", &req, &run, &err), 0);
+	assert_true(step_done(run));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(s.log.msg, "contact_email"));
+	assert_int_equal(stepjournal_get(s.j, "j2", TUAP__STEP__STEP_MAIL)->state,
+			 TUAP__STEP_STATE__STATE_FAILED);
+	step_free(run);
+
+	/* wrong arguments for the step, a bad job id */
+	evlog_free(&s.log);
+	req.step = TUAP__STEP__STEP_USERS;
+	assert_int_equal(step_start(&s.env, "j3", "site.example", &req, &run, &err), 0);
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	step_free(run);
+	req.step = TUAP__STEP__STEP_MAIL;
+	assert_int_equal(step_start(&s.env, "../../etc", "site.example", &req, &run, &err), 0);
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(s.log.msg, "job id"));
+	step_free(run);
+	scratch_free(&s);
+}
+
+static void test_packages_args(void **state)
+{
+	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
+	Tuap__PackagesArgs pk = TUAP__PACKAGES_ARGS__INIT;
+	char *pkgs[] = {"nginx", "-oAPT::Get::Whatever=1"};
+	struct scratch s;
+	struct step_run *run;
+	struct tuap_err err;
+
+	scratch_init(&s);
+	req.step = TUAP__STEP__STEP_PACKAGES;
+	req.args_case = TUAP__STEP_REQUEST__ARGS_PACKAGES;
+	req.packages = &pk;
+	pk.packages = pkgs;
+	pk.n_packages = 2;
+	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(s.log.msg, "not a package name"));
+	step_free(run);
+	evlog_free(&s.log);
+	pk.n_packages = 0;
+	assert_int_equal(step_start(&s.env, "j2", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 5000));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&s.log, "no packages", 0) >= 0);
+	step_free(run);
+	assert_non_null(step_pkg_manager()); /* this machine has apt-get */
+	scratch_free(&s);
+}
+
+/* Root only: the users step for real, with useradd --root into a scratch root. */
+static void test_users_step_root(void **state)
+{
+	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
+	struct scratch s;
+	struct step_run *run;
+	struct tuap_err err;
+	struct stat st;
+	struct req q;
+	char path[300], *text, cmd[600], visudo[256];
+	static const char *files[][2] = {
+		{"passwd",
+		 "root:x:0:0:root:/root:/bin/bash\nbob:x:1001:1001:Bob:/home/bob:/bin/sh\n"},
+		{"group", "root:x:0:\nsudo:x:27:\nbob:x:1001:\nweb:x:1002:bob\ncarol:x:1005:\n"},
+		{"shadow", "root:*:19000:0:99999:7:::\nbob:!$6$old:19000:0:99999:7:::\n"},
+		{"gshadow", "root:*::\nsudo:*::\nbob:!::\nweb:!::bob\ncarol:!::\n"},
+	};
+
+	if (geteuid() != 0 || access("/usr/sbin/useradd", X_OK) != 0)
+		skip();
+	scratch_init(&s);
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof(path), "%s/etc/%s", s.root, files[i][0]);
+		write_text(path, files[i][1]);
+	}
+	snprintf(cmd, sizeof(cmd), "cp /etc/login.defs %s/etc/ && mkdir -p %s/home/bob/.ssh",
+		 s.root, s.root);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/home/bob/.ssh/authorized_keys", s.root);
+	write_text(path, "ssh-rsa BOBS-OWN bob\n");
+	make_req(&q);
+	q.u[1].ssh_authorized_keys = q.alice_keys; /* bob gets alice's key too */
+	q.u[1].n_ssh_authorized_keys = 1;
+	if (proc_which("visudo", visudo, sizeof(visudo)) < 0)
+		q.u[0].n_sudo = 0;
+	req.step = TUAP__STEP__STEP_USERS;
+	req.args_case = TUAP__STEP_REQUEST__ARGS_USERS;
+	req.users = &q.args;
+	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	if (s.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&s.log);
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&s.log, "$ useradd --root", 0) >= 0);
+	assert_true(evlog_find(&s.log, "--password *** bob", 0) >= 0);
+	assert_true(evlog_find(&s.log, "$6$new", 0) < 0); /* never logged */
+	step_free(run);
+
+	snprintf(path, sizeof(path), "%s/etc/passwd", s.root);
+	text = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_non_null(strstr(text, "\nalice:x:"));
+	assert_non_null(strstr(text, ":Alice A:/home/alice:/bin/bash\n"));
+	assert_non_null(strstr(text, "bob:x:1001:1001:Bob:/home/bob:/bin/bash\n"));
+	free(text);
+	snprintf(path, sizeof(path), "%s/etc/shadow", s.root);
+	text = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_non_null(strstr(text, "bob:$6$new:"));
+	assert_non_null(strstr(text, "alice:!"));
+	free(text);
+	snprintf(path, sizeof(path), "%s/home/alice/.ssh/authorized_keys", s.root);
+	text = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "ssh-ed25519 AAAAC3Nza alice@x\n"));
+	free(text);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_not_equal(st.st_uid, 0);
+	snprintf(path, sizeof(path), "%s/home/alice/.ssh", s.root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/home/bob/.ssh/authorized_keys", s.root);
+	text = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_string_equal(text, "ssh-rsa BOBS-OWN bob\n" AUTHKEYS_BEGIN
+				  "\nssh-ed25519 AAAAC3Nza alice@x\n" AUTHKEYS_END "\n");
+	free(text);
+	if (q.u[0].n_sudo) {
+		snprintf(path, sizeof(path), "%s/etc/sudoers.d/90-tuap-alice", s.root);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0440);
+	}
+
+	/* a second run (another job) changes nothing */
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j2", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&s.log, "nothing to change", 0) >= 0);
+	assert_true(evlog_find(&s.log, "$ ", 0) < 0);
+	step_free(run);
+
+	/* a sudo rule visudo rejects: nothing is installed, the step fails */
+	if (q.u[0].n_sudo) {
+		q.alice_sudo[0] = "ALL=(ALL NOPASSWD ALL";
+		evlog_free(&s.log);
+		assert_int_equal(step_start(&s.env, "j3", "site.example", &req, &run, &err), 0);
+		assert_true(drive(run, 20000));
+		assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+		assert_non_null(strstr(s.log.msg, "visudo"));
+		step_free(run);
+		snprintf(path, sizeof(path), "%s/etc/sudoers.d/90-tuap-alice", s.root);
+		text = fs_read_file(path, 1 << 20, NULL, NULL);
+		assert_non_null(strstr(text, "alice ALL=(ALL) NOPASSWD:ALL"));
+		free(text);
+		snprintf(path, sizeof(path), "%s/etc/sudoers.d/.tuap-alice.tmp", s.root);
+		assert_false(fs_exists(path));
+	}
+	scratch_free(&s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_users_plan),
+		cmocka_unit_test(test_users_plan_root_and_system),
+		cmocka_unit_test(test_users_validation),
+		cmocka_unit_test(test_authkeys_merge),
+		cmocka_unit_test(test_sudoers_render),
+		cmocka_unit_test(test_aliases),
+		cmocka_unit_test(test_journal),
+		cmocka_unit_test(test_journal_bounded),
+		cmocka_unit_test(test_mail_step),
+		cmocka_unit_test(test_packages_args),
+		cmocka_unit_test(test_users_step_root),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
