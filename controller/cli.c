@@ -47,7 +47,8 @@ const char *cli_domain_name(const char *dir)
 	return slash ? slash + 1 : dir;
 }
 
-int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json)
+int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json,
+		       bool detach)
 {
 	struct ctlclient c;
 	struct progress p;
@@ -66,7 +67,7 @@ int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *da
 		return CLI_NO_DAEMON;
 	}
 	progress_init(&p, stdout, json);
-	code = ctlclient_follow(&c, &p, domain, data_path, 30000);
+	code = ctlclient_follow(&c, &p, domain, data_path, 30000, detach);
 	ctlclient_close(&c);
 	return code;
 }

@@ -38,7 +38,8 @@ bool cli_wants_help(int argc, char **argv);
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Sends req to tuapd and follows its events until the final one; returns the exit code.
  * data_path: data.tar.gz to upload if tuapd asks; json: --json output. */
-int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json);
+int cli_daemon_request(Tuap__CtlRequest *req, const char *domain, const char *data_path, bool json,
+		       bool detach);
 /* The base name of a DOMAIN directory argument (the domain's name). */
 const char *cli_domain_name(const char *dir);
 

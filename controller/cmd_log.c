@@ -50,7 +50,7 @@ int cmd_log(int argc, char **argv)
 	dr.domain = (char *)domain;
 	req.req_case = TUAP__CTL_REQUEST__REQ_LOG;
 	req.log = &dr;
-	return cli_daemon_request(&req, domain, NULL, json);
+	return cli_daemon_request(&req, domain, NULL, json, false);
 }
 
 int cmd_watch(int argc, char **argv)
@@ -77,5 +77,5 @@ int cmd_watch(int argc, char **argv)
 	dr.domain = (char *)domain;
 	req.req_case = TUAP__CTL_REQUEST__REQ_WATCH;
 	req.watch = &dr;
-	return cli_daemon_request(&req, domain, NULL, json);
+	return cli_daemon_request(&req, domain, NULL, json, false);
 }

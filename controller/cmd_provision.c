@@ -164,7 +164,7 @@ static int submit(const struct opts *o, const struct domain *dom, bool update)
 		req.provision = &pr;
 	}
 	code = cli_daemon_request(&req, dom->conf.name, dom->data.present ? dom->data.path : NULL,
-				  o->json);
+				  o->json, o->detach);
 out:
 	free(pr.conf_text.data);
 	free(pr.users_text.data);

@@ -50,5 +50,5 @@ int cmd_run(int argc, char **argv)
 	rr.target = (char *)target;
 	req.req_case = TUAP__CTL_REQUEST__REQ_RUN;
 	req.run = &rr;
-	return cli_daemon_request(&req, domain, NULL, json);
+	return cli_daemon_request(&req, domain, NULL, json, false);
 }

@@ -42,7 +42,7 @@ static int run(int argc, char **argv, bool list)
 		req.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
 		req.status = &dr;
 	}
-	return cli_daemon_request(&req, domain, NULL, json);
+	return cli_daemon_request(&req, domain, NULL, json, false);
 }
 
 int cmd_status(int argc, char **argv)

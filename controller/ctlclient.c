@@ -148,7 +148,7 @@ static int upload(struct ctlclient *c, const char *domain, int fd, uint64_t offs
 }
 
 int ctlclient_follow(struct ctlclient *c, struct progress *p, const char *domain,
-		     const char *data_path, int idle_ms)
+		     const char *data_path, int idle_ms, bool detach)
 {
 	struct sigaction sa = {.sa_handler = on_sigint}, old;
 	bool answered = false;
@@ -226,6 +226,16 @@ int ctlclient_follow(struct ctlclient *c, struct progress *p, const char *domain
 			}
 		} else {
 			progress_event(p, env->ctl_event);
+		}
+		if (detach && env->ctl_event->ev_case == TUAP__CTL_EVENT__EV_PHASE &&
+		    strcmp(env->ctl_event->phase->phase, "upload")) {
+			progress_finish(p);
+			printf("detached: job %s goes on (follow it with 'tuap-ctl watch %s')\n",
+			       env->ctl_event->job_id ? env->ctl_event->job_id : "?",
+			       domain ? domain : "DOMAIN");
+			wire_free(env);
+			code = CLI_OK;
+			break;
 		}
 		if (env->ctl_event->has_final && env->ctl_event->final) {
 			code = env->ctl_event->exit_code ? CLI_FAIL : CLI_OK;

@@ -6,6 +6,7 @@
 #ifndef TUAP_CTLCLIENT_H
 #define TUAP_CTLCLIENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -27,9 +28,10 @@ void ctlclient_close(struct ctlclient *c);
 int ctlclient_send(struct ctlclient *c, Tuap__CtlRequest *req, struct tuap_err *err);
 /* Follows the request's events until the final one and returns its exit code (CLI_*).
  * data_path: the data.tar.gz to upload when tuapd asks (may be NULL). idle_ms: how long to
- * wait for the first answer before saying tuapd does not answer. */
+ * wait for the first answer before saying tuapd does not answer. detach: return as soon as the
+ * job runs on its own (any phase after the upload has started). */
 int ctlclient_follow(struct ctlclient *c, struct progress *p, const char *domain,
-		     const char *data_path, int idle_ms);
+		     const char *data_path, int idle_ms, bool detach);
 
 /* Waits for the request's answer and appends its text lines to text (for answers that are
  * data, not progress: enroll). -1 with err for an error or no answer within idle_ms. */

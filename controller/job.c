@@ -24,19 +24,19 @@
 #include "users.h"
 
 static const char *const phase_names[PH_COUNT] = {
-	[PH_UPLOAD] = "upload",	    [PH_PLAN] = "plan",	  [PH_IMAGE] = "image",
-	[PH_DISK] = "disk",	    [PH_KEYS] = "keys",	  [PH_SEED] = "seed",
-	[PH_DEFINE] = "define",	    [PH_HELLO] = "hello", [PH_USERS] = "users",
-	[PH_PACKAGES] = "packages", [PH_MAIL] = "mail",	  [PH_DATA] = "data",
-	[PH_MAKE] = "make",	    [PH_DONE] = "done",
+	[PH_UPLOAD] = "upload", [PH_PLAN] = "plan",	    [PH_IMAGE] = "image",
+	[PH_DISK] = "disk",	[PH_KEYS] = "keys",	    [PH_SEED] = "seed",
+	[PH_DEFINE] = "define", [PH_PUSH] = "push",	    [PH_HELLO] = "hello",
+	[PH_USERS] = "users",	[PH_PACKAGES] = "packages", [PH_MAIL] = "mail",
+	[PH_DATA] = "data",	[PH_MAKE] = "make",	    [PH_DONE] = "done",
 };
 
 /* Built-in deadlines (seconds), overridden by tuapd.conf. */
 static const unsigned default_deadline[PH_COUNT] = {
-	[PH_UPLOAD] = 3600, [PH_PLAN] = 60,	  [PH_IMAGE] = 1800, [PH_DISK] = 120,
-	[PH_KEYS] = 30,	    [PH_SEED] = 60,	  [PH_DEFINE] = 120, [PH_HELLO] = 600,
-	[PH_USERS] = 300,   [PH_PACKAGES] = 1800, [PH_MAIL] = 60,    [PH_DATA] = 3600,
-	[PH_MAKE] = 3600,   [PH_DONE] = 10,
+	[PH_UPLOAD] = 3600, [PH_PLAN] = 60,   [PH_IMAGE] = 1800,    [PH_DISK] = 120,
+	[PH_KEYS] = 30,	    [PH_SEED] = 60,   [PH_DEFINE] = 120,    [PH_PUSH] = 600,
+	[PH_HELLO] = 600,   [PH_USERS] = 300, [PH_PACKAGES] = 1800, [PH_MAIL] = 60,
+	[PH_DATA] = 3600,   [PH_MAKE] = 3600, [PH_DONE] = 10,
 };
 
 const char *job_phase_name(enum job_phase ph)
@@ -198,7 +198,8 @@ unsigned engine_deadline(const struct engine *e, enum job_phase ph)
 /* Does phase ph apply to this job? */
 static bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph)
 {
-	bool vm = !job->existing && e->has_provider && e->provider.applies(e->provider.ctx, job);
+	bool host = job->existing || job->dom.conf.depends_on[0];
+	bool vm = !host && e->has_provider && e->provider.applies(e->provider.ctx, job);
 
 	switch (job->kind) {
 	case KIND_RUN:
@@ -220,6 +221,8 @@ static bool job_phase_applies(struct engine *e, struct job *job, enum job_phase 
 	case PH_SEED:
 	case PH_DEFINE:
 		return vm;
+	case PH_PUSH:
+		return !job->existing && job->dom.conf.depends_on[0];
 	case PH_USERS:
 		return job->dom.users.n > 0;
 	case PH_PACKAGES:
@@ -546,15 +549,24 @@ static void run_phase(struct engine *e, struct job *job)
 		job_start_upload(e, job);
 		break;
 	case PH_PLAN:
-		if (!job->existing && e->has_provider && e->provider.applies(e->provider.ctx, job))
+		if (job->existing)
+			engine_phase_done(e, job, "existing host with an enrolled agent");
+		else if (job->dom.conf.depends_on[0])
+			engine_phase_done(e, job, "existing host: the agent is pushed over SSH");
+		else if (e->has_provider && e->provider.applies(e->provider.ctx, job))
 			e->provider.run(e->provider.ctx, e, job, job->phase);
-		else if (!job->existing && job->dom.conf.depends_on[0] == '\0')
+		else
 			engine_phase_failed(e, job,
 					    "this tuapd manages no VMs (no libvirt); use "
 					    "--existing for a host whose agent is enrolled",
 					    NULL, 0);
+		break;
+	case PH_PUSH:
+		if (e->has_push)
+			e->push.run(e->push.ctx, e, job);
 		else
-			engine_phase_done(e, job, "existing host: no VM to create");
+			engine_phase_failed(e, job, "this tuapd cannot push agents over SSH", NULL,
+					    0);
 		break;
 	case PH_IMAGE:
 	case PH_DISK:
@@ -599,9 +611,17 @@ long engine_tick(struct engine *e, int64_t now_ms)
 			snprintf(msg, sizeof(msg), "no %s within %u s (deadline from tuapd.conf)",
 				 job->phase == PH_HELLO ? "hello from the agent" : "progress",
 				 engine_deadline(e, job->phase));
-			job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STALLED, msg, 0, 0, NULL,
-				       0);
-			engine_phase_failed(e, job, msg, NULL, 0);
+			char *tail[20];
+			size_t n = 0;
+
+			if (job->phase == PH_HELLO && e->has_provider && e->provider.console_tail)
+				n = e->provider.console_tail(e->provider.ctx, job->domain, tail,
+							     20);
+			job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STALLED, msg, 0, 0,
+				       (const char *const *)tail, n);
+			engine_phase_failed(e, job, msg, (const char *const *)tail, n);
+			for (size_t i = 0; i < n; i++)
+				free(tail[i]);
 			/* the list may have changed (pruning): start over next tick */
 			return 0;
 		}
@@ -644,6 +664,22 @@ struct engine *engine_new(const struct engine_conf *conf, const struct engine_io
 		e->conf.upload_chunk = 256 << 10;
 	e->io = *io;
 	return e;
+}
+
+void engine_set_push_provider(struct engine *e, const struct push_provider *p)
+{
+	e->push = *p;
+	e->has_push = true;
+}
+
+struct job_flags job_get_flags(const struct job *job)
+{
+	return (struct job_flags){job->existing, job->resumed, job->rebuild, job->rerun_make};
+}
+
+const struct domain *job_domain_model(const struct job *job)
+{
+	return &job->dom;
 }
 
 void engine_set_provider(struct engine *e, const struct phase_provider *p)

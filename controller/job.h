@@ -37,6 +37,7 @@ enum job_phase {
 	PH_KEYS,
 	PH_SEED,
 	PH_DEFINE,
+	PH_PUSH,  /* existing host (depends_on): agent copied over SSH; the push provider */
 	PH_HELLO, /* waiting for the agent */
 	PH_USERS, /* steps, run by the agent */
 	PH_PACKAGES,
@@ -71,11 +72,28 @@ struct engine_io {
 struct job;
 struct engine;
 
-/* A provider of the VM phases (controller/vmjob.c). run starts the phase; it calls
- * engine_phase_done / engine_phase_failed (possibly later, from the main loop). */
+/* A provider of the VM phases (controller/vmjob.c). run starts a phase (PH_PLAN and
+ * PH_IMAGE..PH_DEFINE); it calls engine_phase_done / engine_phase_failed, possibly later from the
+ * main loop. The optional hooks let it answer the requests that only make sense with VMs and
+ * complete status and stalls. */
 struct phase_provider {
 	bool (*applies)(void *ctx, struct job *job); /* false: the job is for an existing host */
 	int (*run)(void *ctx, struct engine *e, struct job *job, enum job_phase ph);
+	/* destroy, snapshot, restore, console_log; NULL: refused */
+	void (*ctl_request)(void *ctx, struct engine *e, const struct ctl_peer *peer,
+			    const Tuap__CtlRequest *r);
+	/* libvirt's state of DOMAIN's VM for status ("running"); NULL when not a VM of ours */
+	const char *(*vm_state)(void *ctx, const char *domain);
+	/* the last lines of the serial console, shown when hello stalls; returns how many were
+	 * put in lines[0..max) (malloc'd strings the engine frees) */
+	size_t (*console_tail)(void *ctx, const char *domain, char **lines, size_t max);
+	void *ctx;
+};
+
+/* A provider of PH_PUSH (controller/push.c): brings the agent to the existing host named by
+ * depends_on. run calls engine_phase_done / engine_phase_failed. */
+struct push_provider {
+	int (*run)(void *ctx, struct engine *e, struct job *job);
 	void *ctx;
 };
 
@@ -83,6 +101,7 @@ struct engine *engine_new(const struct engine_conf *conf, const struct engine_io
 			  struct tuap_err *err);
 void engine_free(struct engine *e);
 void engine_set_provider(struct engine *e, const struct phase_provider *p);
+void engine_set_push_provider(struct engine *e, const struct push_provider *p);
 /* How ssh_import_id is turned into keys (controller/sshkeys.c in tuapd). */
 void engine_set_key_resolver(struct engine *e, key_resolver fn, void *ctx);
 
@@ -114,6 +133,21 @@ void engine_phase_failed(struct engine *e, struct job *job, const char *msg,
 struct agentconf;
 int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoint,
 		       struct agentconf *ac, struct tuap_err *err);
+
+/* What the operator asked for this job. */
+struct job_flags {
+	bool existing; /* --existing: an enrolled agent, nothing to create or push */
+	bool resumed;  /* the job continues after a failure or a tuapd restart */
+	bool rebuild;  /* --rebuild: snapshot, then recreate with new keys and instance-id */
+	bool rerun_make;
+};
+struct job_flags job_get_flags(const struct job *job);
+const struct domain *job_domain_model(const struct job *job);
+/* Answers a request: text lines, then the final event with exit_code (0 ok, 1 failed). */
+void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
+		  const char *const *lines, size_t n);
+void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Error__Code code,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 const char *job_phase_name(enum job_phase ph);
 int64_t engine_now_ms(void);

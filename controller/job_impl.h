@@ -27,7 +27,7 @@ struct job {
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
 	struct domain dom; /* conf + users as submitted */
-	bool existing, rerun_make;
+	bool existing, rerun_make, rebuild, resumed;
 	char make_target[256];
 	bool has_data;
 	char data_sha[SHA256_HEX_LEN];
@@ -70,6 +70,8 @@ struct engine {
 	struct engine_io io;
 	struct phase_provider provider;
 	bool has_provider;
+	struct push_provider push;
+	bool has_push;
 	struct job *jobs; /* every job loaded: running ones and each domain's last */
 	struct agent_info *agents;
 	key_resolver resolve;
@@ -83,8 +85,6 @@ void job_emit_phase(struct engine *e, struct job *job, Tuap__PhaseEvent__State s
 		    uint64_t done, uint64_t total, const char *const *lines, size_t n_lines);
 void job_send_final(struct engine *e, const struct ctl_peer *peer, struct job *job, int code,
 		    const char *msg);
-void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Error__Code code,
-			const char *fmt, ...) TUAP_PRINTF(4, 5);
 void job_journal(struct engine *e, struct job *job, const char *kind, const char *name,
 		 const char *state, const char *detail);
 struct job *engine_running_job(struct engine *e, const char *domain);

@@ -246,6 +246,8 @@ static void ctl_resume(struct engine *e, const struct ctl_peer *peer,
 		return;
 	}
 	job->state = JOB_RUNNING;
+	job->resumed = true;
+	job->resumed = true;
 	job->rerun_make = r->has_rerun_make && r->rerun_make;
 	job->started_ms = engine_now_ms();
 	job_journal(e, job, "job", "-", "resumed", job->rerun_make ? "rerun_make=1" : NULL);
@@ -293,7 +295,8 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 			       r->has_users_text ? (const char *)r->users_text.data : NULL,
 			       r->users_text.len, &job->dom) < 0)
 		goto drop;
-	job->existing = (r->has_existing && r->existing) || job->dom.conf.depends_on[0];
+	job->existing = r->has_existing && r->existing;
+	job->rebuild = r->has_rebuild && r->rebuild;
 	job->rerun_make = (r->has_rerun_make && r->rerun_make) || kind == KIND_UPDATE_DATA;
 	job->has_data = sha_arg(&r->data_sha256, job->data_sha);
 	job->data_size = r->data_size;
@@ -406,7 +409,12 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 		d = &v[n++];
 		tuap__domain_status__init(d);
 		d->domain = j->domain;
-		d->vm_state = j->existing ? "existing host" : "vm";
+		d->vm_state = (char *)(e->has_provider && e->provider.vm_state
+					       ? e->provider.vm_state(e->provider.ctx, j->domain)
+					       : NULL);
+		if (!d->vm_state)
+			d->vm_state =
+				j->existing || j->dom.conf.depends_on[0] ? "existing host" : "-";
 		d->job_id = j->id;
 		d->job_state = (char *)job_state_name(j);
 		d->phase = (char *)job_phase_name(j->phase);
@@ -528,6 +536,21 @@ static void ctl_watch(struct engine *e, const struct ctl_peer *peer, const char 
 
 static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap__EnrollRequest *r);
 
+void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
+		  const char *const *lines, size_t n)
+{
+	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+	Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
+
+	t.lines = (char **)lines;
+	t.n_lines = n;
+	ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+	ev.text = &t;
+	ev.has_final = ev.has_exit_code = ev.final = 1;
+	ev.exit_code = exit_code;
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+}
+
 void engine_ctl_request(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlRequest *r)
 {
 	switch (r->req_case) {
@@ -558,9 +581,12 @@ void engine_ctl_request(struct engine *e, const struct ctl_peer *peer, const Tua
 		ctl_enroll(e, peer, r->enroll);
 		break;
 	default:
-		engine_reply_error(
-			e, peer, TUAP__ERROR__CODE__NOT_ALLOWED,
-			"this request needs the VM manager, which this tuapd does not run");
+		if (e->has_provider && e->provider.ctl_request)
+			e->provider.ctl_request(e->provider.ctx, e, peer, r);
+		else
+			engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_ALLOWED,
+					   "this request needs the VM manager, which this tuapd "
+					   "does not run");
 		break;
 	}
 }

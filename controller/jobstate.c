@@ -151,18 +151,20 @@ void job_new_id(char *out, size_t len)
 
 void job_created_detail(const struct job *job, char *out, size_t len)
 {
-	snprintf(out, len, "kind=%d existing=%d rerun_make=%d data=%s:%" PRIu64 " target=%s",
-		 (int)job->kind, job->existing, job->rerun_make,
+	snprintf(out, len,
+		 "kind=%d existing=%d rerun_make=%d rebuild=%d data=%s:%" PRIu64 " target=%s",
+		 (int)job->kind, job->existing, job->rerun_make, job->rebuild,
 		 job->has_data ? job->data_sha : "-", job->data_size, job->make_target);
 }
 
 void job_parse_created(struct job *job, const char *detail)
 {
-	int kind = 0, existing = 0, rerun = 0;
+	int kind = 0, existing = 0, rerun = 0, rebuild = 0;
 	char data[80] = "-", target[256] = "";
 
-	sscanf(detail, "kind=%d existing=%d rerun_make=%d data=%79s target=%255s", &kind, &existing,
-	       &rerun, data, target);
+	sscanf(detail, "kind=%d existing=%d rerun_make=%d rebuild=%d data=%79s target=%255s", &kind,
+	       &existing, &rerun, &rebuild, data, target);
+	job->rebuild = rebuild;
 	job->kind = (enum job_kind)kind;
 	job->existing = existing;
 	job->rerun_make = rerun;
@@ -288,6 +290,7 @@ static void resume_domain(struct engine *e, const char *domain)
 	if (job->state != JOB_RUNNING)
 		return;
 	log_info("%s: resuming job %s at %s", domain, job->id, job_phase_name(job->phase));
+	job->resumed = true;
 	if (!job->started_ms)
 		job->started_ms = engine_now_ms();
 	job_enter_phase(e, job, rp.phase_done ? rp.phase + 1 : rp.phase);

@@ -71,8 +71,8 @@ static int io_agent_allow(void *ctx, const char *domain, const char *pubkey)
 }
 
 /* tuapd's own CURVE keypair: STATE_DIR/keys/server.{key,pub}, made on first start. */
-static int server_keys(const struct settings *s, char pub[KEYS_Z85_SIZE],
-		       char sec[KEYS_Z85_SIZE], struct tuap_err *err)
+static int server_keys(const struct settings *s, char pub[KEYS_Z85_SIZE], char sec[KEYS_Z85_SIZE],
+		       struct tuap_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
 
@@ -95,7 +95,8 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	struct engine_io io = {io_agent_send, io_ctl_send, io_agent_allow, d};
 	int rc;
 
-	if (fs_mkdir_p(d->set.state_dir, 0750, err) < 0 || fs_mkdir_p(d->set.run_dir, 0755, err) < 0 ||
+	if (fs_mkdir_p(d->set.state_dir, 0750, err) < 0 ||
+	    fs_mkdir_p(d->set.run_dir, 0755, err) < 0 ||
 	    settings_ctl_socket(&d->set, sock, sizeof(sock), err) < 0 ||
 	    server_keys(&d->set, pub, sec, err) < 0)
 		return -1;
@@ -184,11 +185,21 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "c:dh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c': conf = optarg; break;
-		case 'd': debug = 1; break;
-		case 'k': check = 1; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'k':
+			check = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	log_init("tuapd", debug);
