@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib/libvirtd.sh — sourced (bash) after netns.sh. Starts a private system-mode libvirtd
 # and virtlogd inside one of the test's network namespaces, each under `tini -s` (a child
 # subreaper: PID 1 on these hosts does not reap libvirt's daemonized probe processes, and libvirt
@@ -25,7 +26,7 @@ TUAPT_LIBVIRT_DEADLINE=${TUAPT_LIBVIRT_DEADLINE:-60}
 TUAPT_MGMT_NET=tuap-mgmt
 TUAPT_MGMT_BRIDGE=virbr-mgmt
 TUAPT_MGMT_ADDR=198.51.100.1
-TUAPT_PUB_BRIDGE=br-pub
+TUAPT_PUB_BRIDGE="br-pub"
 TUAPT_PUB_ADDR=192.0.2.1
 
 # virsh_ URI ARG...: virsh against URI, bounded.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib/netns.sh — sourced (bash) by integration and e2e test scripts. Owns the test's
 # process and namespace bookkeeping: uniquely named network namespaces (prefix tuapt-), veth pairs
 # and bridges inside them (TEST-NET addresses only), background commands whose PIDs are recorded,
