@@ -241,7 +241,8 @@ static const char *run_to_make(struct engine *e)
 	step_event(e, job, TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_DATA);
 	assert_int_equal(last_agent()->step_request->data->size, 20);
-	/* the agent pulls with a credit; the engine caps it at its window (2 chunks of 4) */
+	/* the agent pulls with a credit in bytes; the engine sends its window (2 chunks of 4) at
+	 * once (the rest would follow from engine_tick) */
 	cr.offset = 8;
 	cr.credit = 100;
 	env.job_id = job;
@@ -257,6 +258,80 @@ static const char *run_to_make(struct engine *e)
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
 	assert_false(last_agent()->step_request->make->rerun);
 	return job;
+}
+
+static void chunk_request(struct engine *e, const char *job, uint64_t offset, uint32_t credit)
+{
+	Tuap__ChunkRequest cr = TUAP__CHUNK_REQUEST__INIT;
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+
+	cr.offset = offset;
+	cr.credit = credit;
+	env.job_id = (char *)job;
+	env.body_case = TUAP__ENVELOPE__BODY_CHUNK_REQUEST;
+	env.chunk_request = &cr;
+	engine_agent_message(e, "site.test", &env);
+}
+
+/* Checks that the engine sent DataChunks at the given offsets since `from`, and nothing else. */
+static void assert_chunks(size_t from, const uint64_t *offsets, size_t n)
+{
+	assert_int_equal(F.n_agent - from, n);
+	for (size_t i = 0; i < n; i++) {
+		const Tuap__Envelope *env = F.agent[from + i];
+
+		assert_int_equal(env->body_case, TUAP__ENVELOPE__BODY_DATA_CHUNK);
+		assert_int_equal(env->data_chunk->offset, offsets[i]);
+		assert_memory_equal(env->data_chunk->data.data, data + offsets[i], 4);
+	}
+}
+
+/* ChunkRequest.credit is in bytes (proto/tuap.proto). Regression: the engine took it for a
+ * number of chunks, capped it at data_window and forgot the rest, so an agent granting more
+ * than data_window chunks (every data.tar.gz over 2 MiB, with the defaults) waited forever.
+ * The engine now sends data_window chunks at a time and the rest from engine_tick, also after
+ * the hub could not take a chunk, and starts over where a request that does not continue the
+ * previous one says. */
+static void test_data_credit_in_bytes(void **state)
+{
+	struct engine *e = new_engine();
+	char job[64];
+	size_t before;
+
+	provision(e, conf, true);
+	snprintf(job, sizeof(job), "%s", last_ctl()->job_id);
+	upload_all(e);
+	hello(e);
+	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	step_event(e, job, TUAP__STEP__STEP_PACKAGES, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	step_event(e, job, TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_DATA);
+	/* 20 bytes granted: 2 chunks at once (the window), the other 3 from ticks */
+	before = F.n_agent;
+	chunk_request(e, job, 0, 20);
+	assert_chunks(before, (const uint64_t[]){0, 4}, 2);
+	before = F.n_agent;
+	assert_true(engine_tick(e, engine_now_ms()) <= 100); /* more to send: soon */
+	assert_chunks(before, (const uint64_t[]){8, 12}, 2);
+	before = F.n_agent;
+	engine_tick(e, engine_now_ms());
+	assert_chunks(before, (const uint64_t[]){16}, 1);
+	before = F.n_agent;
+	assert_true(engine_tick(e, engine_now_ms()) > 1000); /* all sent: only the deadline */
+	assert_int_equal(F.n_agent, before);
+	/* the agent restarted and asks from 4 again while the hub cannot take anything */
+	F.agent_down = true;
+	chunk_request(e, job, 4, 8);
+	engine_tick(e, engine_now_ms());
+	assert_int_equal(F.n_agent, before);
+	F.agent_down = false;
+	engine_tick(e, engine_now_ms());
+	assert_chunks(before, (const uint64_t[]){4, 8}, 2);
+	/* a request that continues the previous one extends it */
+	before = F.n_agent;
+	chunk_request(e, job, 12, 100);
+	assert_chunks(before, (const uint64_t[]){12, 16}, 2);
+	engine_free(e);
 }
 
 static void test_existing_provision(void **state)
@@ -420,6 +495,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_existing_provision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
