@@ -400,6 +400,61 @@ static void test_restart_during_make(void **state)
 	engine_free(e);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	struct tuap_err err;
+
+	assert_int_equal(fs_write_atomic(path, text, strlen(text), 0640, &err), 0);
+}
+
+/* The newest job of a domain is the one created last, whatever its id. Regression: the engine
+ * took the greatest id, so of two jobs started in the same second the one with the smaller
+ * random suffix was "older": status and log showed the wrong job, and finishing the newer one
+ * pruned it while it was in use (a use-after-free ASan caught in tuapd). Here the journal holds
+ * a finished job B-ffffff, then a job A-000000 running make (smaller id, created later). */
+static void test_newest_job_is_the_last_created(void **state)
+{
+	const char *older = "20260101T000000-ffffff", *newer = "20260101T000000-000000";
+	char path[400], text[1024];
+	struct engine *e = new_engine();
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+	struct tuap_err err;
+	const char *ids[] = {older, newer};
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s", F.state, ids[i]);
+		assert_int_equal(fs_mkdir_p(path, 0750, &err), 0);
+		snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state,
+			 ids[i]);
+		write_file(path, conf);
+	}
+	snprintf(text, sizeof(text),
+		 "job\t%s\t-\tcreated\tkind=1 existing=1 rerun_make=1 rebuild=0 data=-:0 "
+		 "target=\t1\n"
+		 "job\t%s\t-\tdone\t\t2\n"
+		 "job\t%s\t-\tcreated\tkind=1 existing=1 rerun_make=1 rebuild=0 data=-:0 "
+		 "target=\t3\n"
+		 "phase\t%s\tmake\tstarted\t\t4\n",
+		 older, older, newer, newer);
+	snprintf(path, sizeof(path), "%s/domains/site.test/journal", F.state);
+	write_file(path, text);
+	assert_int_equal(engine_resume_all(e, &err), 0);
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_string_equal(last_agent()->job_id, newer);
+	step_event(e, newer, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	d.domain = "site.test";
+	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	r.status = &d;
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_STATUS);
+	assert_int_equal(last_ctl()->status->n_domains, 1);
+	assert_string_equal(last_ctl()->status->domains[0]->job_id, newer);
+	assert_string_equal(last_ctl()->status->domains[0]->job_state, "done");
+	engine_free(e);
+}
+
 static void test_stale_and_foreign_messages(void **state)
 {
 	struct engine *e = new_engine();
@@ -497,6 +552,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_existing_provision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
