@@ -487,6 +487,31 @@ static void test_invalid_creates_nothing(void **state)
 	snprintf(path, sizeof(path), "%s/domains/site.test", F.state);
 	assert_false(fs_exists(path));
 	assert_false(fs_exists(F.pool));
+	/* an empty data.tar.gz (tuap-ctl refuses one; another client might not) is refused at
+	 * once. Regression: the job waited in its upload phase for a byte that never came. */
+	forget();
+	{
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+		uint8_t sha[32] = {0};
+
+		p.domain = "site.test";
+		p.conf_path = "site.test/provision.conf";
+		p.conf_text.data = (uint8_t *)conf;
+		p.conf_text.len = strlen(conf);
+		p.has_data_sha256 = p.has_data_size = 1;
+		p.data_sha256.data = sha;
+		p.data_sha256.len = 32;
+		p.data_size = 0;
+		r.req_case = TUAP__CTL_REQUEST__REQ_UPDATE_DATA;
+		r.update_data = &p;
+		engine_ctl_request(e, &peer, &r);
+		assert_int_equal(F.n_ctl, 1);
+		assert_int_equal(F.ctl[0]->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+		assert_true(F.ctl[0]->final);
+		assert_non_null(strstr(F.ctl[0]->error->message, "data.tar.gz is empty"));
+		assert_false(fs_exists(path));
+	}
 	engine_free(e);
 }
 
