@@ -51,8 +51,9 @@ struct job {
 	struct ctl_peer uploader;
 	bool uploading;
 
-	/* data to the agent */
+	/* data to the agent: what its ChunkRequests asked for is [data_next, data_owed) */
 	int data_fd;
+	uint64_t data_next, data_owed;
 };
 
 struct agent_info {

@@ -305,6 +305,12 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 				   "%s: no data.tar.gz to send", r->domain);
 		goto drop;
 	}
+	if (job->has_data && job->data_size == 0) {
+		/* nothing could ever be uploaded: the job would wait for the upload deadline */
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "%s: data.tar.gz is empty (0 bytes)", r->domain);
+		goto drop;
+	}
 	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 ||
 	    save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
 	    (r->has_users_text &&

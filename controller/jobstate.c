@@ -60,14 +60,15 @@ struct job *engine_running_job(struct engine *e, const char *domain)
 	return NULL;
 }
 
+/* The newest job is the first of the domain in the list: job_alloc puts every job first, also
+ * when the journal is replayed (in the order the jobs were created). Ids cannot tell: two jobs
+ * made in the same second differ only in their random suffix. */
 struct job *engine_last_job(struct engine *e, const char *domain)
 {
-	struct job *best = NULL;
-
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain) && (!best || strcmp(j->id, best->id) > 0))
-			best = j;
-	return best;
+		if (!strcmp(j->domain, domain))
+			return j;
+	return NULL;
 }
 
 struct agent_info *engine_agent(struct engine *e, const char *domain, bool create)
@@ -116,15 +117,19 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	return job;
 }
 
-/* Drops finished jobs of a domain except the newest, so memory stays bounded. */
+/* Drops finished jobs of a domain except the newest, so memory stays bounded. domain may be a
+ * job's own name field (finish_job passes one): it is copied before any job is freed. */
 void engine_prune_jobs(struct engine *e, const char *domain)
 {
-	struct job *keep = engine_last_job(e, domain), **pp = &e->jobs;
+	char name[DOMAIN_NAME_MAX + 1];
+	struct job *keep, **pp = &e->jobs;
 
+	snprintf(name, sizeof(name), "%s", domain);
+	keep = engine_last_job(e, name);
 	while (*pp) {
 		struct job *j = *pp;
 
-		if (!strcmp(j->domain, domain) && j != keep && j->state != JOB_RUNNING) {
+		if (!strcmp(j->domain, name) && j != keep && j->state != JOB_RUNNING) {
 			*pp = j->next;
 			job_free(j);
 			continue;
