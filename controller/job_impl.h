@@ -17,8 +17,6 @@
 #define MAX_SUBSCRIBERS 16
 #define CONF_MAX	(1u << 20)
 
-enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
-
 enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
@@ -104,6 +102,5 @@ void job_set_data_path(struct engine *e, struct job *job);
 void job_parse_created(struct job *job, const char *detail);
 void job_created_detail(const struct job *job, char *out, size_t len);
 void job_start_upload(struct engine *e, struct job *job);
-const char *job_state_name(const struct job *job);
 
 #endif
