@@ -6,6 +6,7 @@
  * (domain_load) lives elsewhere.
  */
 #include "domain.h"
+#include "domain_impl.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -22,47 +23,6 @@
 #define MEMORY_MAX_MIB	 (16U * 1024 * 1024) /* 16 TiB */
 #define CPUS_MAX	 256
 #define CATALOG_NAME_MAX 64
-
-static int why_set(char *why, size_t len, const char *fmt, ...) TUAP_PRINTF(3, 4);
-
-static int why_set(char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why && len) {
-		va_start(ap, fmt);
-		vsnprintf(why, len, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-static bool is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_lower_alnum(int c)
-{
-	return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-static bool is_alnum(int c)
-{
-	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-/* A character for a message: 'x', or a code for what would not print. */
-static const char *show_char(int c, char buf[8])
-{
-	if (c == ' ')
-		return "a space";
-	if (c > 0x20 && c < 0x7f)
-		snprintf(buf, 8, "'%c'", c);
-	else
-		snprintf(buf, 8, "0x%02x", (unsigned)(unsigned char)c);
-	return buf;
-}
 
 /* ---- addresses ---- */
 
@@ -124,30 +84,30 @@ static int addr_problem(const struct ip_addr *ip, int flags, char *why, size_t l
 
 	if (ip->family == AF_INET) {
 		if (a[0] == 0)
-			return why_set(why, len, "is in 0.0.0.0/8, which holds no hosts");
+			return domain_why(why, len, "is in 0.0.0.0/8, which holds no hosts");
 		if (a[0] == 127 && !(flags & ADDR_LOOPBACK_OK))
-			return why_set(why, len, "is a loopback address");
+			return domain_why(why, len, "is a loopback address");
 		if (a[0] >= 224)
-			return why_set(why, len, "is a multicast or reserved address");
+			return domain_why(why, len, "is a multicast or reserved address");
 	} else {
 		if (!memcmp(a, zero, 16))
-			return why_set(why, len, "is the unspecified address");
+			return domain_why(why, len, "is the unspecified address");
 		if (!memcmp(a, zero, 15) && a[15] == 1 && !(flags & ADDR_LOOPBACK_OK))
-			return why_set(why, len, "is the loopback address");
+			return domain_why(why, len, "is the loopback address");
 		if (a[0] == 0xff)
-			return why_set(why, len, "is a multicast address");
+			return domain_why(why, len, "is a multicast address");
 	}
 	if (!(flags & ADDR_OWN) || !ip->prefix_given)
 		return 0;
 	if (ip->prefix == 0)
-		return why_set(why, len, "has the prefix /0, which is not a subnet");
+		return domain_why(why, len, "has the prefix /0, which is not a subnet");
 	/* Only where the operator wrote the prefix: a defaulted /24 may not be the real one. */
 	if (ip->family == AF_INET && ip->prefix <= 30 && host_bits_all(ip, ip->prefix, false))
-		return why_set(why, len, "is the network address of %s, not a host address",
-			       net_str(ip, net, sizeof(net)));
+		return domain_why(why, len, "is the network address of %s, not a host address",
+				  net_str(ip, net, sizeof(net)));
 	if (ip->family == AF_INET && ip->prefix <= 30 && host_bits_all(ip, ip->prefix, true))
-		return why_set(why, len, "is the broadcast address of %s, not a host address",
-			       net_str(ip, net, sizeof(net)));
+		return domain_why(why, len, "is the broadcast address of %s, not a host address",
+				  net_str(ip, net, sizeof(net)));
 	return 0;
 }
 
@@ -541,43 +501,45 @@ static int url_problem(const char *v, char *why, size_t len)
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
 		    strchr("\"<>\\^`{|}", *p))
-			return why_set(why, len, "the URL holds %s", show_char(*p, cb));
+			return domain_why(why, len, "the URL holds %s", domain_show_char(*p, cb));
 	if (memchr(host, '@', (size_t)(end - host)))
-		return why_set(why, len,
-			       "the URL holds a user name or password, which would end up in logs");
+		return domain_why(
+			why, len,
+			"the URL holds a user name or password, which would end up in logs");
 	if (*host == '[') {
 		const char *close = memchr(host, ']', (size_t)(end - host));
 		size_t n = close ? (size_t)(close - host - 1) : 0;
 
 		if (!close || n == 0 || n >= sizeof(v6))
-			return why_set(why, len, "the URL's IPv6 host has no closing ']'");
+			return domain_why(why, len, "the URL's IPv6 host has no closing ']'");
 		memcpy(v6, host + 1, n);
 		v6[n] = '\0';
 		if (inet_pton(AF_INET6, v6, bin) != 1)
-			return why_set(why, len, "the URL's host '%s' is not an IPv6 address", v6);
+			return domain_why(why, len, "the URL's host '%s' is not an IPv6 address",
+					  v6);
 		port = close + 1;
 	} else {
 		port = memchr(host, ':', (size_t)(end - host));
 		port = port ? port : end;
 		if (port == host)
-			return why_set(why, len, "the URL has no host");
+			return domain_why(why, len, "the URL has no host");
 		for (const char *p = host; p < port; p++)
 			if (!is_alnum((unsigned char)*p) && *p != '.' && *p != '-')
-				return why_set(why, len, "the URL's host holds %s",
-					       show_char(*p, cb));
+				return domain_why(why, len, "the URL's host holds %s",
+						  domain_show_char(*p, cb));
 	}
 	if (port < end) {
 		unsigned long n = 0;
 
 		if (*port != ':' || end - port < 2 || end - port > 6)
-			return why_set(why, len, "the URL has a bad port");
+			return domain_why(why, len, "the URL has a bad port");
 		for (const char *p = port + 1; p < end; p++) {
 			if (!is_digit((unsigned char)*p))
-				return why_set(why, len, "the URL has a bad port");
+				return domain_why(why, len, "the URL has a bad port");
 			n = n * 10 + (unsigned long)(*p - '0');
 		}
 		if (n < 1 || n > 65535)
-			return why_set(why, len, "the URL's port is not from 1 to 65535");
+			return domain_why(why, len, "the URL's port is not from 1 to 65535");
 	}
 	return 0;
 }
@@ -607,20 +569,21 @@ static int image_problem(const char *v, enum image_kind *kind, char *why, size_t
 		*kind = IMAGE_PATH;
 		for (const char *p = v; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return why_set(why, len, "the path holds %s", show_char(*p, cb));
+				return domain_why(why, len, "the path holds %s",
+						  domain_show_char(*p, cb));
 		if (v[strlen(v) - 1] == '/')
-			return why_set(why, len, "the path ends with '/' (a directory)");
+			return domain_why(why, len, "the path ends with '/' (a directory)");
 		return 0;
 	}
 	*kind = IMAGE_CATALOG;
 	if (strstr(v, "://"))
-		return why_set(why, len, "only http:// and https:// URLs can be fetched");
+		return domain_why(why, len, "only http:// and https:// URLs can be fetched");
 	if (strchr(v, '/'))
-		return why_set(why, len, "a path must be absolute (start with '/')");
+		return domain_why(why, len, "a path must be absolute (start with '/')");
 	if (!plain_name(v, CATALOG_NAME_MAX))
-		return why_set(why, len,
-			       "a catalog name is lower-case letters, digits and . _ - (e.g. "
-			       "debian-12); a path starts with '/', a URL with https://");
+		return domain_why(why, len,
+				  "a catalog name is lower-case letters, digits and . _ - (e.g. "
+				  "debian-12); a path starts with '/', a URL with https://");
 	return 0;
 }
 
@@ -763,7 +726,7 @@ static void key_devname(struct ctx *x)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '/' ||
 		    *p == ':') {
 			bad(x, "'%s' is not a network interface name: it holds %s", shown(x, v),
-			    show_char(*p, cb));
+			    domain_show_char(*p, cb));
 			return;
 		}
 	}

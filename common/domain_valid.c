@@ -5,6 +5,7 @@
  * Each returns 0, or -1 with a short phrase in why ("it holds ';' ...") for the caller's message.
  */
 #include "domain.h"
+#include "domain_impl.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -15,9 +16,7 @@
 
 #include "hash.h"
 
-static int why_set(char *why, size_t len, const char *fmt, ...) TUAP_PRINTF(3, 4);
-
-static int why_set(char *why, size_t len, const char *fmt, ...)
+int domain_why(char *why, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -29,23 +28,7 @@ static int why_set(char *why, size_t len, const char *fmt, ...)
 	return -1;
 }
 
-static bool is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static bool is_lower_alnum(int c)
-{
-	return (c >= 'a' && c <= 'z') || is_digit(c);
-}
-
-static bool is_alnum(int c)
-{
-	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-/* A character for a message: 'x', or a code for what would not print. */
-static const char *show_char(int c, char buf[8])
+const char *domain_show_char(int c, char buf[8])
 {
 	if (c == ' ')
 		return "a space";
@@ -75,31 +58,31 @@ int valid_domain_name(const char *s, char *why, size_t len)
 	char cb[8];
 
 	if (n == 0)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (n > DOMAIN_NAME_MAX)
-		return why_set(why, len, "it is longer than %d characters", DOMAIN_NAME_MAX);
+		return domain_why(why, len, "it is longer than %d characters", DOMAIN_NAME_MAX);
 	for (size_t i = 0; i <= n; i++) {
 		size_t l = i - start;
 		bool numeric = true;
 
 		if (i < n && s[i] != '.') {
 			if (!is_alnum((unsigned char)s[i]) && s[i] != '-')
-				return why_set(why, len,
-					       "it holds %s (only letters, digits, '-' and '.')",
-					       show_char(s[i], cb));
+				return domain_why(why, len,
+						  "it holds %s (only letters, digits, '-' and '.')",
+						  domain_show_char(s[i], cb));
 			continue;
 		}
 		if (l == 0)
-			return why_set(why, len,
-				       i == n ? "it ends with a dot" : "it has an empty label");
+			return domain_why(why, len,
+					  i == n ? "it ends with a dot" : "it has an empty label");
 		if (l > 63)
-			return why_set(why, len, "a label is longer than 63 characters");
+			return domain_why(why, len, "a label is longer than 63 characters");
 		if (s[start] == '-' || s[i - 1] == '-')
-			return why_set(why, len, "a label starts or ends with '-'");
+			return domain_why(why, len, "a label starts or ends with '-'");
 		for (size_t k = start; k < i; k++)
 			numeric = numeric && is_digit((unsigned char)s[k]);
 		if (i == n && numeric)
-			return why_set(why, len, "its last label is all digits");
+			return domain_why(why, len, "its last label is all digits");
 		start = i + 1;
 	}
 	return 0;
@@ -111,18 +94,18 @@ int valid_user_name(const char *s, char *why, size_t len)
 	char cb[8];
 
 	if (n == 0)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (n > 32)
-		return why_set(why, len, "it is longer than 32 characters");
+		return domain_why(why, len, "it is longer than 32 characters");
 	if (!(s[0] >= 'a' && s[0] <= 'z') && s[0] != '_')
-		return why_set(why, len, "it must start with a lower-case letter or '_'");
+		return domain_why(why, len, "it must start with a lower-case letter or '_'");
 	for (size_t i = 1; i < n; i++) {
 		int c = (unsigned char)s[i];
 
 		if (is_lower_alnum(c) || c == '_' || c == '-' || (c == '$' && i == n - 1))
 			continue;
-		return why_set(why, len, "it holds %s (only a-z, 0-9, '_', '-' and a final '$')",
-			       show_char(c, cb));
+		return domain_why(why, len, "it holds %s (only a-z, 0-9, '_', '-' and a final '$')",
+				  domain_show_char(c, cb));
 	}
 	return 0;
 }
@@ -134,11 +117,11 @@ int valid_package_name(const char *s, char *why, size_t len)
 	char cb[8];
 
 	if (n == 0)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (n > 256)
-		return why_set(why, len, "it is longer than 256 characters");
+		return domain_why(why, len, "it is longer than 256 characters");
 	if (!is_alnum((unsigned char)s[0]))
-		return why_set(why, len, "it must start with a letter or digit");
+		return domain_why(why, len, "it must start with a letter or digit");
 	while (i < n && (is_alnum((unsigned char)s[i]) || strchr("._+-", s[i])))
 		i++;
 	if (i < n && s[i] == ':') {
@@ -147,21 +130,22 @@ int valid_package_name(const char *s, char *why, size_t len)
 		while (i < n && (is_lower_alnum((unsigned char)s[i]) || s[i] == '-'))
 			i++;
 		if (i == a)
-			return why_set(why, len, "it has an empty architecture after ':'");
+			return domain_why(why, len, "it has an empty architecture after ':'");
 	}
 	if (i < n && s[i] == '=') {
 		if (!is_digit((unsigned char)s[++i]))
-			return why_set(why, len, "the version after '=' must start with a digit");
+			return domain_why(why, len,
+					  "the version after '=' must start with a digit");
 		while (i < n && (is_alnum((unsigned char)s[i]) || strchr(".+~:-", s[i])))
 			i++;
 	}
 	if (i < n && s[i] == ' ')
-		return why_set(why, len, "it holds a space (separate packages with commas)");
+		return domain_why(why, len, "it holds a space (separate packages with commas)");
 	if (i < n)
-		return why_set(why, len,
-			       "it holds %s (a package is NAME, NAME:ARCH or NAME=VERSION, with "
-			       "letters, digits and . _ + -)",
-			       show_char(s[i], cb));
+		return domain_why(why, len,
+				  "it holds %s (a package is NAME, NAME:ARCH or NAME=VERSION, with "
+				  "letters, digits and . _ + -)",
+				  domain_show_char(s[i], cb));
 	return 0;
 }
 
@@ -173,28 +157,28 @@ int valid_email(const char *s, char *why, size_t len)
 	char dom_why[128], cb[8];
 
 	if (n == 0)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (n > 254)
-		return why_set(why, len, "it is longer than 254 characters");
+		return domain_why(why, len, "it is longer than 254 characters");
 	if (!at)
-		return why_set(why, len, "it has no '@'");
+		return domain_why(why, len, "it has no '@'");
 	if (strchr(at + 1, '@'))
-		return why_set(why, len, "it has more than one '@'");
+		return domain_why(why, len, "it has more than one '@'");
 	local = (size_t)(at - s);
 	if (local == 0 || local > 64)
-		return why_set(why, len, "the part before '@' must be 1 to 64 characters");
+		return domain_why(why, len, "the part before '@' must be 1 to 64 characters");
 	if (s[0] == '.' || s[local - 1] == '.' || memmem(s, local, "..", 2))
-		return why_set(why, len, "the part before '@' has a misplaced dot");
+		return domain_why(why, len, "the part before '@' has a misplaced dot");
 	for (size_t i = 0; i < local; i++)
 		if (!is_alnum((unsigned char)s[i]) && !strchr("._%+-", s[i]))
-			return why_set(
+			return domain_why(
 				why, len,
 				"it holds %s before '@' (only letters, digits and . _ %% + -)",
-				show_char(s[i], cb));
+				domain_show_char(s[i], cb));
 	if (valid_domain_name(at + 1, dom_why, sizeof(dom_why)) < 0)
-		return why_set(why, len, "the domain after '@' is not valid: %s", dom_why);
+		return domain_why(why, len, "the domain after '@' is not valid: %s", dom_why);
 	if (!strchr(at + 1, '.'))
-		return why_set(why, len, "the domain after '@' has no dot");
+		return domain_why(why, len, "the domain after '@' has no dot");
 	return 0;
 }
 
@@ -245,24 +229,24 @@ int parse_size(const char *s, uint64_t *out, char *why, size_t len)
 
 	*out = 0;
 	if (!*s)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (*s == '-')
-		return why_set(why, len, "it is negative");
+		return domain_why(why, len, "it is negative");
 	if (!is_digit((unsigned char)*s))
-		return why_set(why, len, "it does not start with a number");
+		return domain_why(why, len, "it does not start with a number");
 	for (; is_digit((unsigned char)*p); p++) {
 		uint64_t digit = (uint64_t)(*p - '0');
 
 		if (whole > UINT64_MAX / 10 || whole * 10 > UINT64_MAX - digit)
-			return why_set(why, len, "it is too large");
+			return domain_why(why, len, "it is too large");
 		whole = whole * 10 + digit;
 	}
 	if (*p == '.') {
 		if (!is_digit((unsigned char)*++p))
-			return why_set(why, len, "a digit must follow the '.'");
+			return domain_why(why, len, "a digit must follow the '.'");
 		for (; is_digit((unsigned char)*p); p++) {
 			if (frac_div >= 1000000)
-				return why_set(why, len, "it has more than 6 decimals");
+				return domain_why(why, len, "it has more than 6 decimals");
 			frac = frac * 10 + (uint64_t)(*p - '0');
 			frac_div *= 10;
 		}
@@ -270,19 +254,20 @@ int parse_size(const char *s, uint64_t *out, char *why, size_t len)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	if (parse_unit(p, &shift) < 0)
-		return why_set(why, len, "'%s' is not a unit (use K, M, G or T)", printable(p, pb));
+		return domain_why(why, len, "'%s' is not a unit (use K, M, G or T)",
+				  printable(p, pb));
 	if (frac_div > 1 && shift == 0)
-		return why_set(why, len, "a fraction needs a unit, as in 1.5G");
+		return domain_why(why, len, "a fraction needs a unit, as in 1.5G");
 	mult = 1ULL << shift;
 	if (whole > UINT64_MAX / mult)
-		return why_set(why, len, "it is too large");
+		return domain_why(why, len, "it is too large");
 	r = whole * mult;
 	/* frac < 10^6 and mult <= 2^40: the product fits in 64 bits. */
 	if (r > UINT64_MAX - frac * mult / frac_div)
-		return why_set(why, len, "it is too large");
+		return domain_why(why, len, "it is too large");
 	r += frac * mult / frac_div;
 	if (r == 0)
-		return why_set(why, len, "it is zero");
+		return domain_why(why, len, "it is zero");
 	*out = r;
 	return 0;
 }
@@ -293,15 +278,15 @@ static int parse_prefix(const char *p, int max, int *out, char *why, size_t len)
 	int v = 0;
 
 	if (!*p)
-		return why_set(why, len, "the prefix after '/' is empty");
+		return domain_why(why, len, "the prefix after '/' is empty");
 	for (const char *q = p; *q; q++) {
 		if (!is_digit((unsigned char)*q) || q - p >= 3)
-			return why_set(why, len, "the prefix '/%s' is not a number from 0 to %d",
-				       printable(p, pb), max);
+			return domain_why(why, len, "the prefix '/%s' is not a number from 0 to %d",
+					  printable(p, pb), max);
 		v = v * 10 + (*q - '0');
 	}
 	if (v > max)
-		return why_set(why, len, "the prefix /%d is larger than %d", v, max);
+		return domain_why(why, len, "the prefix /%d is larger than %d", v, max);
 	*out = v;
 	return 0;
 }
@@ -314,23 +299,23 @@ int parse_ip(const char *s, bool allow_prefix, struct ip_addr *out, char *why, s
 
 	memset(out, 0, sizeof(*out));
 	if (n == 0)
-		return why_set(why, len, "it is empty");
+		return domain_why(why, len, "it is empty");
 	if (slash && !allow_prefix)
-		return why_set(why, len, "it has a /prefix, which does not belong here");
+		return domain_why(why, len, "it has a /prefix, which does not belong here");
 	if (n >= sizeof(addr))
-		return why_set(why, len, "it is not an IPv4 or IPv6 address");
+		return domain_why(why, len, "it is not an IPv4 or IPv6 address");
 	memcpy(addr, s, n);
 	addr[n] = '\0';
 	out->family = memchr(addr, ':', n) ? AF_INET6 : AF_INET;
 	if (inet_pton(out->family, addr, out->addr) != 1) {
 		out->family = 0;
 		if (memchr(addr, ':', n))
-			return why_set(why, len, "it is not an IPv6 address");
+			return domain_why(why, len, "it is not an IPv6 address");
 		if (strspn(addr, "0123456789.") == n)
-			return why_set(
+			return domain_why(
 				why, len,
 				"it is not an IPv4 address, which is four numbers from 0 to 255");
-		return why_set(why, len, "it is not an IPv4 or IPv6 address");
+		return domain_why(why, len, "it is not an IPv4 or IPv6 address");
 	}
 	out->prefix = out->family == AF_INET ? 24 : 64;
 	if (slash) {

@@ -408,7 +408,7 @@ struct walk {
 	struct links links;
 };
 
-static enum tar_entry_type entry_type(struct archive_entry *e)
+enum tar_entry_type tar_entry_type_of(struct archive_entry *e)
 {
 	if (archive_entry_hardlink(e))
 		return TAR_HARDLINK;
@@ -474,7 +474,7 @@ static int remember(struct walk *w, const char *name, char *norm, size_t normlen
 static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size_t normlen)
 {
 	const char *name = archive_entry_pathname(e);
-	enum tar_entry_type type = entry_type(e);
+	enum tar_entry_type type = tar_entry_type_of(e);
 	const char *link = type == TAR_HARDLINK	 ? archive_entry_hardlink(e)
 			   : type == TAR_SYMLINK ? archive_entry_symlink(e)
 						 : NULL;

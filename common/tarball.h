@@ -24,13 +24,17 @@ enum tar_entry_type { TAR_FILE, TAR_DIR, TAR_SYMLINK, TAR_HARDLINK, TAR_OTHER };
 int tar_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
 		    size_t len);
 
+struct archive_entry;
+/* The rule's view of a libarchive entry: a hardlink whatever its file type, else by type. */
+enum tar_entry_type tar_entry_type_of(struct archive_entry *e);
+
 /* Checks path (gzip+tar via libarchive), filling info. Every dangerous entry is an error
  * "PATH: entry 'NAME': why". Returns 0 when the tarball is acceptable. */
 int tarball_check(const char *path, struct tarball_info *info, struct diags *d);
 
 /* The same check on an archive held in memory (the fuzzer's entry point; name is used in
  * messages and info->path). */
-int tarball_check_memory(const char *name, const void *data, size_t size,
-			 struct tarball_info *info, struct diags *d);
+int tarball_check_memory(const char *name, const void *data, size_t size, struct tarball_info *info,
+			 struct diags *d);
 
 #endif

@@ -436,10 +436,15 @@ static void step_event(struct engine *e, struct job *job, const Tuap__StepEvent 
 	Tuap__CtlEvent ev;
 	char msg[1024];
 
-	job_event_init(job, &ev);
-	ev.ev_case = TUAP__CTL_EVENT__EV_STEP;
-	ev.step = (Tuap__StepEvent *)st;
-	job_broadcast(e, job, &ev);
+	/* output and progress go to tuap-ctl as they are; a step's start and end become the
+	 * phase's events below (one line each, the step's message kept) */
+	if (st->state == TUAP__STEP_STATE__STATE_LOG ||
+	    st->state == TUAP__STEP_STATE__STATE_PROGRESS) {
+		job_event_init(job, &ev);
+		ev.ev_case = TUAP__CTL_EVENT__EV_STEP;
+		ev.step = (Tuap__StepEvent *)st;
+		job_broadcast(e, job, &ev);
+	}
 	switch (st->state) {
 	case TUAP__STEP_STATE__STATE_LOG:
 		setup_log(job, job_phase_name(job->phase), st->lines, st->n_lines);

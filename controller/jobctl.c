@@ -452,6 +452,25 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	free(v);
 }
 
+/* One batch of text lines about a job; the last batch ends the request. */
+static void send_lines(struct engine *e, const struct ctl_peer *peer, struct job *job, char **lines,
+		       size_t n, bool final)
+{
+	Tuap__CtlEvent ev;
+	Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
+
+	job_event_init(job, &ev);
+	t.lines = lines;
+	t.n_lines = n;
+	ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
+	ev.text = &t;
+	if (final) {
+		ev.has_final = ev.has_exit_code = ev.final = 1;
+		ev.exit_code = 0;
+	}
+	e->io.ctl_send(e->io.ctx, peer, &ev);
+}
+
 /* Sends the last job's setup log (make's output and the other steps'), in batches that fit
  * the message size limit. */
 static void ctl_log(struct engine *e, const struct ctl_peer *peer, const Tuap__DomainRequest *r)
@@ -485,31 +504,11 @@ static void ctl_log(struct engine *e, const struct ctl_peer *peer, const Tuap__D
 		}
 		lines[n++] = l;
 		if (n == BATCH) {
-			Tuap__CtlEvent ev;
-			Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
-
-			job_event_init(job, &ev);
-			t.lines = lines;
-			t.n_lines = n;
-			ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
-			ev.text = &t;
-			e->io.ctl_send(e->io.ctx, peer, &ev);
+			send_lines(e, peer, job, lines, n, false);
 			n = 0;
 		}
 	}
-	{
-		Tuap__CtlEvent ev;
-		Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
-
-		job_event_init(job, &ev);
-		t.lines = lines;
-		t.n_lines = n;
-		ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
-		ev.text = &t;
-		ev.has_final = ev.has_exit_code = ev.final = 1;
-		ev.exit_code = 0;
-		e->io.ctl_send(e->io.ctx, peer, &ev);
-	}
+	send_lines(e, peer, job, lines, n, true);
 	free(data);
 }
 

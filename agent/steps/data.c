@@ -457,27 +457,11 @@ static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err
 	return 0;
 }
 
-static enum tar_entry_type entry_type(struct archive_entry *e)
-{
-	if (archive_entry_hardlink(e))
-		return TAR_HARDLINK;
-	switch (archive_entry_filetype(e)) {
-	case AE_IFREG:
-		return TAR_FILE;
-	case AE_IFDIR:
-		return TAR_DIR;
-	case AE_IFLNK:
-		return TAR_SYMLINK;
-	default:
-		return TAR_OTHER;
-	}
-}
-
 /* Checks and writes one header; 1 when the entry is the tree's root (skipped). */
 static int next_header(struct step_run *r, struct data_run *d, struct archive_entry *e,
 		       struct tuap_err *err)
 {
-	enum tar_entry_type type = entry_type(e);
+	enum tar_entry_type type = tar_entry_type_of(e);
 	const char *pn = archive_entry_pathname(e), *ln = NULL;
 	char why[128], full[PATH_MAX * 2], name[TARBALL_MAX_PATH], link[TARBALL_MAX_PATH] = "";
 	int ret;

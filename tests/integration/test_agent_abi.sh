@@ -12,7 +12,7 @@ MAX_CXXABI=1.3.13
 ALLOWED="libc.so.6 libm.so.6 libstdc++.so.6 libgcc_s.so.1 libgssapi_krb5.so.2
 ld-linux-x86-64.so.2 libpthread.so.0 libdl.so.2"
 
-bin=${1:-${TUAP_AGENT:-}}
+bin=${1:-${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}}}
 if [ -z "$bin" ]; then
 	echo "skip: TUAP_AGENT is not set (this build has no tuap-agent)"
 	exit 77

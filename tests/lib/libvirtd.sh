@@ -40,7 +40,7 @@ libvirtd_ready() { timeout 5 virsh -q -c "$1" version >/dev/null 2>&1; }
 
 # libvirtd_start NS URIVAR
 libvirtd_start() {
-	local ns=$1 d uri vlog_pid lvd_pid sub
+	local ns=$1 d uri vlog_pid lvd_pid sub group
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	local bind='set -e
 d=$1; shift
@@ -54,11 +54,14 @@ exec "$@"'
 	mkdir -p "$d/etc/qemu/networks/autostart" "$d/etc/hooks" "$d/lib/qemu" "$d/lib/dnsmasq" \
 		"$d/lib/images" "$d/cache/qemu" "$d/log/qemu"
 	mkdir -p /run/libvirt # mount point only; stays empty on the host
-	cat >"$d/etc/libvirtd.conf" <<'EOF'
+	# group libvirt (when it exists) may use the socket: a tuapd running as user tuap in it
+	group=root
+	getent group libvirt >/dev/null && group=libvirt
+	cat >"$d/etc/libvirtd.conf" <<EOF
 # private libvirtd of a tuap test (tests/lib/libvirtd.sh)
 listen_tls = 0
 listen_tcp = 0
-unix_sock_group = "root"
+unix_sock_group = "$group"
 unix_sock_rw_perms = "0770"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
@@ -98,7 +101,8 @@ EOF
 
 # libvirt_net_nat URI NAME BRIDGE ADDR DHCP_FIRST DHCP_LAST: defines and starts a /24 NAT network.
 # Run by a libvirtd inside a netns without uplink, its bridge, dnsmasq and firewall rules exist
-# only in that netns. Destroyed and undefined at exit.
+# only in that netns. Destroyed and undefined at exit. (Uses the last libvirtd_start's temp dir
+# for the XML: one private libvirtd per test.)
 libvirt_net_nat() {
 	local uri=$1 name=$2 br=$3 addr=$4 first=$5 last=$6 f
 	testnet_ok "$addr/24" || tuapt_die "libvirt_net_nat: $addr is not a TEST-NET address"
