@@ -208,8 +208,10 @@ static void on_line(struct push *p, struct run *r, char *line)
 		snprintf(r->offered, sizeof(r->offered), "%s", line + sizeof(hostkey) - 1);
 		return;
 	}
-	if (!strncmp(line, "debug", 5))
-		return; /* the rest of ssh's debug log */
+	if (!strncmp(line, "debug", 5) || !strncmp(line, "OpenSSH_", 8) ||
+	    !strncmp(line, "Authenticated to ", 17) || !strncmp(line, "Transferred: ", 13) ||
+	    !strncmp(line, "Bytes per second: ", 18))
+		return; /* the rest of ssh's verbose log */
 	log_debug("%s: push: %s", r->domain, line);
 	keep_line(r, line);
 	if (!strncmp(line, done, sizeof(done) - 1))

@@ -30,7 +30,8 @@ skip_unless_netns
 skip_unless_cmd ssh ssh-keygen tar
 [ -x "${TUAPD:-}" ] || tuapt_skip "TUAPD is not set (run through ctest)"
 [ -x "${TUAP_CTL:-}" ] || tuapt_skip "TUAP_CTL is not set (run through ctest)"
-[ -x "${TUAP_AGENT:-}" ] || tuapt_skip "tuap-agent is not built (agent/agent_main.c)"
+AGENT=${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}} # the self-contained build: it runs in the chroot
+[ -x "$AGENT" ] || tuapt_skip "tuap-agent is not built"
 
 HV_IP=192.0.2.1
 HOST_IP=192.0.2.2
@@ -71,7 +72,7 @@ host_clean() {
 
 # --- tuapd
 phase tuapd
-cp "$TUAP_AGENT" "$W/tuap-agent"
+cp "$AGENT" "$W/tuap-agent"
 cat >"$W/tuapd.conf" <<EOF
 pool_root = "$W/vms";
 state_dir = "$W/state";
@@ -216,9 +217,9 @@ done
 phase status-run-update
 ctl "$W/st.out" status a.test || { cat "$W/st.out" >&2; tuapt_die "status a.test failed"; }
 grep -q "existing host" "$W/st.out" || { cat "$W/st.out" >&2; tuapt_die "status does not show the existing host"; }
-ctl "$W/run.out" run a.test hello || { cat "$W/run.out" >&2; tuapt_die "run a.test hello failed"; }
+ctl "$W/run.out" run a.test make hello || { cat "$W/run.out" >&2; tuapt_die "run a.test hello failed"; }
 grep -q "hello from a.test" "$W/run.out" || { cat "$W/run.out" >&2; tuapt_die "run's output was not streamed"; }
-ctl "$W/runb.out" run b.test hello || { cat "$W/runb.out" >&2; tuapt_die "run b.test hello failed"; }
+ctl "$W/runb.out" run b.test make hello || { cat "$W/runb.out" >&2; tuapt_die "run b.test hello failed"; }
 grep -q "hello from b.test" "$W/runb.out" || { cat "$W/runb.out" >&2; tuapt_die "b.test's make ran in the wrong tree"; }
 echo "VERSION = 2" >"$W/sites/a.test/tree/version.mk"
 tar -C "$W/sites/a.test/tree" -czf "$W/sites/a.test/data.tar.gz" Makefile version.mk
@@ -236,6 +237,6 @@ grep -q "restarted by its supervisor" "$W/re.out" || { cat "$W/re.out" >&2; tuap
 [ "$(cat "$R/run/tuap-agent/a.test.agent.pid")" != "$A_AGENT" ] || tuapt_die "a.test's agent still has its old pid"
 [ "$(cat "$R/run/tuap-agent/a.test.pid")" = "$A_SUP" ] || tuapt_die "a.test's supervisor was replaced"
 grep -q "make of a.test ran" "$W/re.out" || { cat "$W/re.out" >&2; tuapt_die "make did not run again"; }
-ctl "$W/runb2.out" run b.test hello || { cat "$W/runb2.out" >&2; tuapt_die "b.test's agent stopped working"; }
+ctl "$W/runb2.out" run b.test make hello || { cat "$W/runb2.out" >&2; tuapt_die "b.test's agent stopped working"; }
 phase
 echo "PASS: push over ssh (host keys, sudo check, fallback supervisor), two domains on one host, status/run/update-data, upgrade"
