@@ -21,6 +21,7 @@ enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
 	struct job *next;
+	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
 	char id[32];
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
@@ -71,6 +72,7 @@ struct engine {
 	struct push_provider push;
 	bool has_push;
 	struct job *jobs; /* every job loaded: running ones and each domain's last */
+	uint64_t job_seq;
 	struct agent_info *agents;
 	key_resolver resolve;
 	void *resolve_ctx;

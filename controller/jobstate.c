@@ -64,8 +64,9 @@ struct job *engine_last_job(struct engine *e, const char *domain)
 {
 	struct job *best = NULL;
 
+	/* the one made last: journals are replayed in order, so that holds after a restart */
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain) && (!best || strcmp(j->id, best->id) > 0))
+		if (!strcmp(j->domain, domain) && (!best || j->seq > best->seq))
 			best = j;
 	return best;
 }
@@ -104,6 +105,7 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	if (!job)
 		return NULL;
 	job->upload_fd = job->data_fd = -1;
+	job->seq = ++e->job_seq;
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
 	snprintf(job->id, sizeof(job->id), "%s", id);
 	if (fs_path(job->dir, sizeof(job->dir), NULL, "%s/domains/%s/jobs/%s", e->state_dir, domain,
@@ -117,9 +119,13 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 }
 
 /* Drops finished jobs of a domain except the newest, so memory stays bounded. */
-void engine_prune_jobs(struct engine *e, const char *domain)
+void engine_prune_jobs(struct engine *e, const char *name)
 {
-	struct job *keep = engine_last_job(e, domain), **pp = &e->jobs;
+	char domain[DOMAIN_NAME_MAX + 1];
+	struct job *keep, **pp = &e->jobs;
+
+	snprintf(domain, sizeof(domain), "%s", name); /* name may belong to a job freed here */
+	keep = engine_last_job(e, domain);
 
 	while (*pp) {
 		struct job *j = *pp;
