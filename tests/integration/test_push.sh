@@ -60,6 +60,11 @@ chroot_bg "$H" "$R" SSHD /usr/sbin/sshd -D -e -o "ListenAddress=$HOST_IP" -o Use
 SSHD_LOG=$(ls "$W"/logs/sh.*.log | tail -n 1)
 wait_for "sshd on $HOST_IP:22" 20 port_open "$H" "$HOST_IP" 22
 
+# alive PID: running and not a zombie (the supervisors are orphans; nobody may reap them)
+alive() {
+	[ -n "$1" ] && [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]
+}
+
 # host_clean: nothing of tuap's on the host, and sshd let nobody in
 host_clean() {
 	local f
@@ -170,7 +175,7 @@ grep -q "^endpoint = tcp://$HV_IP:7807$" "$R/etc/tuap-agent/domains/a.test.conf"
 cmp -s "$W/tuap-agent" "$R/usr/local/sbin/tuap-agent" || tuapt_die "the agent binary on the host differs"
 A_SUP=$(cat "$R/run/tuap-agent/a.test.pid")
 A_AGENT=$(cat "$R/run/tuap-agent/a.test.agent.pid")
-kill -0 "$A_SUP" && kill -0 "$A_AGENT" || tuapt_die "a.test's supervisor or agent is not running"
+alive "$A_SUP" && alive "$A_AGENT" || tuapt_die "a.test's supervisor or agent is not running"
 ! ls "$R"/tmp/tuap-push.* >/dev/null 2>&1 || tuapt_die "the push directory was left in /tmp"
 
 # --- 3. no passwordless sudo
@@ -198,8 +203,8 @@ grep -q "admin@$HOST_IP" "$W/pb.out" || { cat "$W/pb.out" >&2; tuapt_die "b.test
 [ "$(cat "$R/srv/tuap/a.test/built.txt")" = "built a.test 1" ] || tuapt_die "b.test's make touched a.test's site"
 grep -q '^bob:' "$R/etc/passwd" || tuapt_die "user bob was not created"
 B_SUP=$(cat "$R/run/tuap-agent/b.test.pid")
-[ "$B_SUP" != "$A_SUP" ] && kill -0 "$B_SUP" || tuapt_die "b.test has no supervisor of its own"
-[ "$(cat "$R/run/tuap-agent/a.test.agent.pid")" = "$A_AGENT" ] && kill -0 "$A_AGENT" ||
+[ "$B_SUP" != "$A_SUP" ] && alive "$B_SUP" || tuapt_die "b.test has no supervisor of its own"
+[ "$(cat "$R/run/tuap-agent/a.test.agent.pid")" = "$A_AGENT" ] && alive "$A_AGENT" ||
 	tuapt_die "a.test's agent was restarted by b.test's push"
 for d in a.test b.test; do
 	[ "$(stat -c %a "$R/var/lib/tuap-agent/domains/$d")" = 700 ] || tuapt_die "$d's state dir is not 0700"
