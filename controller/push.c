@@ -3,15 +3,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,51 +122,6 @@ int push_resolve(struct engine *e, const struct job *job, char *host, size_t len
 
 /* ---- children ---- */
 
-/* Starts argv with stdin from in_fd (-1: /dev/null) and stdout + stderr into a pipe. */
-static pid_t spawn(char *const *argv, int in_fd, int *out_fd, struct tuap_err *err)
-{
-	static char *const envp[] = {"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL=C", NULL};
-	int p[2], devnull = -1;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_set(err, "pipe: %s", strerror(errno));
-	if (in_fd < 0 && (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		close(p[0]);
-		close(p[1]);
-		return err_set(err, "/dev/null: %s", strerror(errno));
-	}
-	pid = fork();
-	if (pid == 0) {
-		/* async-signal-safe calls only: tuapd has threads (ZeroMQ's) */
-		struct sigaction dfl = {.sa_handler = SIG_DFL};
-		sigset_t none;
-
-		prctl(PR_SET_PDEATHSIG, SIGTERM); /* tuapd gone: so is its ssh */
-		sigaction(SIGPIPE, &dfl, NULL);
-		sigaction(SIGTERM, &dfl, NULL);
-		sigaction(SIGINT, &dfl, NULL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(in_fd >= 0 ? in_fd : devnull, 0) < 0 || dup2(p[1], 1) < 0 ||
-		    dup2(p[1], 2) < 0)
-			_exit(127);
-		close_range(3, ~0U, 0);
-		execve(argv[0], argv, envp);
-		_exit(127);
-	}
-	if (devnull >= 0)
-		close(devnull);
-	close(p[1]);
-	if (pid < 0) {
-		close(p[0]);
-		return err_set(err, "fork: %s", strerror(errno));
-	}
-	fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_NONBLOCK);
-	*out_fd = p[0];
-	return pid;
-}
-
 static void run_free(struct run *r)
 {
 	if (r->pid > 0) {
@@ -281,7 +233,7 @@ static int start_stage(struct push *p, struct run *r, int in_fd, struct tuap_err
 		push_remote_command(&cmd, root ? install + 3 : install, root ? 5 : 8);
 	}
 	push_ssh_argv(&p->conf, r->user, r->host, cmd.s, r->stage == STAGE_CHECK, &av);
-	pid = spawn(av.v, in_fd, &r->fd, err);
+	pid = push_spawn(av.v, in_fd, &r->fd, err);
 	push_argv_free(&av);
 	buf_free(&cmd);
 	if (pid < 0)
@@ -567,87 +519,6 @@ void push_service(struct push *p)
 
 /* ---- life ---- */
 
-/* Runs argv to its end (ssh-keygen: instant), bounded by a few seconds. */
-static int run_sync(char *const *argv, struct tuap_err *err)
-{
-	char out[512];
-	size_t len = 0;
-	int fd, status = 0;
-	pid_t pid = spawn(argv, -1, &fd, err);
-	int64_t end = mono_ms() + 10000;
-
-	if (pid < 0)
-		return -1;
-	for (;;) {
-		ssize_t n = read(fd, out + len, sizeof(out) - 1 - len);
-
-		if (n > 0 && (len += (size_t)n) < sizeof(out) - 1)
-			continue;
-		if (n == 0 || len == sizeof(out) - 1)
-			break;
-		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			break;
-		if (mono_ms() > end) {
-			kill(pid, SIGKILL);
-			break;
-		}
-		usleep(10000);
-	}
-	close(fd);
-	out[len] = '\0';
-	waitpid(pid, &status, 0);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return err_set(err, "%s failed: %s", argv[0], *out ? out : "(no output)");
-	return 0;
-}
-
-/* SSH_DIR, tuapd's key and an empty known_hosts, when missing. */
-static int ensure_ssh_dir(struct push *p, struct tuap_err *err)
-{
-	static const char *const keygen_args[] = {"-q", "-t", "ed25519", "-N", "", "-C"};
-	static const char kh_text[] =
-		"# The SSH host keys tuapd accepts (tuapd.conf(5), ssh.dir). Add a host's key\n"
-		"# after checking its fingerprint, e.g. ssh-keyscan -t ed25519 HOST >> this "
-		"file.\n";
-	char key[PATH_MAX + 16], kh[PATH_MAX + 16], keygen[PATH_MAX + 16], comment[300],
-		host[256] = "tuapd";
-	struct push_argv av = {0};
-	char *slash;
-	int rc;
-
-	/* the operators (tuapd's group) read the public key and add host keys; the private key
-	 * itself is 0600 */
-	if (push_ssh_dir_ok(p->ssh_dir, err) < 0 || fs_mkdir_p(p->ssh_dir, 0750, err) < 0)
-		return -1;
-	snprintf(kh, sizeof(kh), "%s/known_hosts", p->ssh_dir);
-	if (!fs_exists(kh)) {
-		if (fs_write_atomic(kh, kh_text, strlen(kh_text), 0664, err) < 0)
-			return -1;
-		chmod(kh, 0664);
-	}
-	snprintf(key, sizeof(key), "%s/id_ed25519", p->ssh_dir);
-	if (fs_exists(key))
-		return 0;
-	snprintf(keygen, sizeof(keygen), "%s", p->ssh_client);
-	slash = strrchr(keygen, '/');
-	snprintf(slash + 1, sizeof(keygen) - (size_t)(slash + 1 - keygen), "ssh-keygen");
-	gethostname(host, sizeof(host) - 1);
-	snprintf(comment, sizeof(comment), "tuapd@%s", host);
-	push_argv_add(&av, keygen);
-	for (size_t i = 0; i < sizeof(keygen_args) / sizeof(keygen_args[0]); i++)
-		push_argv_add(&av, keygen_args[i]);
-	push_argv_add(&av, comment);
-	push_argv_add(&av, "-f");
-	push_argv_add(&av, key);
-	rc = run_sync(av.v, err);
-	push_argv_free(&av);
-	if (rc == 0)
-		log_info("made tuapd's SSH key %s.pub: authorize it for admin_user on existing "
-			 "hosts",
-			 key);
-	return rc;
-}
-
 struct push *push_new(const struct push_conf *c, struct engine *e, struct tuap_err *err)
 {
 	struct push *p = calloc(1, sizeof(*p));
@@ -680,7 +551,7 @@ struct push *push_new(const struct push_conf *c, struct engine *e, struct tuap_e
 	}
 	p->e = e;
 	/* without a key pushes fail with a clear message; tuapd itself goes on */
-	if (ensure_ssh_dir(p, err) < 0)
+	if (push_ssh_setup(&p->conf, err) < 0)
 		log_warn("existing hosts cannot be reached: %s", err->msg);
 	prov.run = provider_run;
 	prov.ctx = p;

@@ -30,6 +30,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <zmq.h>
 
 #include "buf.h"
@@ -66,6 +67,14 @@ long push_timeout(const struct push *p);
 void push_service(struct push *p);
 
 /* ---- the pieces, public for the tests ---- */
+
+/* Starts argv (argv[0] an absolute path; environment PATH and LC_ALL=C only) with stdin from
+ * in_fd (-1: /dev/null) and stdout + stderr into one pipe, whose non-blocking read end goes to
+ * *out_fd. The child gets SIGTERM when tuapd dies. */
+pid_t push_spawn(char *const *argv, int in_fd, int *out_fd, struct tuap_err *err);
+/* Makes SSH_DIR (0750), known_hosts (0664, comments only) and the key id_ed25519 (0600, with
+ * ssh-keygen from the client's directory) where they are missing. */
+int push_ssh_setup(const struct push_conf *c, struct tuap_err *err);
 
 /* deploy/push/ as compiled in (push_files.c in the build tree, made by embed.cmake). */
 struct push_file {
