@@ -718,6 +718,28 @@ const struct domain *job_domain_model(const struct job *job)
 	return &job->dom;
 }
 
+enum job_state job_get_state(const struct job *job)
+{
+	return job->state;
+}
+
+enum job_phase job_get_phase(const struct job *job)
+{
+	return job->phase;
+}
+
+struct job *engine_find_job(struct engine *e, const char *domain, const char *id)
+{
+	struct job *job = engine_running_job(e, domain);
+
+	return job && !strcmp(job->id, id) ? job : NULL;
+}
+
+const struct job *engine_domain_job(struct engine *e, const char *domain)
+{
+	return engine_last_job(e, domain);
+}
+
 void engine_set_provider(struct engine *e, const struct phase_provider *p)
 {
 	e->provider = *p;

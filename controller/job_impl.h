@@ -17,12 +17,11 @@
 #define MAX_SUBSCRIBERS 16
 #define CONF_MAX	(1u << 20)
 
-enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
-
 enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
 	struct job *next;
+	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
 	char id[32];
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
@@ -74,6 +73,7 @@ struct engine {
 	struct push_provider push;
 	bool has_push;
 	struct job *jobs; /* every job loaded: running ones and each domain's last */
+	uint64_t job_seq;
 	struct agent_info *agents;
 	key_resolver resolve;
 	void *resolve_ctx;
@@ -105,6 +105,5 @@ void job_set_data_path(struct engine *e, struct job *job);
 void job_parse_created(struct job *job, const char *detail);
 void job_created_detail(const struct job *job, char *out, size_t len);
 void job_start_upload(struct engine *e, struct job *job);
-const char *job_state_name(const struct job *job);
 
 #endif

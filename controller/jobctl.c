@@ -600,7 +600,11 @@ int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoin
 		       struct agentconf *ac, struct tuap_err *err)
 {
 	char dir[PATH_MAX], pub[PATH_MAX];
+	struct agent_info *a = engine_agent(e, domain, false);
 
+	/* the agent holding the old key is locked out: the next hello is the new agent's */
+	if (a)
+		a->hello_seen = false;
 	agentconf_init(ac);
 	if (fs_path(dir, sizeof(dir), err, "%s/keys", e->state_dir) < 0 ||
 	    fs_path(pub, sizeof(pub), err, "%s/keys/%s.pub", e->state_dir, domain) < 0 ||

@@ -60,15 +60,16 @@ struct job *engine_running_job(struct engine *e, const char *domain)
 	return NULL;
 }
 
-/* The newest job is the first of the domain in the list: job_alloc puts every job first, also
- * when the journal is replayed (in the order the jobs were created). Ids cannot tell: two jobs
- * made in the same second differ only in their random suffix. */
+/* The newest job: the one made last (journals are replayed in order, so that holds after a
+ * restart). Ids cannot tell: two jobs of one second differ only in their random suffix. */
 struct job *engine_last_job(struct engine *e, const char *domain)
 {
+	struct job *best = NULL;
+
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain))
-			return j;
-	return NULL;
+		if (!strcmp(j->domain, domain) && (!best || j->seq > best->seq))
+			best = j;
+	return best;
 }
 
 struct agent_info *engine_agent(struct engine *e, const char *domain, bool create)
@@ -105,6 +106,7 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	if (!job)
 		return NULL;
 	job->upload_fd = job->data_fd = -1;
+	job->seq = ++e->job_seq;
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
 	snprintf(job->id, sizeof(job->id), "%s", id);
 	if (fs_path(job->dir, sizeof(job->dir), NULL, "%s/domains/%s/jobs/%s", e->state_dir, domain,
@@ -117,19 +119,18 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	return job;
 }
 
-/* Drops finished jobs of a domain except the newest, so memory stays bounded. domain may be a
- * job's own name field (finish_job passes one): it is copied before any job is freed. */
-void engine_prune_jobs(struct engine *e, const char *domain)
+/* Drops finished jobs of a domain except the newest, so memory stays bounded. */
+void engine_prune_jobs(struct engine *e, const char *name)
 {
-	char name[DOMAIN_NAME_MAX + 1];
+	char domain[DOMAIN_NAME_MAX + 1];
 	struct job *keep, **pp = &e->jobs;
 
-	snprintf(name, sizeof(name), "%s", domain);
-	keep = engine_last_job(e, name);
+	snprintf(domain, sizeof(domain), "%s", name); /* name may belong to a job freed here */
+	keep = engine_last_job(e, domain);
 	while (*pp) {
 		struct job *j = *pp;
 
-		if (!strcmp(j->domain, name) && j != keep && j->state != JOB_RUNNING) {
+		if (!strcmp(j->domain, domain) && j != keep && j->state != JOB_RUNNING) {
 			*pp = j->next;
 			job_free(j);
 			continue;

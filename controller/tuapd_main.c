@@ -1,6 +1,7 @@
 /*
- * tuapd: the controller daemon. One thread, one poll loop over the control socket (tuap-ctl)
- * and the agent socket (the hub); the job engine does the work and is told of time passing.
+ * tuapd: the controller daemon. One thread, one poll loop over the control socket (tuap-ctl),
+ * the agent socket (the hub) and the descriptors of its sources (the ssh children of pushes to
+ * existing hosts); the job engine does the work and is told of time passing.
  * It runs in the foreground (systemd Type=simple), logs to stderr (journald), and on SIGTERM
  * just exits: every job is journaled and resumes at the next start.
  */
@@ -20,6 +21,7 @@
 #include "job.h"
 #include "keys.h"
 #include "log.h"
+#include "push.h"
 #include "settings.h"
 #include "sshkeys.h"
 #include "wire.h"
@@ -31,13 +33,43 @@ static void on_signal(int sig)
 	stopping = sig;
 }
 
+/* Something besides the sockets that the loop watches: descriptors (a child's pipe) and a
+ * timer, served from the loop so that no provider ever blocks it. */
+struct fd_source {
+	size_t (*pollitems)(void *ctx, zmq_pollitem_t *items, size_t max);
+	long (*timeout)(void *ctx); /* ms until service is due anyway; -1: nothing pending */
+	void (*service)(void *ctx);
+	void *ctx;
+	size_t max; /* pollitems at most */
+};
+
+#define MAX_SOURCES 4
+
 struct tuapd {
 	struct settings set;
 	struct control ctl;
 	struct hub *hub;
 	struct engine *engine;
+	struct push *push;
+	struct fd_source sources[MAX_SOURCES];
+	size_t n_sources;
 	void *zctx;
 };
+
+static size_t push_items(void *ctx, zmq_pollitem_t *items, size_t max)
+{
+	return push_pollitems(ctx, items, max);
+}
+
+static long push_due(void *ctx)
+{
+	return push_timeout(ctx);
+}
+
+static void push_work(void *ctx)
+{
+	push_service(ctx);
+}
 
 static int io_agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
 {
@@ -93,6 +125,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	struct hub_params hp = {0};
 	struct engine_conf ec = {0};
 	struct engine_io io = {io_agent_send, io_ctl_send, io_agent_allow, d};
+	struct push_conf pc = {0};
 	int rc;
 
 	if (fs_mkdir_p(d->set.state_dir, 0750, err) < 0 ||
@@ -121,6 +154,16 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	if (!(d->engine = engine_new(&ec, &io, err)))
 		return -1;
 	engine_set_key_resolver(d->engine, sshkeys_fetch, &d->set);
+	pc.ssh_client = d->set.ssh_client;
+	pc.ssh_dir = d->set.ssh_dir;
+	pc.connect_timeout_s = d->set.ssh_connect_timeout;
+	pc.agent_binary = d->set.agent_binary;
+	pc.endpoint = d->set.public_endpoint;
+	pc.deadline_s = settings_deadline(&d->set, "push");
+	if (!(d->push = push_new(&pc, d->engine, err)))
+		return -1;
+	d->sources[d->n_sources++] =
+		(struct fd_source){push_items, push_due, push_work, d->push, PUSH_MAX_RUNS};
 	rc = engine_resume_all(d->engine, err);
 	log_info("tuapd %s: agents on %s, tuap-ctl on %s, state in %s", TUAP_VERSION,
 		 hub_endpoint(d->hub), sock, d->set.state_dir);
@@ -130,20 +173,30 @@ static int start(struct tuapd *d, struct tuap_err *err)
 static void serve(struct tuapd *d)
 {
 	while (!stopping) {
-		zmq_pollitem_t items[HUB_NPOLL + 1];
+		zmq_pollitem_t items[HUB_NPOLL + 1 + MAX_SOURCES * PUSH_MAX_RUNS];
 		long timeout = engine_tick(d->engine, engine_now_ms());
 		int ht = hub_timeout(d->hub);
 		struct ctl_peer peer;
 		Tuap__Envelope *env = NULL;
 		char domain[HUB_DOMAIN_SIZE];
+		size_t n = HUB_NPOLL + 1;
 
 		if (ht >= 0 && (timeout < 0 || ht < timeout))
 			timeout = ht;
-		if (timeout < 0 || timeout > 1000)
-			timeout = 1000; /* deadlines are checked at least every second */
 		hub_pollitems(d->hub, items);
 		items[HUB_NPOLL] = (zmq_pollitem_t){d->ctl.sock, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(items, HUB_NPOLL + 1, timeout) < 0 && errno != EINTR) {
+		for (size_t i = 0; i < d->n_sources; i++) {
+			struct fd_source *s = &d->sources[i];
+			long st = s->timeout(s->ctx);
+			size_t max = s->max < PUSH_MAX_RUNS ? s->max : PUSH_MAX_RUNS;
+
+			n += s->pollitems(s->ctx, items + n, max);
+			if (st >= 0 && (timeout < 0 || st < timeout))
+				timeout = st;
+		}
+		if (timeout < 0 || timeout > 1000)
+			timeout = 1000; /* deadlines are checked at least every second */
+		if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", zmq_strerror(errno));
 			break;
 		}
@@ -161,6 +214,8 @@ static void serve(struct tuapd *d)
 			engine_agent_message(d->engine, domain, env);
 			wire_free(env);
 		}
+		for (size_t i = 0; i < d->n_sources; i++)
+			d->sources[i].service(d->sources[i].ctx);
 	}
 }
 
@@ -222,6 +277,7 @@ int main(int argc, char **argv)
 			 (int)stopping);
 		rc = 0;
 	}
+	push_free(d.push);
 	engine_free(d.engine);
 	control_close(&d.ctl);
 	hub_free(d.hub);

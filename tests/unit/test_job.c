@@ -571,6 +571,37 @@ static void test_busy_and_status(void **state)
 	engine_free(e);
 }
 
+/* Jobs of one domain started within one second: the later one is the domain's last job, and
+ * finishing it frees nothing still in use (regression: the last job was picked by comparing
+ * ids, whose random suffix orders jobs of one second at random, so a finishing job could be
+ * pruned as old while its domain name was still being read). */
+static void test_jobs_in_one_second(void **state)
+{
+	struct engine *e = new_engine();
+	const char text[] = "ips=192.0.2.10/24\ngateway=192.0.2.1\n";
+
+	for (int i = 0; i < 16; i++) {
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+		char id[64];
+
+		p.domain = "site.test";
+		p.conf_path = "site.test/provision.conf";
+		p.conf_text.data = (uint8_t *)text;
+		p.conf_text.len = strlen(text);
+		p.has_existing = p.existing = 1;
+		r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+		r.provision = &p;
+		engine_ctl_request(e, &peer, &r);
+		snprintf(id, sizeof(id), "%s", last_ctl()->job_id);
+		hello(e); /* no steps: the job is done at once */
+		assert_int_equal(job_get_state(engine_domain_job(e, "site.test")), JOB_DONE);
+		assert_string_equal(job_id(engine_domain_job(e, "site.test")), id);
+		forget();
+	}
+	engine_free(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -583,6 +614,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jobs_in_one_second, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
