@@ -64,7 +64,8 @@ struct engine_io {
 	int (*agent_send)(void *ctx, const char *domain, Tuap__Envelope *env);
 	/* Sends an event to a tuap-ctl client; -1 when the client is gone. */
 	int (*ctl_send)(void *ctx, const struct ctl_peer *peer, const Tuap__CtlEvent *ev);
-	/* Allows DOMAIN's agent key on the agent socket (and revokes the previous one). */
+	/* Allows DOMAIN's agent key on the agent socket (and revokes the previous one); with
+	 * public_key NULL, only revokes it (engine_forget_domain). */
 	int (*agent_allow)(void *ctx, const char *domain, const char *public_key);
 	void *ctx;
 };
@@ -133,6 +134,21 @@ void engine_phase_failed(struct engine *e, struct job *job, const char *msg,
 struct agentconf;
 int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoint,
 		       struct agentconf *ac, struct tuap_err *err);
+
+/* The running job of domain, if job_id is NULL or its id; else NULL. For providers that
+ * finish work later and must not touch a job that ended (or was replaced) meanwhile. */
+struct job *engine_find_job(struct engine *e, const char *domain, const char *job_id);
+/* The phase the job is in, and whether that phase is still running (not yet done/failed). */
+enum job_phase job_current_phase(const struct job *job);
+bool job_phase_is_running(const struct job *job);
+
+/* Forgets everything tuapd keeps about domain: its agent key (STATE_DIR/keys/DOMAIN.pub, and
+ * the hub's allow-list), its journal and job inputs (STATE_DIR/domains/DOMAIN), the data
+ * tarballs tuapd stored in POOL_ROOT/DOMAIN, and its jobs in memory. Refused (-1) while a job
+ * of the domain runs. For `tuap-ctl destroy --purge`. removed gets one line per thing removed
+ * (may be NULL); the caller frees the lines. */
+int engine_forget_domain(struct engine *e, const char *domain, char ***removed, size_t *n_removed,
+			 struct tuap_err *err);
 
 /* What the operator asked for this job. */
 struct job_flags {

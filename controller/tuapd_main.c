@@ -22,6 +22,7 @@
 #include "log.h"
 #include "settings.h"
 #include "sshkeys.h"
+#include "vmjob.h"
 #include "wire.h"
 
 static volatile sig_atomic_t stopping;
@@ -36,6 +37,7 @@ struct tuapd {
 	struct control ctl;
 	struct hub *hub;
 	struct engine *engine;
+	struct vmjob *vm; /* the VM phases and requests; libvirt is opened on first use */
 	void *zctx;
 };
 
@@ -63,6 +65,10 @@ static int io_agent_allow(void *ctx, const char *domain, const char *pubkey)
 	struct tuapd *d = ctx;
 	struct tuap_err err;
 
+	if (!pubkey) {
+		hub_revoke(d->hub, domain);
+		return 0;
+	}
 	if (hub_allow(d->hub, domain, pubkey, &err) < 0) {
 		log_error("%s: cannot allow its agent key: %s", domain, err.msg);
 		return -1;
@@ -93,6 +99,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	struct hub_params hp = {0};
 	struct engine_conf ec = {0};
 	struct engine_io io = {io_agent_send, io_ctl_send, io_agent_allow, d};
+	struct phase_provider vp;
 	int rc;
 
 	if (fs_mkdir_p(d->set.state_dir, 0750, err) < 0 ||
@@ -121,6 +128,10 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	if (!(d->engine = engine_new(&ec, &io, err)))
 		return -1;
 	engine_set_key_resolver(d->engine, sshkeys_fetch, &d->set);
+	if (!(d->vm = vmjob_new(&d->set, err)))
+		return -1;
+	vmjob_provider(d->vm, &vp);
+	engine_set_provider(d->engine, &vp);
 	rc = engine_resume_all(d->engine, err);
 	log_info("tuapd %s: agents on %s, tuap-ctl on %s, state in %s", TUAP_VERSION,
 		 hub_endpoint(d->hub), sock, d->set.state_dir);
@@ -130,7 +141,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 static void serve(struct tuapd *d)
 {
 	while (!stopping) {
-		zmq_pollitem_t items[HUB_NPOLL + 1];
+		zmq_pollitem_t items[HUB_NPOLL + 2];
 		long timeout = engine_tick(d->engine, engine_now_ms());
 		int ht = hub_timeout(d->hub);
 		struct ctl_peer peer;
@@ -143,7 +154,8 @@ static void serve(struct tuapd *d)
 			timeout = 1000; /* deadlines are checked at least every second */
 		hub_pollitems(d->hub, items);
 		items[HUB_NPOLL] = (zmq_pollitem_t){d->ctl.sock, 0, ZMQ_POLLIN, 0};
-		if (zmq_poll(items, HUB_NPOLL + 1, timeout) < 0 && errno != EINTR) {
+		items[HUB_NPOLL + 1] = (zmq_pollitem_t){NULL, vmjob_fd(d->vm), ZMQ_POLLIN, 0};
+		if (zmq_poll(items, HUB_NPOLL + 2, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", zmq_strerror(errno));
 			break;
 		}
@@ -161,6 +173,8 @@ static void serve(struct tuapd *d)
 			engine_agent_message(d->engine, domain, env);
 			wire_free(env);
 		}
+		if (items[HUB_NPOLL + 1].revents & ZMQ_POLLIN)
+			vmjob_dispatch(d->vm, d->engine);
 	}
 }
 
@@ -222,6 +236,7 @@ int main(int argc, char **argv)
 			 (int)stopping);
 		rc = 0;
 	}
+	vmjob_free(d.vm);
 	engine_free(d.engine);
 	control_close(&d.ctl);
 	hub_free(d.hub);
