@@ -120,8 +120,11 @@ static int load_catalog(struct task *t, struct image_catalog *cat, struct tuap_e
 	if (image_catalog_load(set->image_catalog, cat, &d) < 0 && t->image_value[0] != '/') {
 		err_str(d.n ? &d.v[0].e : &(struct tuap_err){.msg = "unreadable"}, first,
 			sizeof(first));
-		rc = err_set(err, "image catalog %s (%zu problem%s): %s", set->image_catalog,
-			     d.errors, d.errors == 1 ? "" : "s", first);
+		if (d.errors > 1)
+			rc = err_set(err, "%s (and %zu more problems in the image catalog)", first,
+				     d.errors - 1);
+		else
+			rc = err_set(err, "%s", first);
 	}
 	diags_free(&d);
 	return rc;
