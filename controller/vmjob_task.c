@@ -190,19 +190,39 @@ out:
 	return rc;
 }
 
+/* The domain's pool at POOL_ROOT/DOMAIN. qemu, running as its own user, must be able to enter
+ * the directory: tuapd made it first when the job brought data.tar.gz (kept there, 0640), and
+ * libvirt keeps an existing directory's mode, so search permission is added here. */
+static int ensure_domain_pool(struct task *t, char *pool, size_t plen, struct tuap_err *err)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (vmjob_pool_name(t->domain, pool, plen, err) < 0 ||
+	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
+	    virt_pool_ensure(t->vj->v, pool, dir, err) < 0)
+		return -1;
+	if (stat(dir, &st) < 0)
+		return err_set(err, "%s: %s", dir, strerror(errno));
+	if ((st.st_mode & 0011) != 0011 && chmod(dir, (st.st_mode & 07777) | 0011) < 0)
+		return err_set(err,
+			       "%s (mode %04o) cannot be entered by qemu's user and tuapd cannot "
+			       "change that (%s): chmod go+x it",
+			       dir, (unsigned)(st.st_mode & 07777), strerror(errno));
+	return 0;
+}
+
 /* The domain's pool (POOL_ROOT/DOMAIN) and this job's overlay in it, sized as provision.conf
  * asks (an overlay of this job already there is kept: the job resumes). */
 static int ensure_disk(struct task *t, struct tuap_err *err)
 {
 	struct virt *v = t->vj->v;
 	struct virt_vol_info info;
-	char pool[VIRT_NAME_MAX], dir[PATH_MAX], name[VIRT_NAME_MAX];
+	char pool[VIRT_NAME_MAX], name[VIRT_NAME_MAX];
 	int found;
 
 	vmjob_disk_name(t->job_id, name, sizeof(name));
-	if (vmjob_pool_name(t->domain, pool, sizeof(pool), err) < 0 ||
-	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
-	    virt_pool_ensure(v, pool, dir, err) < 0 ||
+	if (ensure_domain_pool(t, pool, sizeof(pool), err) < 0 ||
 	    (found = virt_vol_lookup(v, pool, name, &info, err)) < 0)
 		return -1;
 	if (!found &&
@@ -225,7 +245,7 @@ static int write_seed(struct task *t, struct tuap_err *err)
 	struct seed_file files[TASK_FILES];
 	struct virt_vol_info info;
 	char tmpdir[PATH_MAX], tmp[PATH_MAX], sha[SHA256_HEX_LEN], name[VIRT_NAME_MAX],
-		pool[VIRT_NAME_MAX], dir[PATH_MAX];
+		pool[VIRT_NAME_MAX];
 	int rc = -1;
 
 	for (size_t i = 0; i < t->n_files; i++)
@@ -242,9 +262,7 @@ static int write_seed(struct task *t, struct tuap_err *err)
 		return -1;
 	if (seed_write(files, t->n_files, tmp, sha, err) < 0 ||
 	    seed_name(sha, name, sizeof(name), err) < 0 ||
-	    vmjob_pool_name(t->domain, pool, sizeof(pool), err) < 0 ||
-	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
-	    virt_pool_ensure(v, pool, dir, err) < 0 ||
+	    ensure_domain_pool(t, pool, sizeof(pool), err) < 0 ||
 	    virt_vol_upload(v, pool, name, tmp, NULL, NULL, err) < 0)
 		goto out;
 	if (virt_vol_lookup(v, pool, name, &info, err) != 1) {
