@@ -31,6 +31,10 @@ int cmd_log(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_enroll(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_console_log(int argc, char **argv);
 
 /* True if argv holds -h or --help (before any "--"). */
 bool cli_wants_help(int argc, char **argv);

@@ -352,6 +352,9 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	static const char *const mount_seed[] = {
 		"mount", "-o", "ro", "LABEL=" SEED_VOLUME_ID, SEED_MOUNT_DIR, NULL};
 	static const char *const run_install[] = {"sh", SEED_INSTALL, SEED_MOUNT_DIR, NULL};
+	static const char *const apt_source[] = {
+		"install", "-m", "0644", SEED_MOUNT_DIR "/" SEED_APT_SOURCE, SEED_APT_SOURCE_TARGET,
+		NULL};
 	char host[DOMAIN_NAME_MAX + 1];
 	struct emit em;
 
@@ -390,6 +393,10 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	argv(&em, private_dir);
 	argv(&em, mount_dir);
 	argv(&em, mount_seed);
+	/* before the agent exists: its packages step must see the source (cloud-init's apt and
+	 * write_files modules run after bootcmd, when the agent may already be at work) */
+	if (in->set->apt_source[0])
+		argv(&em, apt_source);
 	argv(&em, run_install);
 	seq_end(&em);
 	map_end(&em);

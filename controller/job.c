@@ -199,7 +199,7 @@ unsigned engine_deadline(const struct engine *e, enum job_phase ph)
 }
 
 /* Does phase ph apply to this job? */
-static bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph)
+bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph)
 {
 	bool host = job->existing || job->dom.conf.depends_on[0];
 	bool vm = !host && e->has_provider && e->provider.applies(e->provider.ctx, job);
@@ -308,7 +308,7 @@ void engine_phase_progress(struct engine *e, struct job *job, uint64_t done, uin
 
 /* ---- steps through the agent ---- */
 
-static Tuap__Step step_of(enum job_phase ph)
+Tuap__Step job_step_of(enum job_phase ph)
 {
 	switch (ph) {
 	case PH_USERS:
@@ -349,7 +349,7 @@ static void job_send_plan(struct engine *e, struct job *job)
 	plan.steps = steps;
 	for (enum job_phase ph = PH_USERS; ph <= PH_MAKE; ph++)
 		if (job_phase_applies(e, job, ph))
-			steps[plan.n_steps++] = step_of(ph);
+			steps[plan.n_steps++] = job_step_of(ph);
 	env.body_case = TUAP__ENVELOPE__BODY_PLAN;
 	env.plan = &plan;
 	agent_send(e, job, &env);
@@ -359,7 +359,7 @@ static void job_send_plan(struct engine *e, struct job *job)
 static void send_step(struct engine *e, struct job *job)
 {
 	struct jobsteps_args a = {
-		.step = step_of(job->phase),
+		.step = job_step_of(job->phase),
 		.resolve = e->resolve,
 		.resolve_ctx = e->resolve_ctx,
 		.data_sha256 = job->data_sha,
@@ -545,7 +545,7 @@ void engine_agent_message(struct engine *e, const char *domain, const Tuap__Enve
 	}
 	switch (env->body_case) {
 	case TUAP__ENVELOPE__BODY_STEP_EVENT:
-		if (env->step_event->step != step_of(job->phase) || !job->phase_running) {
+		if (env->step_event->step != job_step_of(job->phase) || !job->phase_running) {
 			log_debug("%s: event for step %d while in %s; ignored", domain,
 				  env->step_event->step, job_phase_name(job->phase));
 			return;
@@ -721,18 +721,6 @@ const struct domain *job_domain_model(const struct job *job)
 enum job_state job_get_state(const struct job *job)
 {
 	return job->state;
-}
-
-enum job_phase job_get_phase(const struct job *job)
-{
-	return job->phase;
-}
-
-struct job *engine_find_job(struct engine *e, const char *domain, const char *id)
-{
-	struct job *job = engine_running_job(e, domain);
-
-	return job && !strcmp(job->id, id) ? job : NULL;
 }
 
 const struct job *engine_domain_job(struct engine *e, const char *domain)

@@ -64,7 +64,8 @@ struct engine_io {
 	int (*agent_send)(void *ctx, const char *domain, Tuap__Envelope *env);
 	/* Sends an event to a tuap-ctl client; -1 when the client is gone. */
 	int (*ctl_send)(void *ctx, const struct ctl_peer *peer, const Tuap__CtlEvent *ev);
-	/* Allows DOMAIN's agent key on the agent socket (and revokes the previous one). */
+	/* Allows DOMAIN's agent key on the agent socket (and revokes the previous one); with
+	 * public_key NULL, only revokes it (engine_forget_domain). */
 	int (*agent_allow)(void *ctx, const char *domain, const char *public_key);
 	void *ctx;
 };
@@ -134,6 +135,21 @@ struct agentconf;
 int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoint,
 		       struct agentconf *ac, struct tuap_err *err);
 
+/* The running job of domain, if job_id is NULL or its id; else NULL. For providers that
+ * finish work later and must not touch a job that ended (or was replaced) meanwhile. */
+struct job *engine_find_job(struct engine *e, const char *domain, const char *job_id);
+/* The phase the job is in, and whether that phase is still running (not yet done/failed). */
+enum job_phase job_current_phase(const struct job *job);
+bool job_phase_is_running(const struct job *job);
+
+/* Forgets everything tuapd keeps about domain: its agent key (STATE_DIR/keys/DOMAIN.pub, and
+ * the hub's allow-list), its journal and job inputs (STATE_DIR/domains/DOMAIN), the data
+ * tarballs tuapd stored in POOL_ROOT/DOMAIN, and its jobs in memory. Refused (-1) while a job
+ * of the domain runs. For `tuap-ctl destroy --purge`. removed gets one line per thing removed
+ * (may be NULL); the caller frees the lines. */
+int engine_forget_domain(struct engine *e, const char *domain, char ***removed, size_t *n_removed,
+			 struct tuap_err *err);
+
 /* What the operator asked for this job. */
 struct job_flags {
 	bool existing; /* --existing: an enrolled agent, nothing to create or push */
@@ -147,11 +163,6 @@ const struct domain *job_domain_model(const struct job *job);
 enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
 enum job_state job_get_state(const struct job *job);
 const char *job_state_name(const struct job *job); /* "running", "done", "failed" */
-/* The phase the job is in (running), or ended in. */
-enum job_phase job_get_phase(const struct job *job);
-/* DOMAIN's running job with this id; NULL once it ended (a provider that works in the
- * background looks its job up again by id instead of keeping the pointer). */
-struct job *engine_find_job(struct engine *e, const char *domain, const char *id);
 /* The newest job tuapd knows of DOMAIN, running or ended; NULL when it knows none. */
 const struct job *engine_domain_job(struct engine *e, const char *domain);
 /* Answers a request: text lines, then the final event with exit_code (0 ok, 1 failed). */

@@ -105,5 +105,9 @@ void job_set_data_path(struct engine *e, struct job *job);
 void job_parse_created(struct job *job, const char *detail);
 void job_created_detail(const struct job *job, char *out, size_t len);
 void job_start_upload(struct engine *e, struct job *job);
+const char *job_state_name(const struct job *job);
+bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph);
+/* The agent step of a step phase (PH_USERS..PH_MAKE), else STEP_UNKNOWN. */
+Tuap__Step job_step_of(enum job_phase ph);
 
 #endif

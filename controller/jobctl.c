@@ -392,12 +392,41 @@ const char *job_state_name(const struct job *job)
 	}
 }
 
+/* The steps of the job (users .. make) that it reached, with how each went. */
+struct step_list {
+	Tuap__StepRecord rec[PH_MAKE - PH_USERS + 1];
+	Tuap__StepRecord *ptr[PH_MAKE - PH_USERS + 1];
+	size_t n;
+};
+
+static void job_steps(struct engine *e, struct job *j, struct step_list *sl)
+{
+	sl->n = 0;
+	for (enum job_phase ph = PH_USERS; ph <= PH_MAKE; ph++) {
+		Tuap__StepRecord *r = &sl->rec[sl->n];
+
+		if (!job_phase_applies(e, j, ph) || (ph > j->phase && j->state != JOB_DONE))
+			continue;
+		tuap__step_record__init(r);
+		r->job_id = j->id;
+		r->step = job_step_of(ph);
+		if (j->state == JOB_DONE || ph < j->phase)
+			r->state = TUAP__STEP_STATE__STATE_DONE;
+		else if (j->state == JOB_FAILED)
+			r->state = TUAP__STEP_STATE__STATE_FAILED;
+		else
+			r->state = TUAP__STEP_STATE__STATE_STARTED;
+		sl->n++;
+	}
+}
+
 static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char *only, bool list)
 {
 	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
 	Tuap__StatusReply st = TUAP__STATUS_REPLY__INIT;
 	Tuap__ListReply lr = TUAP__LIST_REPLY__INIT;
 	Tuap__DomainStatus *v = NULL, **pv = NULL;
+	struct step_list *sl = NULL;
 	size_t n = 0, cap = 0;
 
 	for (struct job *j = e->jobs; j; j = j->next) {
@@ -409,9 +438,11 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 		if (n == cap) {
 			cap = cap ? cap * 2 : 8;
 			v = realloc(v, cap * sizeof(*v));
-			if (!v)
+			sl = realloc(sl, cap * sizeof(*sl));
+			if (!v || !sl)
 				abort();
 		}
+		job_steps(e, j, &sl[n]);
 		d = &v[n++];
 		tuap__domain_status__init(d);
 		d->domain = j->domain;
@@ -431,7 +462,14 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 			d->agent_last_seen_unix = (uint64_t)(a->last_seen_ms / 1000);
 		}
 	}
+	for (size_t i = 0; i < n; i++) { /* v and sl no longer move */
+		for (size_t k = 0; k < sl[i].n; k++)
+			sl[i].ptr[k] = &sl[i].rec[k];
+		v[i].steps = sl[i].ptr;
+		v[i].n_steps = sl[i].n;
+	}
 	if (only && n == 0) {
+		free(sl);
 		free(v);
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
 				   "%s: tuapd knows no such domain", only);
@@ -455,6 +493,7 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	}
 	e->io.ctl_send(e->io.ctx, peer, &ev);
 	free(pv);
+	free(sl);
 	free(v);
 }
 

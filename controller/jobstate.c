@@ -2,8 +2,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,23 @@ struct job *engine_running_job(struct engine *e, const char *domain)
 		if (!strcmp(j->domain, domain) && j->state == JOB_RUNNING)
 			return j;
 	return NULL;
+}
+
+struct job *engine_find_job(struct engine *e, const char *domain, const char *job_id)
+{
+	struct job *j = engine_running_job(e, domain);
+
+	return j && (!job_id || !strcmp(j->id, job_id)) ? j : NULL;
+}
+
+enum job_phase job_current_phase(const struct job *job)
+{
+	return job->phase;
+}
+
+bool job_phase_is_running(const struct job *job)
+{
+	return job->state == JOB_RUNNING && job->phase_running;
 }
 
 /* The newest job: the one made last (journals are replayed in order, so that holds after a
@@ -351,5 +370,120 @@ int engine_resume_all(struct engine *e, struct tuap_err *err)
 		resume_domain(e, de->d_name);
 	}
 	closedir(dir);
+	return 0;
+}
+
+/* ---- forgetting a domain (tuap-ctl destroy --purge) ---- */
+
+static void said(char ***v, size_t *n, const char *fmt, ...) TUAP_PRINTF(3, 4);
+
+static void said(char ***v, size_t *n, const char *fmt, ...)
+{
+	char **nv;
+	char *line;
+	va_list ap;
+	int rc;
+
+	if (!v)
+		return;
+	va_start(ap, fmt);
+	rc = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (rc < 0 || !(nv = realloc(*v, (*n + 1) * sizeof(*nv))))
+		abort();
+	nv[(*n)++] = line;
+	*v = nv;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* What tuapd itself wrote into POOL_ROOT/DOMAIN (data tarballs, interrupted uploads); the
+ * directory goes too when nothing else is left in it. */
+static int forget_data(struct engine *e, const char *domain, char ***v, size_t *n,
+		       struct tuap_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (fs_path(dir, sizeof(dir), err, "%s/%s", e->pool_root, domain) < 0)
+		return -1;
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0 : err_set(err, "%s: %s", dir, strerror(errno));
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (strncmp(de->d_name, "data-", 5) ||
+		    !((len > 7 && !strcmp(de->d_name + len - 7, ".tar.gz")) ||
+		      (len > 12 && !strcmp(de->d_name + len - 12, ".tar.gz.part"))))
+			continue;
+		if (fs_path(path, sizeof(path), NULL, "%s/%s", dir, de->d_name) < 0)
+			continue;
+		if (unlink(path) < 0) {
+			closedir(d);
+			return err_set(err, "cannot remove %s: %s", path, strerror(errno));
+		}
+		said(v, n, "removed %s", path);
+	}
+	closedir(d);
+	if (rmdir(dir) == 0)
+		said(v, n, "removed %s/", dir);
+	return 0;
+}
+
+int engine_forget_domain(struct engine *e, const char *domain, char ***removed, size_t *n_removed,
+			 struct tuap_err *err)
+{
+	char path[PATH_MAX], why[128];
+	struct job **pp = &e->jobs;
+	struct agent_info **ap = &e->agents;
+	struct stat st;
+	struct job *running = engine_running_job(e, domain);
+
+	if (valid_domain_name(domain, why, sizeof(why)) < 0)
+		return err_set(err, "'%s' is not a domain name: %s", domain, why);
+	if (running)
+		return err_set(err, "%s: job %s is running (phase %s)", domain, running->id,
+			       job_phase_name(running->phase));
+	if (fs_path(path, sizeof(path), err, "%s/keys/%s.pub", e->state_dir, domain) < 0)
+		return -1;
+	if (unlink(path) == 0)
+		said(removed, n_removed, "removed the agent key %s", path);
+	else if (errno != ENOENT)
+		return err_set(err, "cannot remove %s: %s", path, strerror(errno));
+	e->io.agent_allow(e->io.ctx, domain, NULL);
+	if (fs_path(path, sizeof(path), err, "%s/domains/%s", e->state_dir, domain) < 0)
+		return -1;
+	if (lstat(path, &st) == 0) {
+		if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			return err_set(err, "cannot remove %s: %s", path, strerror(errno));
+		said(removed, n_removed, "removed the journal and job inputs %s/", path);
+	}
+	if (forget_data(e, domain, removed, n_removed, err) < 0)
+		return -1;
+	while (*pp) {
+		struct job *j = *pp;
+
+		if (!strcmp(j->domain, domain)) {
+			*pp = j->next;
+			job_free(j);
+			continue;
+		}
+		pp = &j->next;
+	}
+	while (*ap) {
+		struct agent_info *a = *ap;
+
+		if (!strcmp(a->domain, domain)) {
+			*ap = a->next;
+			free(a);
+			continue;
+		}
+		ap = &a->next;
+	}
+	log_info("%s: forgotten (keys, journal, data)", domain);
 	return 0;
 }

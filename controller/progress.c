@@ -261,6 +261,17 @@ static void status_table(struct progress *p, Tuap__DomainStatus **v, size_t n)
 		line(p, NULL, "%-28s %-14s %-12s %-10s %s", s->domain,
 		     s->vm_state ? s->vm_state : "-", s->job_state ? s->job_state : "-",
 		     s->phase ? s->phase : "-", s->agent_version ? s->agent_version : "-");
+		if (s->n_steps) {
+			char steps[256];
+			size_t k = 0;
+
+			for (size_t j = 0; j < s->n_steps && k < sizeof(steps); j++)
+				k += (size_t)snprintf(steps + k, sizeof(steps) - k, "%s%s %s",
+						      j ? ", " : "",
+						      progress_step_name(s->steps[j]->step),
+						      step_state_name(s->steps[j]->state));
+			line(p, NULL, "  steps: %s", steps);
+		}
 	}
 }
 
@@ -353,6 +364,19 @@ static void json_event(struct progress *p, const Tuap__CtlEvent *ev)
 			if (v[i]->agent_version)
 				json_object_object_add(d, "agent_version",
 						       json_object_new_string(v[i]->agent_version));
+			if (v[i]->job_id)
+				json_object_object_add(d, "job_id",
+						       json_object_new_string(v[i]->job_id));
+			if (v[i]->n_steps) {
+				json_object *steps = json_object_new_object();
+
+				for (size_t j = 0; j < v[i]->n_steps; j++)
+					json_object_object_add(
+						steps, progress_step_name(v[i]->steps[j]->step),
+						json_object_new_string(
+							step_state_name(v[i]->steps[j]->state)));
+				json_object_object_add(d, "steps", steps);
+			}
 			json_object_array_add(a, d);
 		}
 		json_object_object_add(o, "domains", a);

@@ -29,6 +29,10 @@
 #define SEED_PRIVATE_DIR "/run/tuap-seed"
 #define SEED_MOUNT_DIR	 SEED_PRIVATE_DIR "/iso"
 #define SEED_INSTALL	 SEED_MOUNT_DIR "/tuap/install"
+/* settings' apt_source, when set: a file on the seed that bootcmd installs as the guest's
+ * extra apt source before the installer starts the agent */
+#define SEED_APT_SOURCE	       "tuap/apt-source.list"
+#define SEED_APT_SOURCE_TARGET "/etc/apt/sources.list.d/tuap.list"
 
 struct render_input {
 	const struct domain_conf *conf; /* required */
@@ -61,8 +65,9 @@ int cloudinit_network_config(const struct render_input *in, struct buf *out, str
 
 /* #cloud-config user-data: hostname/fqdn, `users` ([default] when users.yaml lists
  * `default`, else [[]]: no users, tuap-agent creates them), and a bootcmd that mounts the
- * seed and runs its installer, which installs and starts tuap-agent. Holds no secret (the
- * agent's keys are in tuap/agent.conf on the seed). */
+ * seed, installs the seed's SEED_APT_SOURCE when settings have an apt_source, and runs its
+ * installer, which installs and starts tuap-agent. Holds no secret (the agent's keys are in
+ * tuap/agent.conf on the seed). */
 int cloudinit_user_data(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
 /* libvirt domain XML (see domxml.c for the devices). Its <metadata> holds

@@ -56,6 +56,7 @@ static int check_connect(const char *v, char *why, size_t len);
 static int check_image(const char *v, char *why, size_t len);
 static int check_key_url(const char *v, char *why, size_t len);
 static int joined(char *out, size_t len, struct tuap_err *err, const char *a, const char *b);
+static int check_apt_source(const char *v, char *why, size_t len);
 
 /* offsetof and size of a field, for the tables */
 #define F(n) offsetof(struct settings, n), sizeof(((struct settings *)0)->n)
@@ -69,6 +70,7 @@ static const struct key top_keys[] = {
 	{"ctl_group", K_STR, F(ctl_group), 0, 0, check_group},
 	{"mgmt_network", K_STR, F(mgmt_network), 0, 0, check_netname},
 	{"mgmt_subnet", K_STR, F(mgmt_subnet), 0, 0, check_subnet},
+	{"mgmt_bridge", K_STR, F(mgmt_bridge), 0, 0, check_ifname},
 	{"public_bridge", K_STR, F(public_bridge), 0, 0, check_ifname},
 	{"agent_listen", K_STR, F(agent_listen), 0, 0, check_listen},
 	{"agent_endpoint", K_STR, F(agent_endpoint), 0, 0, check_connect},
@@ -76,6 +78,8 @@ static const struct key top_keys[] = {
 	{"image_catalog", K_PATH, F(image_catalog), 0, 0, NULL},
 	{"default_image", K_STR, F(default_image), 0, 0, check_image},
 	{"agent_binary", K_PATH, F(agent_binary), 0, 0, NULL},
+	{"seed_dir", K_PATH, F(seed_dir), 0, 0, NULL},
+	{"apt_source", K_STR, F(apt_source), 0, 0, check_apt_source},
 	{"max_message", K_NUM, F(max_message), MESSAGE_MIN, MESSAGE_MAX, NULL},
 	{"data_chunk", K_NUM, F(data_chunk), CHUNK_MIN, MESSAGE_MAX - ENVELOPE_ROOM, NULL},
 	{"data_window", K_NUM, F(data_window), 1, WINDOW_MAX, NULL},
@@ -131,6 +135,7 @@ void settings_defaults(struct settings *s)
 	snprintf(s->ctl_group, sizeof(s->ctl_group), "tuap");
 	snprintf(s->mgmt_network, sizeof(s->mgmt_network), "tuap-mgmt");
 	snprintf(s->mgmt_subnet, sizeof(s->mgmt_subnet), "192.168.251.0/24");
+	snprintf(s->mgmt_bridge, sizeof(s->mgmt_bridge), "virbr-tuap");
 	snprintf(s->public_bridge, sizeof(s->public_bridge), "br0");
 	snprintf(s->agent_listen, sizeof(s->agent_listen), "tcp://0.0.0.0:7807");
 	snprintf(s->agent_endpoint, sizeof(s->agent_endpoint), "tcp://192.168.251.1:7807");
@@ -138,6 +143,7 @@ void settings_defaults(struct settings *s)
 	snprintf(s->image_catalog, sizeof(s->image_catalog), "/etc/tuap/images.conf");
 	snprintf(s->default_image, sizeof(s->default_image), "debian-12");
 	snprintf(s->agent_binary, sizeof(s->agent_binary), "/usr/lib/tuap/tuap-agent");
+	snprintf(s->seed_dir, sizeof(s->seed_dir), "%s", TUAP_DATADIR "/seed");
 	snprintf(s->ssh_key_url_gh, sizeof(s->ssh_key_url_gh), "https://github.com/%%s.keys");
 	snprintf(s->ssh_key_url_lp, sizeof(s->ssh_key_url_lp),
 		 "https://launchpad.net/~%%s/+sshkeys");
@@ -343,6 +349,21 @@ static int check_key_url(const char *v, char *why, size_t len)
 		return fail(why, len, "'%s' is not an http(s) URL", v);
 	if (!p || strchr(p + 2, '%') || strchr(v, '%') != p)
 		return fail(why, len, "'%s' must hold %%s (the user name) once and no other %%", v);
+	return 0;
+}
+
+/* One sources.list line ("deb [OPTIONS] URI SUITE [COMPONENT...]"): it is written into a file
+ * on every guest, so no line breaks and nothing but printable ASCII. */
+static int check_apt_source(const char *v, char *why, size_t len)
+{
+	if (!*v)
+		return 0;
+	if (strncmp(v, "deb ", 4) && strncmp(v, "deb-src ", 8))
+		return fail(why, len,
+			    "'%s' is not a sources.list line (deb [OPTIONS] URI SUITE ...)", v);
+	for (const char *c = v; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			return fail(why, len, "must be one line of printable ASCII");
 	return 0;
 }
 

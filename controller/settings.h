@@ -41,6 +41,7 @@ struct settings {
 	char ctl_group[33];			 /* "tuap": group of the control socket */
 	char mgmt_network[SETTINGS_NAME_MAX];	 /* "tuap-mgmt": libvirt NAT network, NIC 0 */
 	char mgmt_subnet[48];			 /* "192.168.251.0/24": inside that network only */
+	char mgmt_bridge[SETTINGS_IFNAME_MAX];	 /* "virbr-tuap": the bridge of mgmt_network */
 	char public_bridge[SETTINGS_IFNAME_MAX]; /* "br0": host bridge of NIC 1 */
 	char agent_listen[SETTINGS_STR_MAX];	 /* "tcp://0.0.0.0:7807": tuapd's ROUTER socket */
 	char agent_endpoint[SETTINGS_STR_MAX];	 /* what guests connect to: mgmt gateway:port */
@@ -48,6 +49,8 @@ struct settings {
 	char image_catalog[SETTINGS_STR_MAX];	 /* "/etc/tuap/images.conf" */
 	char default_image[SETTINGS_NAME_MAX];	 /* "debian-12" */
 	char agent_binary[SETTINGS_STR_MAX];	 /* "/usr/lib/tuap/tuap-agent": put on seeds */
+	char seed_dir[SETTINGS_STR_MAX];	 /* TUAP_DATADIR/seed: install, tuap-agent.service */
+	char apt_source[SETTINGS_STR_MAX];	 /* "": one sources.list line for every guest */
 	char ssh_key_url_gh[SETTINGS_STR_MAX];	 /* ssh_import_id "gh:USER": one %s for USER */
 	char ssh_key_url_lp[SETTINGS_STR_MAX];	 /* ssh_import_id "lp:USER" */
 	char ssh_client[SETTINGS_STR_MAX];	 /* "/usr/bin/ssh": reaches existing hosts */

@@ -24,6 +24,7 @@
 #include "push.h"
 #include "settings.h"
 #include "sshkeys.h"
+#include "vmjob.h"
 #include "wire.h"
 
 static volatile sig_atomic_t stopping;
@@ -53,6 +54,7 @@ struct tuapd {
 	struct push *push;
 	struct fd_source sources[MAX_SOURCES];
 	size_t n_sources;
+	struct vmjob *vm; /* the VM phases and requests; libvirt is opened on first use */
 	void *zctx;
 };
 
@@ -95,6 +97,10 @@ static int io_agent_allow(void *ctx, const char *domain, const char *pubkey)
 	struct tuapd *d = ctx;
 	struct tuap_err err;
 
+	if (!pubkey) {
+		hub_revoke(d->hub, domain);
+		return 0;
+	}
 	if (hub_allow(d->hub, domain, pubkey, &err) < 0) {
 		log_error("%s: cannot allow its agent key: %s", domain, err.msg);
 		return -1;
@@ -126,6 +132,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	struct engine_conf ec = {0};
 	struct engine_io io = {io_agent_send, io_ctl_send, io_agent_allow, d};
 	struct push_conf pc = {0};
+	struct phase_provider vp;
 	int rc;
 
 	if (fs_mkdir_p(d->set.state_dir, 0750, err) < 0 ||
@@ -164,6 +171,10 @@ static int start(struct tuapd *d, struct tuap_err *err)
 		return -1;
 	d->sources[d->n_sources++] =
 		(struct fd_source){push_items, push_due, push_work, d->push, PUSH_MAX_RUNS};
+	if (!(d->vm = vmjob_new(&d->set, err)))
+		return -1;
+	vmjob_provider(d->vm, &vp);
+	engine_set_provider(d->engine, &vp);
 	rc = engine_resume_all(d->engine, err);
 	log_info("tuapd %s: agents on %s, tuap-ctl on %s, state in %s", TUAP_VERSION,
 		 hub_endpoint(d->hub), sock, d->set.state_dir);
@@ -173,18 +184,19 @@ static int start(struct tuapd *d, struct tuap_err *err)
 static void serve(struct tuapd *d)
 {
 	while (!stopping) {
-		zmq_pollitem_t items[HUB_NPOLL + 1 + MAX_SOURCES * PUSH_MAX_RUNS];
+		zmq_pollitem_t items[HUB_NPOLL + 2 + MAX_SOURCES * PUSH_MAX_RUNS];
 		long timeout = engine_tick(d->engine, engine_now_ms());
 		int ht = hub_timeout(d->hub);
 		struct ctl_peer peer;
 		Tuap__Envelope *env = NULL;
 		char domain[HUB_DOMAIN_SIZE];
-		size_t n = HUB_NPOLL + 1;
+		size_t n = HUB_NPOLL + 2;
 
 		if (ht >= 0 && (timeout < 0 || ht < timeout))
 			timeout = ht;
 		hub_pollitems(d->hub, items);
 		items[HUB_NPOLL] = (zmq_pollitem_t){d->ctl.sock, 0, ZMQ_POLLIN, 0};
+		items[HUB_NPOLL + 1] = (zmq_pollitem_t){NULL, vmjob_fd(d->vm), ZMQ_POLLIN, 0};
 		for (size_t i = 0; i < d->n_sources; i++) {
 			struct fd_source *s = &d->sources[i];
 			long st = s->timeout(s->ctx);
@@ -216,6 +228,8 @@ static void serve(struct tuapd *d)
 		}
 		for (size_t i = 0; i < d->n_sources; i++)
 			d->sources[i].service(d->sources[i].ctx);
+		if (items[HUB_NPOLL + 1].revents & ZMQ_POLLIN)
+			vmjob_dispatch(d->vm, d->engine);
 	}
 }
 
@@ -278,6 +292,7 @@ int main(int argc, char **argv)
 		rc = 0;
 	}
 	push_free(d.push);
+	vmjob_free(d.vm);
 	engine_free(d.engine);
 	control_close(&d.ctl);
 	hub_free(d.hub);

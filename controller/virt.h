@@ -170,9 +170,10 @@ int virt_domain_console_log(struct virt *v, const char *name, char *path, size_t
  *     <tuap:version>0.1.0</tuap:version>
  *     <tuap:provision-id>...</tuap:provision-id>
  *     <tuap:instance-id>...</tuap:instance-id>
- *     <tuap:agent-key>Z85 CURVE public key</tuap:agent-key>
+ *     <tuap:agent-public-key>Z85 CURVE public key</tuap:agent-public-key>
  *     <tuap:image>debian-12</tuap:image>
  *   </tuap:domain>
+ * (the element domxml_render writes; the parser also takes the older name <tuap:agent-key>).
  * virDomainGetMetadata hands the element back with the namespace stripped, so the parser also
  * takes elements in no namespace. Unknown child elements are ignored (a newer tuap may add
  * some); a missing field is "". */

@@ -233,7 +233,7 @@ static char *meta_xml(const struct virt_meta *m, int qualified, struct tuap_err 
 		{"version", m->version},
 		{"provision-id", m->provision_id},
 		{"instance-id", m->instance_id},
-		{"agent-key", m->agent_key},
+		{"agent-public-key", m->agent_key},
 		{"image", m->image},
 	};
 	struct xw x;
@@ -281,7 +281,8 @@ int virt_meta_parse(const char *xml, size_t len, struct virt_meta *m, struct tua
 		{"version", m->version, sizeof(m->version)},
 		{"provision-id", m->provision_id, sizeof(m->provision_id)},
 		{"instance-id", m->instance_id, sizeof(m->instance_id)},
-		{"agent-key", m->agent_key, sizeof(m->agent_key)},
+		{"agent-public-key", m->agent_key, sizeof(m->agent_key)},
+		{"agent-key", m->agent_key, sizeof(m->agent_key)}, /* before 0.1.0's domxml */
 		{"image", m->image, sizeof(m->image)},
 	};
 	xmlDocPtr doc;

@@ -101,6 +101,27 @@ static char *network_xml(const char *name, const struct subnet *s, const char *b
 	return xw_finish(&x, "network", err);
 }
 
+/* The prefix length of /network/ip[1]/@netmask ("255.255.255.0" -> "24"); "" when absent or
+ * not a contiguous mask. */
+static void netmask_prefix(xmlDocPtr doc, char *out, size_t len)
+{
+	char mask[INET_ADDRSTRLEN];
+	struct in_addr a;
+	uint32_t m;
+	int n = 0;
+
+	out[0] = '\0';
+	if (xr_str(doc, "/network/ip[1]/@netmask", mask, sizeof(mask)) != 1 ||
+	    inet_pton(AF_INET, mask, &a) != 1)
+		return;
+	m = ntohl(a.s_addr);
+	while (n < 32 && (m & (0x80000000u >> n)))
+		n++;
+	if (n < 32 && (m << n) != 0)
+		return;
+	snprintf(out, len, "%d", n);
+}
+
 /* An existing network must be the one we would have defined, or we would silently put guests
  * on someone else's subnet. */
 static int network_check_existing(virNetworkPtr net, const char *name, const struct subnet *s,
@@ -120,6 +141,8 @@ static int network_check_existing(virNetworkPtr net, const char *name, const str
 	xr_str(doc, "/network/ip[1]/@address", addr, sizeof(addr));
 	xr_str(doc, "/network/ip[1]/@prefix", prefix, sizeof(prefix));
 	xr_str(doc, "/network/bridge/@name", br, sizeof(br));
+	if (!prefix[0]) /* defined with netmask= (libvirt's own default network is) */
+		netmask_prefix(doc, prefix, sizeof(prefix));
 	if (strcmp(mode, "nat") != 0)
 		err_set(err, "network %s exists with forward mode '%s', not 'nat'", name,
 			mode[0] ? mode : "none");

@@ -554,6 +554,7 @@ static void test_busy_and_status(void **state)
 	struct engine *e = new_engine();
 	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
 	Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+	char job[64];
 
 	provision(e, conf, true);
 	upload_all(e);
@@ -568,6 +569,26 @@ static void test_busy_and_status(void **state)
 	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_STATUS);
 	assert_string_equal(last_ctl()->status->domains[0]->job_state, "running");
 	assert_string_equal(last_ctl()->status->domains[0]->phase, "hello");
+	assert_int_equal(last_ctl()->status->domains[0]->n_steps, 0); /* none reached yet */
+
+	/* the steps reached, and how: users and packages done, mail running */
+	snprintf(job, sizeof(job), "%s", last_ctl()->status->domains[0]->job_id);
+	hello(e);
+	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	step_event(e, job, TUAP__STEP__STEP_PACKAGES, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	engine_ctl_request(e, &peer, &r);
+	{
+		const Tuap__DomainStatus *s = last_ctl()->status->domains[0];
+
+		assert_string_equal(s->phase, "mail");
+		assert_int_equal(s->n_steps, 3);
+		assert_int_equal(s->steps[0]->step, TUAP__STEP__STEP_USERS);
+		assert_int_equal(s->steps[0]->state, TUAP__STEP_STATE__STATE_DONE);
+		assert_int_equal(s->steps[1]->step, TUAP__STEP__STEP_PACKAGES);
+		assert_int_equal(s->steps[1]->state, TUAP__STEP_STATE__STATE_DONE);
+		assert_int_equal(s->steps[2]->step, TUAP__STEP__STEP_MAIL);
+		assert_int_equal(s->steps[2]->state, TUAP__STEP_STATE__STATE_STARTED);
+	}
 	engine_free(e);
 }
 

@@ -500,7 +500,7 @@ static void serve(struct engine *e, struct push *p, const char *domain, int max_
 		long to = push_timeout(p);
 		const struct job *job = engine_domain_job(e, domain);
 
-		if (job_get_state(job) != JOB_RUNNING || job_get_phase(job) != PH_PUSH)
+		if (job_get_state(job) != JOB_RUNNING || job_current_phase(job) != PH_PUSH)
 			return;
 		zmq_poll(items, (int)n, to < 0 || to > 200 ? 200 : to);
 		push_service(p);
@@ -554,7 +554,7 @@ static void test_provider_install(void **state)
 	p = new_push(e, 30);
 	provision(e, "site.test", "depends_on=192.0.2.2\n", false);
 	serve(e, p, "site.test", 5000);
-	if (job_get_phase(engine_domain_job(e, "site.test")) != PH_HELLO)
+	if (job_current_phase(engine_domain_job(e, "site.test")) != PH_HELLO)
 		fail_msg("%s", phase_text());
 	assert_non_null(strstr(phase_text(), "installed /usr/local/sbin/tuap-agent"));
 	assert_non_null(strstr(phase_text(), "root@192.0.2.2: tuap-agent for site.test started"));

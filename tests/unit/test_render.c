@@ -421,9 +421,23 @@ static void test_qemu_direct_boot(void **state)
 	assert_has(out[XML].s, "<kernel>/var/cache/tuap-e2e/img/vmlinuz</kernel>");
 	assert_has(out[XML].s, "<cmdline>root=/dev/vda rw console=ttyS0 panic=-1</cmdline>");
 	assert_lacks(out[XML].s, "<boot ");
+	assert_lacks(out[USER].s, "sources.list.d"); /* no apt_source: nothing about apt */
 	write_all(dir, out);
 	validate_domain_xml(dir);
 	validate_user_data(dir);
+
+	/* the test environment's local repository: installed from the seed before the agent */
+	snprintf(t->set.apt_source, sizeof(t->set.apt_source),
+		 "deb [trusted=yes] http://192.0.2.1:8080/ ./");
+	render_all(&t->in, out);
+	assert_has(out[USER].s,
+		   "- [install, -m, '0644', /run/tuap-seed/iso/tuap/apt-source.list, "
+		   "/etc/apt/sources.list.d/tuap.list]\n- [sh, /run/tuap-seed/iso/tuap/"
+		   "install");
+	assert_lacks(out[USER].s, "192.0.2.1"); /* the line itself travels on the seed */
+	write_all(dir, out);
+	validate_user_data(dir);
+	t->set.apt_source[0] = '\0';
 
 	/* a CPU model name instead of a mode, under kvm */
 	snprintf(t->set.virt_type, sizeof(t->set.virt_type), "kvm");

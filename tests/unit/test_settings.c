@@ -54,6 +54,9 @@ static void test_defaults(void **state)
 	assert_string_equal(s.image_catalog, "/etc/tuap/images.conf");
 	assert_string_equal(s.default_image, "debian-12");
 	assert_string_equal(s.agent_binary, "/usr/lib/tuap/tuap-agent");
+	assert_string_equal(s.mgmt_bridge, "virbr-tuap");
+	assert_string_equal(s.seed_dir, TUAP_DATADIR "/seed");
+	assert_string_equal(s.apt_source, "");
 	assert_string_equal(s.ssh_key_url_gh, "https://github.com/%s.keys");
 	assert_string_equal(s.ssh_key_url_lp, "https://launchpad.net/~%s/+sshkeys");
 	assert_int_equal(s.deadlines.image, 1800);
@@ -113,6 +116,9 @@ static const char every_key[] =
 	"image_catalog = \"/tmp/t/images.conf\";\n"
 	"default_image = \"debian-13\";\n"
 	"agent_binary = \"/tmp/t/tuap-agent\";\n"
+	"mgmt_bridge = \"virbr-t\";\n"
+	"seed_dir = \"/tmp/t/seed/\";\n"
+	"apt_source = \"deb [trusted=yes] http://192.0.2.1:8080/ ./\";\n"
 	"ssh_key_url = { gh = \"http://127.0.0.1:8/gh/%s\"; lp = \"http://127.0.0.1:8/lp/%s\"; };\n"
 	"deadlines = { image = 1; disk = 2; seed = 3; define = 4; hello = 5; users = 6;\n"
 	"  packages = 7; mail = 8; data = 9; make = 10; push = 11; };\n"
@@ -142,6 +148,9 @@ static void test_every_key(void **state)
 	assert_string_equal(s.image_catalog, "/tmp/t/images.conf");
 	assert_string_equal(s.default_image, "debian-13");
 	assert_string_equal(s.agent_binary, "/tmp/t/tuap-agent");
+	assert_string_equal(s.mgmt_bridge, "virbr-t");
+	assert_string_equal(s.seed_dir, "/tmp/t/seed");
+	assert_string_equal(s.apt_source, "deb [trusted=yes] http://192.0.2.1:8080/ ./");
 	assert_string_equal(s.ssh_key_url_gh, "http://127.0.0.1:8/gh/%s");
 	assert_string_equal(s.ssh_key_url_lp, "http://127.0.0.1:8/lp/%s");
 	assert_int_equal(s.deadlines.image, 1);
@@ -240,6 +249,11 @@ static void test_bad_values(void **state)
 	expect_error("ctl_group = \"Tuap\";\n", "ctl_group: 'Tuap' is not a group name");
 	expect_error("mgmt_network = \"a/b\";\n", "mgmt_network: 'a/b' is not a libvirt network");
 	expect_error("default_image = \"../x\";\n", "default_image: '../x' is not an image");
+	expect_error("apt_source = \"http://x/ ./\";\n",
+		     "apt_source: 'http://x/ ./' is not a sources");
+	expect_error("apt_source = \"deb http://x/ ./\\ndeb http://y/ ./\";\n",
+		     "apt_source: must be one line of printable ASCII");
+	expect_error("mgmt_bridge = \"a-bridge-name-too-long\";\n", "mgmt_bridge: ");
 	expect_error("ssh_key_url = { gh = \"https://github.com/keys\"; };\n",
 		     "ssh_key_url.gh: 'https://github.com/keys' must hold %s");
 	expect_error("ssh_key_url = { lp = \"https://x/%s/%d\"; };\n", "must hold %s");

@@ -270,6 +270,16 @@ static void test_meta_xml(void **state)
 		 VIRT_META_NS, big);
 	assert_int_equal(virt_meta_parse(doc, strlen(doc), &got, &err), -1);
 	assert_non_null(strstr(err.msg, "<agent-key> is too long (100 bytes, at most 63)"));
+
+	/* the key is written as domxml_render writes it; the older name is still read */
+	snprintf(m.agent_key, sizeof(m.agent_key), "rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7");
+	OK(virt_meta_xml(&m, &xml, &err));
+	assert_non_null(strstr(xml, "<tuap:agent-public-key>rq:rM&gt;}U?@Lns47E1"));
+	free(xml);
+	snprintf(doc, sizeof(doc), "<domain xmlns='%s'><agent-key>k1</agent-key></domain>",
+		 VIRT_META_NS);
+	OK(virt_meta_parse(doc, strlen(doc), &got, &err));
+	assert_string_equal(got.agent_key, "k1");
 }
 
 static void test_snapshots(void **state)
@@ -491,6 +501,13 @@ static void test_network(void **state)
 	assert_string_equal(err.msg, "network tuap-mgmt exists on bridge virbr-tuap, not virbr9");
 	/* the driver's "default" network is NAT on 192.168.122.0/24 */
 	assert_int_equal(virt_network_ensure_nat(v, "default", "10.1.0.0/24", "virbr0", &err), -1);
+	/* ... written with netmask='255.255.255.0', which is prefix 24 */
+	OK(virt_network_ensure_nat(v, "default", "192.168.122.0/24", "virbr0", &err));
+	assert_int_equal(virt_network_ensure_nat(v, "default", "192.168.0.0/16", "virbr0", &err),
+			 -1);
+	assert_string_equal(err.msg, "network default exists with address 192.168.122.1/24, not "
+				     "192.168.0.1/16; fix the subnet setting or remove the "
+				     "network (virsh net-undefine default)");
 
 	assert_int_equal(virt_network_ensure_nat(v, "n", "10.77.77.5/24", "br", &err), -1);
 	assert_string_equal(

@@ -1,0 +1,243 @@
+#!/bin/bash
+# test_provision_vm.sh — the end-to-end test of tuap: `tuap-ctl provision` of the example site
+# makes a real VM through tuapd and libvirt, whose agent creates the users, installs nginx,
+# sets the mail alias, unpacks the site and runs its Makefile; then `tuap-ctl destroy --purge`
+# takes it all away again.
+#
+# Set-up: the guest image with tuap-agent baked in (deploy/guest/build-image --agent), a
+# network namespace with a private libvirtd (tests/lib/libvirtd.sh: NAT network tuap-mgmt on
+# 198.51.100.1/24, bridge br-pub on 192.0.2.1/24), a local apt repository with nginx served on
+# 192.0.2.1:8080 (tuapd.conf apt_source: the seed installs it before the agent starts), and
+# tuapd inside the namespace (virt_type qemu: TCG; its agent socket on 198.51.100.1).
+#
+# Asserts:
+#   - provision exits 0 and every phase from plan to make is reported done, users included;
+#   - from inside the namespace, GET http://192.0.2.10/ returns the example's index.html
+#     byte for byte (nginx from the local repository, configured by the site's Makefile, on the
+#     static address network-config gave the public NIC);
+#   - `tuap-ctl status` says the VM runs, the job is done, the agent answered and the users step
+#     (like every step) is done; `tuap-ctl log` holds make's output; the journal has each phase;
+#   - `virsh dumpxml` carries tuap's metadata: version, provision-id = the job, instance-id,
+#     agent-public-key = the key tuapd allowed (STATE_DIR/keys/example.test.pub), image;
+#   - `tuap-ctl console-log` shows the guest's console; `tuap-ctl snapshot` takes a snapshot
+#     (with memory) and `tuap-ctl restore --latest` goes back to it, the site still served;
+#   - `tuap-ctl destroy --purge` leaves no domain, no volume of the domain, no pool or pool
+#     directory, no key, no journal (only the shared base image in tuap-images stays);
+#   - tuapd stops cleanly on SIGTERM, without sanitizer reports (Sanitize builds);
+#   - the host namespace's firewall and ip_forward are unchanged.
+# Every phase is timed (the test's own, and tuapd's per-phase times from the provision).
+# Exits 77 (skip) when not root, without netns support, or without a self-contained agent.
+# Env: TUAPT_KEEP=1 (leave everything for debugging), TUAP_E2E_PROVISION_DEADLINE (default
+# 1500 s), TUAP_E2E_IMAGE_ARGS (extra build-image arguments).
+set -eu -o pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
+. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/libvirtd.sh"
+. "$src/tests/lib/aptrepo.sh"
+
+skip_unless_root
+skip_unless_netns
+skip_unless_cmd virsh libvirtd virtlogd tini qemu-system-x86_64 qemu-img debootstrap mkfs.ext4 \
+	curl ss iptables-save nft python3
+
+TUAPD=${TUAPD:-}
+CTL=${TUAP_CTL:-}
+AGENT=${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}}
+[ -x "$TUAPD" ] && [ -x "$CTL" ] || tuapt_skip "TUAPD and TUAP_CTL must name the built binaries (run through ctest)"
+[ -x "$AGENT" ] || tuapt_skip "no tuap-agent (TUAP_SHIP_AGENT/TUAP_AGENT) to bake into the guest"
+if ldd "$AGENT" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+	tuapt_skip "$AGENT is a sanitizer build; configure with -DTUAP_SHIP_AGENT=<Release build's agent/tuap-agent> (deploy/test does)"
+fi
+
+DOM=example.test
+GUEST_PUB=192.0.2.10
+REPO_PORT=8080
+PROVISION_DEADLINE=${TUAP_E2E_PROVISION_DEADLINE:-1500}
+
+tmpdir_new W
+mkdir -p "$W/logs" "$W/sites" "$W/state" "$W/run" "$W/vms"
+TUAPT_LOGDIR=$W/logs
+host_firewall_snapshot "$W/fw.before"
+
+# --- image
+phase image
+# shellcheck disable=SC2086 # TUAP_E2E_IMAGE_ARGS: extra build-image arguments, word-split
+IMG=$("$src/deploy/guest/build-image" --agent "$AGENT" ${TUAP_E2E_IMAGE_ARGS:-})
+[ -s "$IMG/catalog.conf" ] || tuapt_die "build-image gave no catalog.conf in $IMG"
+# build-image writes one catalog entry; tuapd reads a catalog (a list of entries)
+{
+	echo "images = ("
+	echo "{"
+	cat "$IMG/catalog.conf"
+	echo "}"
+	echo ");"
+} >"$W/images.conf"
+IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+
+# --- namespace, libvirtd, networks
+phase netns+libvirtd
+netns_new NS vm
+libvirtd_start_default "$NS" URI
+libvirt_domain_cleanup "$URI" "$DOM"
+
+# --- apt repository for the guest
+phase apt-repo
+aptrepo_build "$W/repo" "$IMG/packages.txt" nginx
+aptrepo_serve "$NS" "$TUAPT_PUB_ADDR" "$REPO_PORT" "$W/repo" APT_LINE
+
+# --- the site: a copy of the example, packed
+phase site
+cp -r "$src/examples/$DOM" "$W/sites/"
+SITE=$W/sites/$DOM
+[ "$IMAGE_NAME" = "$(sed -n 's/^image=//p' "$SITE/provision.conf")" ] ||
+	tuapt_die "the example's image is not the catalog's '$IMAGE_NAME'"
+"$CTL" pack "$SITE" >"$W/logs/pack.out" 2>&1 || { cat "$W/logs/pack.out" >&2; tuapt_die "tuap-ctl pack failed"; }
+"$CTL" validate "$SITE" >"$W/logs/validate.out" 2>&1 ||
+	{ cat "$W/logs/validate.out" >&2; tuapt_die "tuap-ctl validate failed"; }
+
+# --- tuapd in the namespace
+phase tuapd
+cat >"$W/tuapd.conf" <<EOF
+# tuapd of test_provision_vm.sh: the private libvirtd, TCG, everything in $W
+libvirt_uri = "$URI";
+virt_type = "qemu";
+pool_root = "$W/vms";
+state_dir = "$W/state";
+run_dir = "$W/run";
+ctl_group = "root";
+mgmt_network = "$TUAPT_MGMT_NET";
+mgmt_bridge = "$TUAPT_MGMT_BRIDGE";
+mgmt_subnet = "198.51.100.0/24";
+public_bridge = "$TUAPT_PUB_BRIDGE";
+agent_listen = "tcp://$TUAPT_MGMT_ADDR:7807";
+image_catalog = "$W/images.conf";
+default_image = "$IMAGE_NAME";
+agent_binary = "$AGENT";
+seed_dir = "$src/deploy/seed";
+apt_source = "$APT_LINE";
+deadlines = { hello = 900; packages = 900; };
+EOF
+"$TUAPD" -c "$W/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $W/tuapd.conf"
+netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
+TUAPD_LOG=$(ls "$W"/logs/tuapd.*.log)
+export TUAP_SOCKET=$W/run/ctl.sock
+# listening, without connecting (a bare TCP connect is a failed CURVE handshake in its log)
+tuapd_up() {
+	[ -S "$TUAP_SOCKET" ] &&
+		ip netns exec "$NS" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
+}
+wait_for "tuapd's sockets" 30 tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
+netns_check_pid "$NS" "$TUAPD_PID"
+
+show_failure() {
+	echo "--- tuapd's log (last 40 lines):" >&2
+	tail -n 40 "$TUAPD_LOG" >&2
+	echo "--- the guest's console (last 30 lines):" >&2
+	timeout 30 "$CTL" console-log -n 30 "$DOM" >&2 || true
+}
+
+# --- provision, followed live
+phase provision
+rc=0
+timeout "$PROVISION_DEADLINE" "$CTL" provision "$SITE" 2>&1 | tee "$W/logs/provision.out" || rc=$?
+if [ "$rc" != 0 ]; then
+	show_failure
+	tuapt_die "tuap-ctl provision exited $rc (124: no end within ${PROVISION_DEADLINE}s)"
+fi
+for p in plan image disk keys seed define hello users packages mail data make; do
+	grep -q "] $p: done in " "$W/logs/provision.out" || tuapt_die "provision did not report phase $p done"
+done
+
+# --- what the site serves
+phase checks
+http_get() { ip netns exec "$NS" curl -sS --max-time 10 "http://$GUEST_PUB/" -o "$W/page.html"; }
+wait_for "HTTP GET http://$GUEST_PUB/ inside $NS" 60 http_get || { show_failure; exit 1; }
+cmp -s "$W/page.html" "$SITE/site/public/index.html" ||
+	tuapt_die "http://$GUEST_PUB/ is not the example's index.html: $(head -c 200 "$W/page.html")"
+
+"$CTL" status --json "$DOM" >"$W/status.json"
+python3 - "$W/status.json" "$DOM" >"$W/status.facts" <<'EOF'
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+st = [e for e in events if e.get("type") == "status"]
+assert st, "no status event in %r" % events
+d = [x for x in st[0]["domains"] if x["domain"] == sys.argv[2]][0]
+for k in ("vm", "job", "phase", "agent_version", "job_id"):
+    print(k, d.get(k, "-"))
+for name, state in (d.get("steps") or {}).items():
+    print("step", name, state)
+EOF
+fact() { sed -n "s/^$1 //p" "$W/status.facts"; }
+[ "$(fact vm)" = running ] || tuapt_die "status: VM is '$(fact vm)', not running"
+[ "$(fact job)" = done ] || tuapt_die "status: job is '$(fact job)', not done"
+[ "$(fact agent_version)" != - ] || tuapt_die "status: no agent seen"
+fact step | grep -qx "users done" || tuapt_die "status: the users step is not done: $(fact step | tr '\n' ',')"
+"$CTL" status "$DOM" >"$W/status.out"
+grep -q "users done" "$W/status.out" || tuapt_die "tuap-ctl status does not show the users step done"
+sed 's/^/  status: /' "$W/status.out" >&2
+
+"$CTL" log "$DOM" >"$W/setup.log"
+grep -q '^make| content: ' "$W/setup.log" || tuapt_die "tuap-ctl log has no output of make's content target"
+grep -q '^make| reload: nginx serves example.test' "$W/setup.log" ||
+	tuapt_die "tuap-ctl log has no output of make's reload target"
+JOURNAL=$W/state/domains/$DOM/journal
+for p in plan image disk keys seed define hello users packages mail data make; do
+	grep -qP "^phase\t[^\t]*\t$p\tdone" "$JOURNAL" || tuapt_die "the journal has no 'phase $p done'"
+done
+JOB=$(fact job_id)
+grep -qP "^job\t$JOB\t-\tdone" "$JOURNAL" || tuapt_die "the journal does not say job $JOB is done"
+
+virsh_ "$URI" dumpxml "$DOM" >"$W/domain.xml"
+meta() { sed -n "s|.*<tuap:$1>\\(.*\\)</tuap:$1>.*|\\1|p" "$W/domain.xml"; }
+grep -q '<tuap:domain xmlns:tuap="https://tuap.dev/xmlns/domain/1">' "$W/domain.xml" ||
+	tuapt_die "the domain XML has no tuap metadata"
+[ "$(meta provision-id)" = "$JOB" ] || tuapt_die "metadata provision-id '$(meta provision-id)' is not the job $JOB"
+[ "$(meta instance-id)" = "tuap-$JOB" ] || tuapt_die "metadata instance-id '$(meta instance-id)'"
+[ "$(meta image)" = "$IMAGE_NAME" ] || tuapt_die "metadata image '$(meta image)'"
+[ -n "$(meta version)" ] || tuapt_die "metadata has no version"
+[ "$(meta agent-public-key | sed 's/&gt;/>/g; s/&lt;/</g; s/&amp;/\&/g')" = "$(cat "$W/state/keys/$DOM.pub")" ] ||
+	tuapt_die "metadata agent-public-key is not the allowed key $W/state/keys/$DOM.pub"
+
+"$CTL" console-log -n 5 "$DOM" >"$W/console.out" || tuapt_die "tuap-ctl console-log failed"
+[ "$(wc -l <"$W/console.out")" -ge 1 ] || tuapt_die "tuap-ctl console-log printed nothing"
+
+phase snapshot
+"$CTL" snapshot "$DOM" e2e >"$W/snapshot.out" 2>&1 || { cat "$W/snapshot.out" >&2; tuapt_die "tuap-ctl snapshot failed"; }
+grep -q "snapshot e2e of $DOM taken" "$W/snapshot.out" || tuapt_die "snapshot: $(cat "$W/snapshot.out")"
+virsh_ "$URI" snapshot-list --name "$DOM" | grep -qx e2e || tuapt_die "libvirt lists no snapshot e2e"
+"$CTL" restore "$DOM" --latest >"$W/restore.out" 2>&1 || { cat "$W/restore.out" >&2; tuapt_die "tuap-ctl restore failed"; }
+grep -q "$DOM restored to snapshot e2e" "$W/restore.out" || tuapt_die "restore: $(cat "$W/restore.out")"
+wait_for "HTTP GET http://$GUEST_PUB/ after the restore" 60 http_get || { show_failure; exit 1; }
+cmp -s "$W/page.html" "$SITE/site/public/index.html" || tuapt_die "after the restore the page differs"
+
+# --- destroy --purge
+phase destroy
+"$CTL" destroy --purge "$DOM" >"$W/destroy.out" 2>&1 || { cat "$W/destroy.out" >&2; tuapt_die "tuap-ctl destroy --purge failed"; }
+sed 's/^/  destroy: /' "$W/destroy.out" >&2
+virsh_ "$URI" list --all --name | grep -qx "$DOM" && tuapt_die "domain $DOM still defined"
+virsh_ "$URI" pool-info "tuap-$DOM" >/dev/null 2>&1 && tuapt_die "pool tuap-$DOM still defined"
+for pool in $(virsh_ "$URI" pool-list --all --name); do
+	[ "$pool" = tuap-images ] || tuapt_die "pool $pool left behind"
+done
+virsh_ "$URI" vol-list tuap-images | grep -q "$DOM" && tuapt_die "a volume of $DOM in tuap-images"
+[ -e "$W/vms/$DOM" ] && tuapt_die "pool directory $W/vms/$DOM left behind"
+[ -e "$W/state/keys/$DOM.pub" ] && tuapt_die "agent key $W/state/keys/$DOM.pub left behind"
+[ -e "$W/state/domains/$DOM" ] && tuapt_die "journal $W/state/domains/$DOM left behind"
+"$CTL" status "$DOM" >/dev/null 2>&1 && tuapt_die "tuapd still knows $DOM after the purge"
+ip netns exec "$NS" curl -s --max-time 3 "http://$GUEST_PUB/" >/dev/null 2>&1 && tuapt_die "$GUEST_PUB still answers"
+
+kill -0 "$TUAPD_PID" 2>/dev/null || tuapt_die "tuapd died"
+stop_pid "$TUAPD_PID" # a clean exit, so that a sanitizer build reports what it found
+if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TUAPD_LOG" >&2; then
+	tuapt_die "tuapd's sanitizers reported errors ($TUAPD_LOG)"
+fi
+grep -q "stopping (signal 15)" "$TUAPD_LOG" || tuapt_die "tuapd did not stop cleanly on SIGTERM"
+host_firewall_snapshot "$W/fw.after"
+diff -u "$W/fw.before" "$W/fw.after" >&2 || tuapt_die "the host namespace's firewall/ip_forward changed"
+phase
+
+echo "tuapd's phase times (from the provision's output):" >&2
+sed -n 's/^\[ *\([0-9.]*s\)\] \([a-z]*\): done in \([0-9.]*s\).*/  \2 \3 (at \1)/p' "$W/logs/provision.out" >&2
+echo "PASS: $DOM provisioned as a VM from $IMG, served http://$GUEST_PUB/, destroyed and purged"
