@@ -93,8 +93,8 @@ int push_resolve(struct engine *e, const struct job *job, char *host, size_t len
 				err,
 				"%s is being provisioned (job %s, phase %s); %s builds on "
 				"it: provision %s once that job is done ('tuap-ctl watch %s')",
-				name, job_id(dj), job_phase_name(job_current_phase(dj)), chain[n - 1],
-				job_domain(job), name);
+				name, job_id(dj), job_phase_name(job_current_phase(dj)),
+				chain[n - 1], job_domain(job), name);
 		if (job_get_state(dj) == JOB_FAILED)
 			return err_set(err,
 				       "%s's last job (%s) failed in phase %s; %s builds on it: "

@@ -49,13 +49,13 @@ struct settings {
 	char image_catalog[SETTINGS_STR_MAX];	 /* "/etc/tuap/images.conf" */
 	char default_image[SETTINGS_NAME_MAX];	 /* "debian-12" */
 	char agent_binary[SETTINGS_STR_MAX];	 /* "/usr/lib/tuap/tuap-agent": put on seeds */
-	char seed_dir[SETTINGS_STR_MAX];	 /* TUAP_DATADIR/seed: install, tuap-agent.service */
-	char apt_source[SETTINGS_STR_MAX];	 /* "": one sources.list line for every guest */
-	char ssh_key_url_gh[SETTINGS_STR_MAX];	 /* ssh_import_id "gh:USER": one %s for USER */
-	char ssh_key_url_lp[SETTINGS_STR_MAX];	 /* ssh_import_id "lp:USER" */
-	char ssh_client[SETTINGS_STR_MAX];	 /* "/usr/bin/ssh": reaches existing hosts */
-	char ssh_dir[SETTINGS_STR_MAX];		 /* STATE_DIR/ssh: tuapd's key, known_hosts */
-	unsigned ssh_connect_timeout;		 /* seconds; ssh's ConnectTimeout */
+	char seed_dir[SETTINGS_STR_MAX];       /* TUAP_DATADIR/seed: install, tuap-agent.service */
+	char apt_source[SETTINGS_STR_MAX];     /* "": one sources.list line for every guest */
+	char ssh_key_url_gh[SETTINGS_STR_MAX]; /* ssh_import_id "gh:USER": one %s for USER */
+	char ssh_key_url_lp[SETTINGS_STR_MAX]; /* ssh_import_id "lp:USER" */
+	char ssh_client[SETTINGS_STR_MAX];     /* "/usr/bin/ssh": reaches existing hosts */
+	char ssh_dir[SETTINGS_STR_MAX];	       /* STATE_DIR/ssh: tuapd's key, known_hosts */
+	unsigned ssh_connect_timeout;	       /* seconds; ssh's ConnectTimeout */
 	struct settings_deadlines deadlines;
 	size_t max_message;   /* bytes; ZMQ_MAXMSGSIZE on agent sockets */
 	size_t data_chunk;    /* bytes per DataChunk */
