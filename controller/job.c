@@ -31,8 +31,11 @@ static const char *const phase_names[PH_COUNT] = {
 	[PH_DATA] = "data",	[PH_MAKE] = "make",	    [PH_DONE] = "done",
 };
 
-/* How soon engine_tick wants to run again while data is owed to an agent whose queue is full. */
-#define PUMP_RETRY_MS 100
+/* How soon engine_tick sends more data owed to an agent: at once after a full window, else
+ * (the hub's queue to it is full, or it is gone) after PUMP_RETRY_MS, doubled on each failure up
+ * to PUMP_RETRY_MAX_MS. */
+#define PUMP_RETRY_MS	  100
+#define PUMP_RETRY_MAX_MS 3200
 
 /* Built-in deadlines (seconds), overridden by tuapd.conf. */
 static const unsigned default_deadline[PH_COUNT] = {
@@ -373,8 +376,11 @@ static void send_step(struct engine *e, struct job *job)
 	struct tuap_err err;
 	Tuap__StepRequest *r = jobsteps_request(&job->dom, &a, &err);
 
-	if (job->phase == PH_DATA)
-		job->data_next = job->data_owed = 0; /* the agent asks (again) for what it needs */
+	if (job->phase == PH_DATA) { /* the agent asks (again) for what it needs */
+		job->data_next = job->data_owed = 0;
+		job->pump_at_ms = 0;
+		job->pump_fails = 0;
+	}
 	if (!r) {
 		engine_phase_failed(e, job, err.msg, NULL, 0);
 		return;
@@ -390,7 +396,7 @@ static void send_step(struct engine *e, struct job *job)
  * one call never queues much; the rest follows from engine_tick and the next ChunkRequest. Stops
  * early when the hub cannot take more (its queue to the agent is full, or no session). Returns
  * -1 when it failed the phase (the job may be gone: do not touch it), else 0. */
-static int pump_chunks(struct engine *e, struct job *job)
+static int pump_chunks(struct engine *e, struct job *job, int64_t now_ms)
 {
 	uint8_t *block;
 	int rc = 0;
@@ -427,8 +433,17 @@ static int pump_chunks(struct engine *e, struct job *job)
 		dc.data.len = (size_t)r;
 		env.body_case = TUAP__ENVELOPE__BODY_DATA_CHUNK;
 		env.data_chunk = &dc;
-		if (agent_send(e, job, &env) < 0)
+		if (agent_send(e, job, &env) < 0) {
+			int64_t wait = (int64_t)PUMP_RETRY_MS
+				       << (job->pump_fails < 5 ? job->pump_fails : 5);
+
+			job->pump_fails++;
+			job->pump_at_ms =
+				now_ms + (wait < PUMP_RETRY_MAX_MS ? wait : PUMP_RETRY_MAX_MS);
 			break;
+		}
+		job->pump_fails = 0;
+		job->pump_at_ms = 0;
 		job->data_next = off + (uint64_t)r;
 	}
 	free(block);
@@ -453,7 +468,7 @@ static void serve_chunks(struct engine *e, struct job *job, const Tuap__ChunkReq
 	if (cr->offset != job->data_owed)
 		job->data_next = cr->offset;
 	job->data_owed = end;
-	(void)pump_chunks(e, job);
+	(void)pump_chunks(e, job, engine_now_ms());
 }
 
 static void step_event(struct engine *e, struct job *job, const Tuap__StepEvent *st)
@@ -658,10 +673,15 @@ long engine_tick(struct engine *e, int64_t now_ms)
 		if (next < 0 || job->deadline_ms - now_ms < next)
 			next = job->deadline_ms - now_ms;
 		if (job->phase == PH_DATA && job->data_next < job->data_owed) {
-			if (pump_chunks(e, job) < 0)
+			if (now_ms >= job->pump_at_ms && pump_chunks(e, job, now_ms) < 0)
 				return 0; /* as above */
-			if (job->data_next < job->data_owed && (next < 0 || next > PUMP_RETRY_MS))
-				next = PUMP_RETRY_MS; /* more to send: soon, not at the deadline */
+			if (job->data_next < job->data_owed) {
+				int64_t at =
+					job->pump_at_ms > now_ms ? job->pump_at_ms - now_ms : 0;
+
+				if (next < 0 || at < next)
+					next = at;
+			}
 		}
 	}
 	return next < 0 ? -1 : (long)next;

@@ -50,9 +50,12 @@ struct job {
 	struct ctl_peer uploader;
 	bool uploading;
 
-	/* data to the agent: what its ChunkRequests asked for is [data_next, data_owed) */
+	/* data to the agent: what its ChunkRequests asked for is [data_next, data_owed); after
+	 * the hub refused a chunk, engine_tick tries again at pump_at_ms (backing off) */
 	int data_fd;
 	uint64_t data_next, data_owed;
+	int64_t pump_at_ms;
+	unsigned pump_fails;
 };
 
 struct agent_info {

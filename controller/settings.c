@@ -19,11 +19,15 @@
 #include <sys/un.h>
 
 #include "fsutil.h"
+#include "wire.h"
 
-#define DEADLINE_MAX	(7u * 24 * 3600)
-#define MESSAGE_MIN	(64u << 10)
-#define MESSAGE_MAX	(256u << 20)
+#define DEADLINE_MAX (7u * 24 * 3600)
+/* what the agent socket and the wire accept (hub_new refuses other sizes, the wire larger
+ * chunks) */
+#define MESSAGE_MIN	WIRE_MIN_MAXMSG
+#define MESSAGE_MAX	WIRE_MAX_MESSAGE
 #define CHUNK_MIN	(4u << 10)
+#define CHUNK_MAX	WIRE_MAX_CHUNK
 #define ENVELOPE_ROOM	4096 /* what a DataChunk's envelope needs besides the data */
 #define WINDOW_MAX	256
 #define CTL_SOCKET_NAME "ctl.sock"
@@ -81,7 +85,7 @@ static const struct key top_keys[] = {
 	{"seed_dir", K_PATH, F(seed_dir), 0, 0, NULL},
 	{"apt_source", K_STR, F(apt_source), 0, 0, check_apt_source},
 	{"max_message", K_NUM, F(max_message), MESSAGE_MIN, MESSAGE_MAX, NULL},
-	{"data_chunk", K_NUM, F(data_chunk), CHUNK_MIN, MESSAGE_MAX - ENVELOPE_ROOM, NULL},
+	{"data_chunk", K_NUM, F(data_chunk), CHUNK_MIN, CHUNK_MAX, NULL},
 	{"data_window", K_NUM, F(data_window), 1, WINDOW_MAX, NULL},
 };
 

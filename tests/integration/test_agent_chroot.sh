@@ -90,11 +90,11 @@ phase check-events
 json_phases "$W/events.jsonl" >"$W/phases.txt"
 ! grep -Eq ':(failed|stalled)$' "$W/phases.txt" || { cat "$W/phases.txt" >&2; tuapt_die "a phase failed"; }
 order=$(grep -E ':(started|done)$' "$W/phases.txt" | tr '\n' ' ')
-want=""
-for p in upload plan hello users packages mail data make; do want+="$p:started $p:done "; done
-[ "$order" = "$want" ] || tuapt_die "phase events out of order:
+expected=""
+for p in upload plan hello users packages mail data make; do expected+="$p:started $p:done "; done
+[ "$order" = "$expected" ] || tuapt_die "phase events out of order:
   got  $order
-  want $want"
+  want $expected"
 [ "$(json_final "$W/events.jsonl")" = 0 ] || tuapt_die "final event: exit code '$(json_final "$W/events.jsonl")', expected 0"
 "$TUAPT_PY" - "$W/events.jsonl" <<'EOF' || tuapt_die "the --json stream is not what it should be"
 import json, sys

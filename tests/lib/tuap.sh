@@ -94,10 +94,10 @@ agent_start() {
 	TUAPT_BG_LOG=$4 chroot_bg "$1" "$2" "$3" /usr/sbin/tuap-agent --config /etc/tuap-agent/agent.conf
 }
 
-# site_copy DIR
+# site_copy DIR (the test script sets src, the source tree)
 site_copy() {
 	mkdir -p "$1"
-	cp -a "$src/examples/example.test" "$1/"
+	cp -a "${src:?}/examples/example.test" "$1/"
 	rm -f "$1/example.test/data.tar.gz"
 }
 

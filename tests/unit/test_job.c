@@ -290,13 +290,15 @@ static void assert_chunks(size_t from, const uint64_t *offsets, size_t n)
  * number of chunks, capped it at data_window and forgot the rest, so an agent granting more
  * than data_window chunks (every data.tar.gz over 2 MiB, with the defaults) waited forever.
  * The engine now sends data_window chunks at a time and the rest from engine_tick, also after
- * the hub could not take a chunk, and starts over where a request that does not continue the
- * previous one says. */
+ * the hub could not take a chunk (backing off), and starts over where a request that does not
+ * continue the previous one says. */
 static void test_data_credit_in_bytes(void **state)
 {
 	struct engine *e = new_engine();
 	char job[64];
 	size_t before;
+	int64_t now;
+	long next;
 
 	provision(e, conf, true);
 	snprintf(job, sizeof(job), "%s", last_ctl()->job_id);
@@ -319,13 +321,21 @@ static void test_data_credit_in_bytes(void **state)
 	before = F.n_agent;
 	assert_true(engine_tick(e, engine_now_ms()) > 1000); /* all sent: only the deadline */
 	assert_int_equal(F.n_agent, before);
-	/* the agent restarted and asks from 4 again while the hub cannot take anything */
+	/* the agent restarted and asks from 4 again while the hub cannot take anything: the
+	 * engine tries again after 100 ms, then backs off (200 ms, ...), and sends once it can */
 	F.agent_down = true;
+	now = engine_now_ms();
 	chunk_request(e, job, 4, 8);
-	engine_tick(e, engine_now_ms());
+	next = engine_tick(e, now);
+	assert_true(next > 0 && next <= 100);
+	assert_int_equal(F.n_agent, before);
+	next = engine_tick(e, now + 150);
+	assert_true(next > 100 && next <= 250);
 	assert_int_equal(F.n_agent, before);
 	F.agent_down = false;
-	engine_tick(e, engine_now_ms());
+	engine_tick(e, now + 200);
+	assert_int_equal(F.n_agent, before);
+	engine_tick(e, now + 5000);
 	assert_chunks(before, (const uint64_t[]){4, 8}, 2);
 	/* a request that continues the previous one extends it */
 	before = F.n_agent;
