@@ -136,9 +136,13 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 }
 
 /* Drops finished jobs of a domain except the newest, so memory stays bounded. */
-void engine_prune_jobs(struct engine *e, const char *domain)
+void engine_prune_jobs(struct engine *e, const char *domain_name)
 {
-	struct job *keep = engine_last_job(e, domain), **pp = &e->jobs;
+	char domain[DOMAIN_NAME_MAX + 1]; /* the caller's may be a pruned job's */
+	struct job *keep, **pp = &e->jobs;
+
+	snprintf(domain, sizeof(domain), "%s", domain_name);
+	keep = engine_last_job(e, domain);
 
 	while (*pp) {
 		struct job *j = *pp;
@@ -154,6 +158,7 @@ void engine_prune_jobs(struct engine *e, const char *domain)
 
 void job_new_id(char *out, size_t len)
 {
+	static char last_id[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	unsigned char r[3];
@@ -166,6 +171,16 @@ void job_new_id(char *out, size_t len)
 	gmtime_r(&now, &tm);
 	snprintf(out, len, "%04d%02d%02dT%02d%02d%02d-%02x%02x%02x", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1], r[2]);
+	/* Ids order jobs (the newest is a domain's last job): two in one second must still come
+	 * out in order, so the suffix then counts on from the previous id's. */
+	if (strlen(out) == 22 && strlen(last_id) == 22 && strncmp(out, last_id, 16) == 0 &&
+	    strcmp(out, last_id) <= 0) {
+		unsigned long n = strtoul(last_id + 16, NULL, 16) + 1;
+
+		if (n <= 0xffffff)
+			snprintf(out + 16, len - 16, "%06lx", n);
+	}
+	snprintf(last_id, sizeof(last_id), "%s", out);
 }
 
 void job_created_detail(const struct job *job, char *out, size_t len)

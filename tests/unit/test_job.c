@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "hash.h"
 #include "job.h"
+#include "job_impl.h"
 
 #define MAX_SEEN 256
 
@@ -437,6 +438,21 @@ static void test_busy_and_status(void **state)
 	engine_free(e);
 }
 
+/* Regression: ids order a domain's jobs (the newest is its last job, the one status shows and
+ * the one pruning keeps); two made in one second came out in random order, and finishing the
+ * newer one freed it while it was being finished. */
+static void test_job_ids_ordered(void **state)
+{
+	char prev[32] = "", id[32];
+
+	for (int i = 0; i < 200; i++) {
+		job_new_id(id, sizeof(id));
+		assert_int_equal(strlen(id), 22);
+		assert_true(strcmp(id, prev) > 0);
+		snprintf(prev, sizeof(prev), "%s", id);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +462,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
+		cmocka_unit_test(test_job_ids_ordered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
