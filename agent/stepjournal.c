@@ -23,7 +23,7 @@ struct stepjournal {
 	int fd;
 	uint64_t size;
 	struct stepjournal_rec *v; /* latest record per (job, step) */
-	uint64_t *seq;	       /* when v[i] was last updated, to forget the oldest first */
+	uint64_t *seq;		   /* when v[i] was last updated, to forget the oldest first */
 	uint64_t next_seq;
 	size_t n;
 };
@@ -304,7 +304,8 @@ out:
 	return rc;
 }
 
-int stepjournal_append(struct stepjournal *j, const struct stepjournal_rec *in, struct tuap_err *err)
+int stepjournal_append(struct stepjournal *j, const struct stepjournal_rec *in,
+		       struct tuap_err *err)
 {
 	struct stepjournal_rec rec = *in;
 	char line[LINE_MAX_LEN];
@@ -335,7 +336,8 @@ int stepjournal_append(struct stepjournal *j, const struct stepjournal_rec *in, 
 	return 0;
 }
 
-const struct stepjournal_rec *stepjournal_get(const struct stepjournal *j, const char *job, Tuap__Step step)
+const struct stepjournal_rec *stepjournal_get(const struct stepjournal *j, const char *job,
+					      Tuap__Step step)
 {
 	for (size_t i = 0; i < j->n; i++)
 		if (j->v[i].step == step && strcmp(j->v[i].job, job) == 0)
@@ -363,8 +365,8 @@ void stepjournal_records_free(Tuap__StepRecord **recs, size_t n)
 	free(recs);
 }
 
-int stepjournal_records(const struct stepjournal *j, bool interrupted_started, Tuap__StepRecord ***out,
-		    size_t *n, struct tuap_err *err)
+int stepjournal_records(const struct stepjournal *j, bool interrupted_started,
+			Tuap__StepRecord ***out, size_t *n, struct tuap_err *err)
 {
 	Tuap__StepRecord **v = calloc(j->n ? j->n : 1, sizeof(*v));
 	size_t k = 0;

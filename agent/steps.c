@@ -195,8 +195,8 @@ void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int cod
 	}
 	run_flush(r);
 	if (journal && run_journal(r, state, code, &err) < 0)
-		log_warn("job %s: %s: cannot journal %s: %s", r->job, stepjournal_step_name(r->step),
-			 stepjournal_state_name(state), err.msg);
+		log_warn("job %s: %s: cannot journal %s: %s", r->job,
+			 stepjournal_step_name(r->step), stepjournal_state_name(state), err.msg);
 	r->finished = true;
 	r->state = state;
 	ev.state = state;

@@ -16,16 +16,16 @@
 enum config_syntax { CONFIG_SIMPLE, CONFIG_INI, CONFIG_HTTP };
 
 /* Bounds: a larger file, a longer line, more keys or list items are errors. */
-#define CONFIG_MAX_BYTES (1024 * 1024)
-#define CONFIG_MAX_LINE 16384
+#define CONFIG_MAX_BYTES   (1024 * 1024)
+#define CONFIG_MAX_LINE	   16384
 #define CONFIG_MAX_ENTRIES 1024
-#define CONFIG_MAX_VALUES 1024
+#define CONFIG_MAX_VALUES  1024
 
 struct config_entry {
-	char *key;      /* "key", or "block.key" in INI files ("default.key" before any [block]) */
-	char **values;  /* one element for a scalar; several for a comma list; none for `key=` */
+	char *key;     /* "key", or "block.key" in INI files ("default.key" before any [block]) */
+	char **values; /* one element for a scalar; several for a comma list; none for `key=` */
 	size_t n_values;
-	int line;       /* 1-based line of the key in the file */
+	int line; /* 1-based line of the key in the file */
 };
 
 struct config {

@@ -53,6 +53,7 @@ struct hub {
 	struct job *jobs; /* a ring of the last MAX_JOBS jobs */
 	size_t njobs, jobs_next;
 	size_t resend_max_msgs, resend_max_bytes;
+	size_t max_message; /* larger messages are dropped (and logged) here */
 	struct hub_stats stats;
 	char last_reject[700]; /* last rejection logged, to keep the log short */
 	int64_t last_reject_at;
@@ -413,6 +414,15 @@ static int recv_one(struct hub *h, char domain[HUB_DOMAIN_SIZE], Tuap__Envelope 
 		reject(h, p, addr, "message", "multipart messages are not part of the protocol");
 		goto out;
 	}
+	if (zmq_msg_size(&msg) > h->max_message) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%zu bytes, more than max_message (%zu)",
+			 zmq_msg_size(&msg), h->max_message);
+		reject(h, p, addr, "message", why);
+		answer(h, &rid, TUAP__ERROR__CODE__BAD_MESSAGE, why);
+		goto out;
+	}
 	r = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), WIRE_FROM_AGENT, &env, &e);
 	if (r != WIRE_OK) {
 		reject(h, p, addr, "message", e.msg);
@@ -447,7 +457,9 @@ static int setopt(void *s, int opt, int v)
 
 static int open_router(struct hub *h, const struct hub_params *p, struct tuap_err *err)
 {
-	int64_t maxmsg = (int64_t)(p->max_message ? p->max_message : WIRE_MAX_MESSAGE);
+	/* libzmq cuts a connection that sends more than ZMQ_MAXMSGSIZE, silently; up to twice
+	 * max_message the frame is read and dropped here instead, with a log line and an Error */
+	int64_t maxmsg = 2 * (int64_t)h->max_message;
 	int hb = p->heartbeat_ms ? p->heartbeat_ms : 10000;
 	int hbt = p->heartbeat_timeout_ms ? p->heartbeat_timeout_ms : 30000;
 	size_t len = sizeof(h->endpoint);
@@ -484,6 +496,7 @@ struct hub *hub_new(const struct hub_params *p, struct tuap_err *err)
 	}
 	h->resend_max_msgs = p->resend_max_msgs;
 	h->resend_max_bytes = p->resend_max_bytes;
+	h->max_message = p->max_message ? p->max_message : WIRE_MAX_MESSAGE;
 	if (!p->listen || !keys_valid(p->server_secret)) {
 		err_set(err, "agent socket: need a listen address and a Z85 server secret key");
 		goto fail;

@@ -7,9 +7,11 @@
  * so every message says which domain sent it. A message whose key is no longer the domain's
  * (revoked, rotated) is dropped, as is one that speaks for a job of another domain.
  *
- * What they may say: wire_decode(WIRE_FROM_AGENT) (size, version, allow-list, bounds); a sender
- * older than WIRE_MIN_VERSION gets Error UPGRADE_REQUIRED back. Every rejection is logged with
- * the domain, the peer address and the reason, and counted (hub_stats).
+ * What they may say: at most max_message bytes, then wire_decode(WIRE_FROM_AGENT) (version,
+ * allow-list, bounds); a sender older than WIRE_MIN_VERSION gets Error UPGRADE_REQUIRED back,
+ * other rejected messages BAD_MESSAGE or NOT_ALLOWED. Every rejection is logged with the domain,
+ * the peer address and the reason, and counted (hub_stats). A frame over twice max_message is
+ * cut by libzmq (ZMQ_MAXMSGSIZE) with its connection, so it is never held in memory whole.
  *
  * Delivery: one session per domain (see common/session.h). A Hello starts a new session or
  * resumes the current one (same session_id: the agent reconnected, maybe with a new routing id);
@@ -40,7 +42,7 @@
 struct hub_params {
 	const char *listen;	   /* "tcp://0.0.0.0:7787"; "tcp://127.0.0.1:*" picks a port */
 	const char *server_secret; /* Z85 secret key; used to set up the socket, not kept */
-	size_t max_message;	   /* ZMQ_MAXMSGSIZE; 0: WIRE_MAX_MESSAGE */
+	size_t max_message;	   /* 0: WIRE_MAX_MESSAGE; see above */
 	int heartbeat_ms;	   /* ZMQ_HEARTBEAT_IVL; 0: 10000 */
 	int heartbeat_timeout_ms;  /* ZMQ_HEARTBEAT_TIMEOUT and _TTL; 0: 30000 */
 	size_t resend_max_msgs;	   /* per domain; 0: SESSION_MAX_MSGS */

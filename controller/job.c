@@ -31,6 +31,9 @@ static const char *const phase_names[PH_COUNT] = {
 	[PH_DATA] = "data",	[PH_MAKE] = "make",	    [PH_DONE] = "done",
 };
 
+/* How soon engine_tick wants to run again while data is owed to an agent whose queue is full. */
+#define PUMP_RETRY_MS 100
+
 /* Built-in deadlines (seconds), overridden by tuapd.conf. */
 static const unsigned default_deadline[PH_COUNT] = {
 	[PH_UPLOAD] = 3600, [PH_PLAN] = 60,   [PH_IMAGE] = 1800,    [PH_DISK] = 120,
@@ -370,6 +373,8 @@ static void send_step(struct engine *e, struct job *job)
 	struct tuap_err err;
 	Tuap__StepRequest *r = jobsteps_request(&job->dom, &a, &err);
 
+	if (job->phase == PH_DATA)
+		job->data_next = job->data_owed = 0; /* the agent asks (again) for what it needs */
 	if (!r) {
 		engine_phase_failed(e, job, err.msg, NULL, 0);
 		return;
@@ -381,42 +386,40 @@ static void send_step(struct engine *e, struct job *job)
 	jobsteps_free(r);
 }
 
-static void serve_chunks(struct engine *e, struct job *job, const Tuap__ChunkRequest *cr)
+/* Sends what the agent asked for and has not got yet: at most data_window chunks per call, so
+ * one call never queues much; the rest follows from engine_tick and the next ChunkRequest. Stops
+ * early when the hub cannot take more (its queue to the agent is full, or no session). Returns
+ * -1 when it failed the phase (the job may be gone: do not touch it), else 0. */
+static int pump_chunks(struct engine *e, struct job *job)
 {
-	uint32_t credit = cr->credit;
-	uint64_t off = cr->offset;
 	uint8_t *block;
+	int rc = 0;
 
-	if (job->phase != PH_DATA || !job->phase_running)
-		return;
-	if (off > job->data_size) {
-		log_warn("%s: agent asked for offset %" PRIu64 " past the end (%" PRIu64 ")",
-			 job->domain, off, job->data_size);
-		return;
-	}
-	if (credit > e->conf.data_window)
-		credit = e->conf.data_window; /* the agent does not get to size our memory */
+	if (job->phase != PH_DATA || !job->phase_running || job->data_next >= job->data_owed)
+		return 0;
 	if (job->data_fd < 0 && (job->data_fd = open(job->data_path, O_RDONLY | O_CLOEXEC)) < 0) {
 		char msg[PATH_MAX + 64];
 
 		snprintf(msg, sizeof(msg), "cannot open %s: %s", job->data_path, strerror(errno));
 		engine_phase_failed(e, job, msg, NULL, 0);
-		return;
+		return -1;
 	}
 	block = malloc(e->conf.data_chunk);
 	if (!block)
 		abort();
-	for (uint32_t i = 0; i < credit && off < job->data_size; i++) {
+	for (uint32_t i = 0; i < e->conf.data_window && job->data_next < job->data_owed; i++) {
 		Tuap__Envelope env = TUAP__ENVELOPE__INIT;
 		Tuap__DataChunk dc = TUAP__DATA_CHUNK__INIT;
-		size_t want = job->data_size - off < e->conf.data_chunk
-				      ? (size_t)(job->data_size - off)
+		uint64_t off = job->data_next;
+		size_t want = job->data_owed - off < e->conf.data_chunk
+				      ? (size_t)(job->data_owed - off)
 				      : e->conf.data_chunk;
 		ssize_t r = pread(job->data_fd, block, want, (off_t)off);
 
 		if (r <= 0) {
 			engine_phase_failed(e, job, "short read of data.tar.gz in the pool", NULL,
 					    0);
+			rc = -1;
 			break;
 		}
 		dc.offset = off;
@@ -426,9 +429,31 @@ static void serve_chunks(struct engine *e, struct job *job, const Tuap__ChunkReq
 		env.data_chunk = &dc;
 		if (agent_send(e, job, &env) < 0)
 			break;
-		off += (uint64_t)r;
+		job->data_next = off + (uint64_t)r;
 	}
 	free(block);
+	return rc;
+}
+
+/* A ChunkRequest: the agent may be sent `credit` bytes from `offset` (proto/tuap.proto). A
+ * request that does not continue the previous one (the agent restarted, or rewound after a
+ * reconnect) starts the sending over at its offset. */
+static void serve_chunks(struct engine *e, struct job *job, const Tuap__ChunkRequest *cr)
+{
+	uint64_t end;
+
+	if (job->phase != PH_DATA || !job->phase_running)
+		return;
+	if (cr->offset > job->data_size) {
+		log_warn("%s: agent asked for offset %" PRIu64 " past the end (%" PRIu64 ")",
+			 job->domain, cr->offset, job->data_size);
+		return;
+	}
+	end = job->data_size - cr->offset < cr->credit ? job->data_size : cr->offset + cr->credit;
+	if (cr->offset != job->data_owed)
+		job->data_next = cr->offset;
+	job->data_owed = end;
+	(void)pump_chunks(e, job);
 }
 
 static void step_event(struct engine *e, struct job *job, const Tuap__StepEvent *st)
@@ -632,6 +657,12 @@ long engine_tick(struct engine *e, int64_t now_ms)
 		}
 		if (next < 0 || job->deadline_ms - now_ms < next)
 			next = job->deadline_ms - now_ms;
+		if (job->phase == PH_DATA && job->data_next < job->data_owed) {
+			if (pump_chunks(e, job) < 0)
+				return 0; /* as above */
+			if (job->data_next < job->data_owed && (next < 0 || next > PUMP_RETRY_MS))
+				next = PUMP_RETRY_MS; /* more to send: soon, not at the deadline */
+		}
 	}
 	return next < 0 ? -1 : (long)next;
 }
@@ -685,6 +716,16 @@ struct job_flags job_get_flags(const struct job *job)
 const struct domain *job_domain_model(const struct job *job)
 {
 	return &job->dom;
+}
+
+enum job_state job_get_state(const struct job *job)
+{
+	return job->state;
+}
+
+const struct job *engine_domain_job(struct engine *e, const char *domain)
+{
+	return engine_last_job(e, domain);
 }
 
 void engine_set_provider(struct engine *e, const struct phase_provider *p)

@@ -159,6 +159,12 @@ struct job_flags {
 };
 struct job_flags job_get_flags(const struct job *job);
 const struct domain *job_domain_model(const struct job *job);
+
+enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
+enum job_state job_get_state(const struct job *job);
+const char *job_state_name(const struct job *job); /* "running", "done", "failed" */
+/* The newest job tuapd knows of DOMAIN, running or ended; NULL when it knows none. */
+const struct job *engine_domain_job(struct engine *e, const char *domain);
 /* Answers a request: text lines, then the final event with exit_code (0 ok, 1 failed). */
 void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
 		  const char *const *lines, size_t n);

@@ -17,12 +17,11 @@
 #define MAX_SUBSCRIBERS 16
 #define CONF_MAX	(1u << 20)
 
-enum job_state { JOB_RUNNING, JOB_DONE, JOB_FAILED };
-
 enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
 	struct job *next;
+	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
 	char id[32];
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
@@ -51,8 +50,9 @@ struct job {
 	struct ctl_peer uploader;
 	bool uploading;
 
-	/* data to the agent */
+	/* data to the agent: what its ChunkRequests asked for is [data_next, data_owed) */
 	int data_fd;
+	uint64_t data_next, data_owed;
 };
 
 struct agent_info {
@@ -73,6 +73,7 @@ struct engine {
 	struct push_provider push;
 	bool has_push;
 	struct job *jobs; /* every job loaded: running ones and each domain's last */
+	uint64_t job_seq;
 	struct agent_info *agents;
 	key_resolver resolve;
 	void *resolve_ctx;

@@ -305,6 +305,12 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 				   "%s: no data.tar.gz to send", r->domain);
 		goto drop;
 	}
+	if (job->has_data && job->data_size == 0) {
+		/* nothing could ever be uploaded: the job would wait for the upload deadline */
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "%s: data.tar.gz is empty (0 bytes)", r->domain);
+		goto drop;
+	}
 	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 ||
 	    save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
 	    (r->has_users_text &&
@@ -633,7 +639,11 @@ int engine_enroll_keys(struct engine *e, const char *domain, const char *endpoin
 		       struct agentconf *ac, struct tuap_err *err)
 {
 	char dir[PATH_MAX], pub[PATH_MAX];
+	struct agent_info *a = engine_agent(e, domain, false);
 
+	/* the agent holding the old key is locked out: the next hello is the new agent's */
+	if (a)
+		a->hello_seen = false;
 	agentconf_init(ac);
 	if (fs_path(dir, sizeof(dir), err, "%s/keys", e->state_dir) < 0 ||
 	    fs_path(pub, sizeof(pub), err, "%s/keys/%s.pub", e->state_dir, domain) < 0 ||

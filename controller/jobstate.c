@@ -79,12 +79,14 @@ bool job_phase_is_running(const struct job *job)
 	return job->state == JOB_RUNNING && job->phase_running;
 }
 
+/* The newest job: the one made last (journals are replayed in order, so that holds after a
+ * restart). Ids cannot tell: two jobs of one second differ only in their random suffix. */
 struct job *engine_last_job(struct engine *e, const char *domain)
 {
 	struct job *best = NULL;
 
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain) && (!best || strcmp(j->id, best->id) > 0))
+		if (!strcmp(j->domain, domain) && (!best || j->seq > best->seq))
 			best = j;
 	return best;
 }
@@ -123,6 +125,7 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	if (!job)
 		return NULL;
 	job->upload_fd = job->data_fd = -1;
+	job->seq = ++e->job_seq;
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
 	snprintf(job->id, sizeof(job->id), "%s", id);
 	if (fs_path(job->dir, sizeof(job->dir), NULL, "%s/domains/%s/jobs/%s", e->state_dir, domain,
@@ -136,14 +139,13 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 }
 
 /* Drops finished jobs of a domain except the newest, so memory stays bounded. */
-void engine_prune_jobs(struct engine *e, const char *domain_name)
+void engine_prune_jobs(struct engine *e, const char *name)
 {
-	char domain[DOMAIN_NAME_MAX + 1]; /* the caller's may be a pruned job's */
+	char domain[DOMAIN_NAME_MAX + 1];
 	struct job *keep, **pp = &e->jobs;
 
-	snprintf(domain, sizeof(domain), "%s", domain_name);
+	snprintf(domain, sizeof(domain), "%s", name); /* name may belong to a job freed here */
 	keep = engine_last_job(e, domain);
-
 	while (*pp) {
 		struct job *j = *pp;
 
@@ -158,7 +160,6 @@ void engine_prune_jobs(struct engine *e, const char *domain_name)
 
 void job_new_id(char *out, size_t len)
 {
-	static char last_id[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	unsigned char r[3];
@@ -171,16 +172,6 @@ void job_new_id(char *out, size_t len)
 	gmtime_r(&now, &tm);
 	snprintf(out, len, "%04d%02d%02dT%02d%02d%02d-%02x%02x%02x", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1], r[2]);
-	/* Ids order jobs (the newest is a domain's last job): two in one second must still come
-	 * out in order, so the suffix then counts on from the previous id's. */
-	if (strlen(out) == 22 && strlen(last_id) == 22 && strncmp(out, last_id, 16) == 0 &&
-	    strcmp(out, last_id) <= 0) {
-		unsigned long n = strtoul(last_id + 16, NULL, 16) + 1;
-
-		if (n <= 0xffffff)
-			snprintf(out + 16, len - 16, "%06lx", n);
-	}
-	snprintf(last_id, sizeof(last_id), "%s", out);
 }
 
 void job_created_detail(const struct job *job, char *out, size_t len)

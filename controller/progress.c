@@ -179,6 +179,15 @@ static void phase_event(struct progress *p, const Tuap__CtlEvent *ev, const Tuap
 			snprintf(p->status, sizeof(p->status), "%s ...", ph->phase);
 		break;
 	case TUAP__PHASE_EVENT__STATE__PROGRESS:
+		if (!ph->total && *msg) { /* a step told in words (the push to a host) */
+			if (p->mode == PROGRESS_TTY) {
+				snprintf(p->status, sizeof(p->status), "%s: %s", ph->phase, msg);
+				show_status(p);
+			} else {
+				line(p, ev, "%s: %s", ph->phase, msg);
+			}
+			break;
+		}
 		progress_line(p, ev, ph->phase, ph->done, ph->total);
 		break;
 	case TUAP__PHASE_EVENT__STATE__DONE:

@@ -10,6 +10,8 @@
 #include <libconfig.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,7 @@ static int check_listen(const char *v, char *why, size_t len);
 static int check_connect(const char *v, char *why, size_t len);
 static int check_image(const char *v, char *why, size_t len);
 static int check_key_url(const char *v, char *why, size_t len);
+static int joined(char *out, size_t len, struct tuap_err *err, const char *a, const char *b);
 static int check_apt_source(const char *v, char *why, size_t len);
 
 /* offsetof and size of a field, for the tables */
@@ -93,11 +96,18 @@ static const struct key deadline_keys[] = {
 	{"mail", K_NUM, F(deadlines.mail), 1, DEADLINE_MAX, NULL},
 	{"data", K_NUM, F(deadlines.data), 1, DEADLINE_MAX, NULL},
 	{"make", K_NUM, F(deadlines.make), 1, DEADLINE_MAX, NULL},
+	{"push", K_NUM, F(deadlines.push), 1, DEADLINE_MAX, NULL},
 };
 
 static const struct key key_url_keys[] = {
 	{"gh", K_STR, F(ssh_key_url_gh), 0, 0, check_key_url},
 	{"lp", K_STR, F(ssh_key_url_lp), 0, 0, check_key_url},
+};
+
+static const struct key ssh_keys[] = {
+	{"client", K_PATH, F(ssh_client), 0, 0, NULL},
+	{"dir", K_PATH, F(ssh_dir), 0, 0, NULL},
+	{"connect_timeout", K_NUM, F(ssh_connect_timeout), 1, 600, NULL},
 };
 
 struct group {
@@ -109,6 +119,7 @@ struct group {
 static const struct group groups[] = {
 	{"deadlines", deadline_keys, sizeof(deadline_keys) / sizeof(deadline_keys[0])},
 	{"ssh_key_url", key_url_keys, sizeof(key_url_keys) / sizeof(key_url_keys[0])},
+	{"ssh", ssh_keys, sizeof(ssh_keys) / sizeof(ssh_keys[0])},
 };
 
 #define N_TOP (sizeof(top_keys) / sizeof(top_keys[0]))
@@ -136,6 +147,9 @@ void settings_defaults(struct settings *s)
 	snprintf(s->ssh_key_url_gh, sizeof(s->ssh_key_url_gh), "https://github.com/%%s.keys");
 	snprintf(s->ssh_key_url_lp, sizeof(s->ssh_key_url_lp),
 		 "https://launchpad.net/~%%s/+sshkeys");
+	snprintf(s->ssh_client, sizeof(s->ssh_client), "/usr/bin/ssh");
+	snprintf(s->ssh_dir, sizeof(s->ssh_dir), "/var/lib/tuap/ssh");
+	s->ssh_connect_timeout = 15;
 	s->deadlines = (struct settings_deadlines){
 		.image = 1800,
 		.disk = 120,
@@ -147,6 +161,7 @@ void settings_defaults(struct settings *s)
 		.mail = 60,
 		.data = 3600,
 		.make = 3600,
+		.push = 600,
 	};
 	s->max_message = 1u << 20;
 	s->data_chunk = 256u << 10;
@@ -359,6 +374,7 @@ struct load {
 	struct settings *s;
 	struct tuap_err *err;
 	int line[N_TOP]; /* where each top-level key was set; 0 = default */
+	bool ssh_dir_set;
 };
 
 /* The file a setting came from: the main file, or one it @includes. */
@@ -443,6 +459,8 @@ static int load_group(struct load *ld, const struct group *g, config_setting_t *
 				      "unknown key (see tuapd.conf(5))");
 		if (store(ld, k, full, c) < 0)
 			return -1;
+		if (k->off == offsetof(struct settings, ssh_dir))
+			ld->ssh_dir_set = true;
 	}
 	return 0;
 }
@@ -512,6 +530,9 @@ static int finish(struct load *ld)
 	}
 	if (!line_of(ld, "public_endpoint"))
 		snprintf(s->public_endpoint, sizeof(s->public_endpoint), "%s", s->agent_endpoint);
+	if (!ld->ssh_dir_set &&
+	    joined(s->ssh_dir, sizeof(s->ssh_dir), ld->err, s->state_dir, "ssh") < 0)
+		return -1;
 	return 0;
 }
 

@@ -29,6 +29,7 @@ struct settings_deadlines {
 	unsigned mail;
 	unsigned data;
 	unsigned make;
+	unsigned push; /* existing hosts: ssh, sudo check, agent copied and started */
 };
 
 struct settings {
@@ -52,6 +53,9 @@ struct settings {
 	char apt_source[SETTINGS_STR_MAX];     /* "": one sources.list line for every guest */
 	char ssh_key_url_gh[SETTINGS_STR_MAX]; /* ssh_import_id "gh:USER": one %s for USER */
 	char ssh_key_url_lp[SETTINGS_STR_MAX]; /* ssh_import_id "lp:USER" */
+	char ssh_client[SETTINGS_STR_MAX];     /* "/usr/bin/ssh": reaches existing hosts */
+	char ssh_dir[SETTINGS_STR_MAX];	       /* STATE_DIR/ssh: tuapd's key, known_hosts */
+	unsigned ssh_connect_timeout;	       /* seconds; ssh's ConnectTimeout */
 	struct settings_deadlines deadlines;
 	size_t max_message;   /* bytes; ZMQ_MAXMSGSIZE on agent sockets */
 	size_t data_chunk;    /* bytes per DataChunk */
@@ -64,7 +68,8 @@ void settings_defaults(struct settings *s);
 /* Reads path over the defaults. Unknown keys, wrong types and bad values are errors, reported
  * as "PATH:LINE: key: message" (syntax errors as "PATH:LINE: message"). Keys not in the file
  * keep their defaults; agent_endpoint then defaults to the first address of mgmt_subnet with
- * agent_listen's port, and public_endpoint to agent_endpoint. On error s is unspecified. */
+ * agent_listen's port, public_endpoint to agent_endpoint and ssh.dir to STATE_DIR/ssh. On error s
+ * is unspecified. */
 int settings_load(const char *path, struct settings *s, struct tuap_err *err);
 
 /* Same, from text already in memory; path is only used in messages and for @include. */

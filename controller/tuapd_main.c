@@ -1,6 +1,7 @@
 /*
- * tuapd: the controller daemon. One thread, one poll loop over the control socket (tuap-ctl)
- * and the agent socket (the hub); the job engine does the work and is told of time passing.
+ * tuapd: the controller daemon. One thread, one poll loop over the control socket (tuap-ctl),
+ * the agent socket (the hub) and the descriptors of its sources (the ssh children of pushes to
+ * existing hosts); the job engine does the work and is told of time passing.
  * It runs in the foreground (systemd Type=simple), logs to stderr (journald), and on SIGTERM
  * just exits: every job is journaled and resumes at the next start.
  */
@@ -20,6 +21,7 @@
 #include "job.h"
 #include "keys.h"
 #include "log.h"
+#include "push.h"
 #include "settings.h"
 #include "sshkeys.h"
 #include "vmjob.h"
@@ -32,14 +34,44 @@ static void on_signal(int sig)
 	stopping = sig;
 }
 
+/* Something besides the sockets that the loop watches: descriptors (a child's pipe) and a
+ * timer, served from the loop so that no provider ever blocks it. */
+struct fd_source {
+	size_t (*pollitems)(void *ctx, zmq_pollitem_t *items, size_t max);
+	long (*timeout)(void *ctx); /* ms until service is due anyway; -1: nothing pending */
+	void (*service)(void *ctx);
+	void *ctx;
+	size_t max; /* pollitems at most */
+};
+
+#define MAX_SOURCES 4
+
 struct tuapd {
 	struct settings set;
 	struct control ctl;
 	struct hub *hub;
 	struct engine *engine;
+	struct push *push;
+	struct fd_source sources[MAX_SOURCES];
+	size_t n_sources;
 	struct vmjob *vm; /* the VM phases and requests; libvirt is opened on first use */
 	void *zctx;
 };
+
+static size_t push_items(void *ctx, zmq_pollitem_t *items, size_t max)
+{
+	return push_pollitems(ctx, items, max);
+}
+
+static long push_due(void *ctx)
+{
+	return push_timeout(ctx);
+}
+
+static void push_work(void *ctx)
+{
+	push_service(ctx);
+}
 
 static int io_agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
 {
@@ -99,6 +131,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	struct hub_params hp = {0};
 	struct engine_conf ec = {0};
 	struct engine_io io = {io_agent_send, io_ctl_send, io_agent_allow, d};
+	struct push_conf pc = {0};
 	struct phase_provider vp;
 	int rc;
 
@@ -128,6 +161,16 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	if (!(d->engine = engine_new(&ec, &io, err)))
 		return -1;
 	engine_set_key_resolver(d->engine, sshkeys_fetch, &d->set);
+	pc.ssh_client = d->set.ssh_client;
+	pc.ssh_dir = d->set.ssh_dir;
+	pc.connect_timeout_s = d->set.ssh_connect_timeout;
+	pc.agent_binary = d->set.agent_binary;
+	pc.endpoint = d->set.public_endpoint;
+	pc.deadline_s = settings_deadline(&d->set, "push");
+	if (!(d->push = push_new(&pc, d->engine, err)))
+		return -1;
+	d->sources[d->n_sources++] =
+		(struct fd_source){push_items, push_due, push_work, d->push, PUSH_MAX_RUNS};
 	if (!(d->vm = vmjob_new(&d->set, err)))
 		return -1;
 	vmjob_provider(d->vm, &vp);
@@ -141,21 +184,31 @@ static int start(struct tuapd *d, struct tuap_err *err)
 static void serve(struct tuapd *d)
 {
 	while (!stopping) {
-		zmq_pollitem_t items[HUB_NPOLL + 2];
+		zmq_pollitem_t items[HUB_NPOLL + 2 + MAX_SOURCES * PUSH_MAX_RUNS];
 		long timeout = engine_tick(d->engine, engine_now_ms());
 		int ht = hub_timeout(d->hub);
 		struct ctl_peer peer;
 		Tuap__Envelope *env = NULL;
 		char domain[HUB_DOMAIN_SIZE];
+		size_t n = HUB_NPOLL + 2;
 
 		if (ht >= 0 && (timeout < 0 || ht < timeout))
 			timeout = ht;
-		if (timeout < 0 || timeout > 1000)
-			timeout = 1000; /* deadlines are checked at least every second */
 		hub_pollitems(d->hub, items);
 		items[HUB_NPOLL] = (zmq_pollitem_t){d->ctl.sock, 0, ZMQ_POLLIN, 0};
 		items[HUB_NPOLL + 1] = (zmq_pollitem_t){NULL, vmjob_fd(d->vm), ZMQ_POLLIN, 0};
-		if (zmq_poll(items, HUB_NPOLL + 2, timeout) < 0 && errno != EINTR) {
+		for (size_t i = 0; i < d->n_sources; i++) {
+			struct fd_source *s = &d->sources[i];
+			long st = s->timeout(s->ctx);
+			size_t max = s->max < PUSH_MAX_RUNS ? s->max : PUSH_MAX_RUNS;
+
+			n += s->pollitems(s->ctx, items + n, max);
+			if (st >= 0 && (timeout < 0 || st < timeout))
+				timeout = st;
+		}
+		if (timeout < 0 || timeout > 1000)
+			timeout = 1000; /* deadlines are checked at least every second */
+		if (zmq_poll(items, (int)n, timeout) < 0 && errno != EINTR) {
 			log_error("poll: %s", zmq_strerror(errno));
 			break;
 		}
@@ -173,6 +226,8 @@ static void serve(struct tuapd *d)
 			engine_agent_message(d->engine, domain, env);
 			wire_free(env);
 		}
+		for (size_t i = 0; i < d->n_sources; i++)
+			d->sources[i].service(d->sources[i].ctx);
 		if (items[HUB_NPOLL + 1].revents & ZMQ_POLLIN)
 			vmjob_dispatch(d->vm, d->engine);
 	}
@@ -236,6 +291,7 @@ int main(int argc, char **argv)
 			 (int)stopping);
 		rc = 0;
 	}
+	push_free(d.push);
 	vmjob_free(d.vm);
 	engine_free(d.engine);
 	control_close(&d.ctl);

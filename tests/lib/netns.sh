@@ -119,7 +119,8 @@ pid_record() { TUAPT_PIDS+=("$1"); }
 # stop_pid PID: TERM, wait up to TUAPT_KILL_DEADLINE s, then KILL. Reaps it if it is our child.
 stop_pid() {
 	local p=$1 i
-	kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null; return 0; }
+	# (wait fails for a PID that is not our child: fine, also under set -e)
+	kill -0 "$p" 2>/dev/null || { wait "$p" 2>/dev/null || true; return 0; }
 	kill -TERM "$p" 2>/dev/null
 	for ((i = 0; i < TUAPT_KILL_DEADLINE * 5; i++)); do
 		kill -0 "$p" 2>/dev/null || break
@@ -131,7 +132,7 @@ stop_pid() {
 		tuapt_log "pid $p still alive ${TUAPT_KILL_DEADLINE}s after TERM: KILL"
 		kill -KILL "$p" 2>/dev/null
 	fi
-	wait "$p" 2>/dev/null
+	wait "$p" 2>/dev/null || true
 	return 0
 }
 
@@ -229,16 +230,19 @@ tmpdir_new() {
 }
 
 # netns_bg NS VAR CMD [ARG...]: runs CMD in the background inside NS, records its PID (stopped at
-# exit) and stores it in VAR. stdout+stderr go to $TUAPT_LOGDIR/<name>.<pid>.log (or /dev/null
-# when TUAPT_LOGDIR is unset). `ip netns exec` execs CMD, so the PID is CMD's own.
+# exit) and stores it in VAR. stdout+stderr go to $TUAPT_LOGDIR/<name>.<seq>.log (or /dev/null
+# when TUAPT_LOGDIR is unset), or are appended to $TUAPT_BG_LOG when that is set (a daemon that
+# is restarted keeps one log). `ip netns exec` execs CMD, so the PID is CMD's own.
 netns_bg() {
 	local _nb_ns=$1 _nb_var=$2 _nb_log=/dev/null
 	shift 2
-	if [ -n "${TUAPT_LOGDIR:-}" ]; then
+	if [ -n "${TUAPT_BG_LOG:-}" ]; then
+		_nb_log=$TUAPT_BG_LOG
+	elif [ -n "${TUAPT_LOGDIR:-}" ]; then
 		TUAPT_SEQ=$((TUAPT_SEQ + 1))
 		_nb_log=$TUAPT_LOGDIR/${1##*/}.$TUAPT_SEQ.log
 	fi
-	ip netns exec "$_nb_ns" "$@" >"$_nb_log" 2>&1 </dev/null &
+	ip netns exec "$_nb_ns" "$@" >>"$_nb_log" 2>&1 </dev/null &
 	TUAPT_PIDS+=("$!")
 	printf -v "$_nb_var" '%s' "$!"
 }

@@ -180,6 +180,11 @@ static void test_entry_rule(void **state)
 		{"h", TAR_HARDLINK, "a/b", 1},
 		{"h", TAR_HARDLINK, "../b", 0},
 		{"h", TAR_HARDLINK, "/etc/shadow", 0},
+		/* the rule of tar_entry_check: a newline in a name would forge lines of the setup
+		 * log, where names are shown (regression: the agent extracted such a file) */
+		{"evil\nname", TAR_FILE, NULL, 0},
+		{"a/\033[2Jx", TAR_FILE, NULL, 0},
+		{"l", TAR_SYMLINK, "a\rb", 0},
 	};
 	char why[128];
 

@@ -332,7 +332,8 @@ static struct stepjournal *open_journal(const char *dir)
 	return j;
 }
 
-static void jrec(struct stepjournal *j, const char *job, Tuap__Step step, Tuap__StepState st, int code)
+static void jrec(struct stepjournal *j, const char *job, Tuap__Step step, Tuap__StepState st,
+		 int code)
 {
 	struct stepjournal_rec r;
 	struct tuap_err err;

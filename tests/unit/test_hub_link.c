@@ -562,10 +562,10 @@ static void test_other_domain_job(void **state)
 static void test_oversized(void **state)
 {
 	struct world *w = *state;
-	char dom[HUB_DOMAIN_SIZE];
+	char dom[HUB_DOMAIN_SIZE], line[200];
 	Tuap__Envelope *env;
-	size_t n = WIRE_MAX_MESSAGE + 100;
-	char *big = calloc(1, n);
+	size_t n = WIRE_MAX_MESSAGE + 100, huge = 2 * WIRE_MAX_MESSAGE + 100;
+	char *big = calloc(1, huge);
 	struct link_status ls;
 
 	connect_link(w, 0);
@@ -573,9 +573,22 @@ static void test_oversized(void **state)
 	send_plan(w, "a.test", "job-o");
 	wire_free(link_wait(w, 0, TUAP__ENVELOPE__BODY_PLAN));
 
-	/* Over ZMQ_MAXMSGSIZE: libzmq drops the frame and the connection; the agent reconnects,
-	 * says hello again, and nothing of the frame is ever delivered. */
+	/* Over max_message: dropped, logged and answered; the connection stays (regression: it
+	 * used to be libzmq's ZMQ_MAXMSGSIZE, which cuts the connection without a word). */
 	assert_int_equal(zmq_send(link_socket(w->l[0]), big, n, 0), (int)n);
+	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_ERROR);
+	assert_int_equal(env->error->code, TUAP__ERROR__CODE__BAD_MESSAGE);
+	wire_free(env);
+	snprintf(line, sizeof(line),
+		 "agent a.test (127.0.0.1): dropped message: %zu bytes, more than max_message (%u)",
+		 n, WIRE_MAX_MESSAGE);
+	expect_log(w, line);
+	link_status(w->l[0], &ls);
+	assert_int_equal(ls.connects, 1);
+
+	/* Over twice max_message: libzmq drops the frame and the connection; the agent
+	 * reconnects, says hello again, and nothing of the frame is ever delivered. */
+	assert_int_equal(zmq_send(link_socket(w->l[0]), big, huge, 0), (int)huge);
 	free(big);
 	env = hub_wait(w, TUAP__ENVELOPE__BODY_HELLO, dom);
 	assert_string_equal(dom, "a.test");

@@ -19,7 +19,6 @@
 #include "fsutil.h"
 #include "hash.h"
 #include "job.h"
-#include "job_impl.h"
 
 #define MAX_SEEN 256
 
@@ -242,7 +241,8 @@ static const char *run_to_make(struct engine *e)
 	step_event(e, job, TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_DATA);
 	assert_int_equal(last_agent()->step_request->data->size, 20);
-	/* the agent pulls with a credit; the engine caps it at its window (2 chunks of 4) */
+	/* the agent pulls with a credit in bytes; the engine sends its window (2 chunks of 4) at
+	 * once (the rest would follow from engine_tick) */
 	cr.offset = 8;
 	cr.credit = 100;
 	env.job_id = job;
@@ -258,6 +258,80 @@ static const char *run_to_make(struct engine *e)
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
 	assert_false(last_agent()->step_request->make->rerun);
 	return job;
+}
+
+static void chunk_request(struct engine *e, const char *job, uint64_t offset, uint32_t credit)
+{
+	Tuap__ChunkRequest cr = TUAP__CHUNK_REQUEST__INIT;
+	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
+
+	cr.offset = offset;
+	cr.credit = credit;
+	env.job_id = (char *)job;
+	env.body_case = TUAP__ENVELOPE__BODY_CHUNK_REQUEST;
+	env.chunk_request = &cr;
+	engine_agent_message(e, "site.test", &env);
+}
+
+/* Checks that the engine sent DataChunks at the given offsets since `from`, and nothing else. */
+static void assert_chunks(size_t from, const uint64_t *offsets, size_t n)
+{
+	assert_int_equal(F.n_agent - from, n);
+	for (size_t i = 0; i < n; i++) {
+		const Tuap__Envelope *env = F.agent[from + i];
+
+		assert_int_equal(env->body_case, TUAP__ENVELOPE__BODY_DATA_CHUNK);
+		assert_int_equal(env->data_chunk->offset, offsets[i]);
+		assert_memory_equal(env->data_chunk->data.data, data + offsets[i], 4);
+	}
+}
+
+/* ChunkRequest.credit is in bytes (proto/tuap.proto). Regression: the engine took it for a
+ * number of chunks, capped it at data_window and forgot the rest, so an agent granting more
+ * than data_window chunks (every data.tar.gz over 2 MiB, with the defaults) waited forever.
+ * The engine now sends data_window chunks at a time and the rest from engine_tick, also after
+ * the hub could not take a chunk, and starts over where a request that does not continue the
+ * previous one says. */
+static void test_data_credit_in_bytes(void **state)
+{
+	struct engine *e = new_engine();
+	char job[64];
+	size_t before;
+
+	provision(e, conf, true);
+	snprintf(job, sizeof(job), "%s", last_ctl()->job_id);
+	upload_all(e);
+	hello(e);
+	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	step_event(e, job, TUAP__STEP__STEP_PACKAGES, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	step_event(e, job, TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_DATA);
+	/* 20 bytes granted: 2 chunks at once (the window), the other 3 from ticks */
+	before = F.n_agent;
+	chunk_request(e, job, 0, 20);
+	assert_chunks(before, (const uint64_t[]){0, 4}, 2);
+	before = F.n_agent;
+	assert_true(engine_tick(e, engine_now_ms()) <= 100); /* more to send: soon */
+	assert_chunks(before, (const uint64_t[]){8, 12}, 2);
+	before = F.n_agent;
+	engine_tick(e, engine_now_ms());
+	assert_chunks(before, (const uint64_t[]){16}, 1);
+	before = F.n_agent;
+	assert_true(engine_tick(e, engine_now_ms()) > 1000); /* all sent: only the deadline */
+	assert_int_equal(F.n_agent, before);
+	/* the agent restarted and asks from 4 again while the hub cannot take anything */
+	F.agent_down = true;
+	chunk_request(e, job, 4, 8);
+	engine_tick(e, engine_now_ms());
+	assert_int_equal(F.n_agent, before);
+	F.agent_down = false;
+	engine_tick(e, engine_now_ms());
+	assert_chunks(before, (const uint64_t[]){4, 8}, 2);
+	/* a request that continues the previous one extends it */
+	before = F.n_agent;
+	chunk_request(e, job, 12, 100);
+	assert_chunks(before, (const uint64_t[]){12, 16}, 2);
+	engine_free(e);
 }
 
 static void test_existing_provision(void **state)
@@ -326,6 +400,61 @@ static void test_restart_during_make(void **state)
 	engine_free(e);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	struct tuap_err err;
+
+	assert_int_equal(fs_write_atomic(path, text, strlen(text), 0640, &err), 0);
+}
+
+/* The newest job of a domain is the one created last, whatever its id. Regression: the engine
+ * took the greatest id, so of two jobs started in the same second the one with the smaller
+ * random suffix was "older": status and log showed the wrong job, and finishing the newer one
+ * pruned it while it was in use (a use-after-free ASan caught in tuapd). Here the journal holds
+ * a finished job B-ffffff, then a job A-000000 running make (smaller id, created later). */
+static void test_newest_job_is_the_last_created(void **state)
+{
+	const char *older = "20260101T000000-ffffff", *newer = "20260101T000000-000000";
+	char path[400], text[1024];
+	struct engine *e = new_engine();
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+	struct tuap_err err;
+	const char *ids[] = {older, newer};
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s", F.state, ids[i]);
+		assert_int_equal(fs_mkdir_p(path, 0750, &err), 0);
+		snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state,
+			 ids[i]);
+		write_file(path, conf);
+	}
+	snprintf(text, sizeof(text),
+		 "job\t%s\t-\tcreated\tkind=1 existing=1 rerun_make=1 rebuild=0 data=-:0 "
+		 "target=\t1\n"
+		 "job\t%s\t-\tdone\t\t2\n"
+		 "job\t%s\t-\tcreated\tkind=1 existing=1 rerun_make=1 rebuild=0 data=-:0 "
+		 "target=\t3\n"
+		 "phase\t%s\tmake\tstarted\t\t4\n",
+		 older, older, newer, newer);
+	snprintf(path, sizeof(path), "%s/domains/site.test/journal", F.state);
+	write_file(path, text);
+	assert_int_equal(engine_resume_all(e, &err), 0);
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_string_equal(last_agent()->job_id, newer);
+	step_event(e, newer, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	d.domain = "site.test";
+	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	r.status = &d;
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_STATUS);
+	assert_int_equal(last_ctl()->status->n_domains, 1);
+	assert_string_equal(last_ctl()->status->domains[0]->job_id, newer);
+	assert_string_equal(last_ctl()->status->domains[0]->job_state, "done");
+	engine_free(e);
+}
+
 static void test_stale_and_foreign_messages(void **state)
 {
 	struct engine *e = new_engine();
@@ -358,6 +487,31 @@ static void test_invalid_creates_nothing(void **state)
 	snprintf(path, sizeof(path), "%s/domains/site.test", F.state);
 	assert_false(fs_exists(path));
 	assert_false(fs_exists(F.pool));
+	/* an empty data.tar.gz (tuap-ctl refuses one; another client might not) is refused at
+	 * once. Regression: the job waited in its upload phase for a byte that never came. */
+	forget();
+	{
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+		uint8_t sha[32] = {0};
+
+		p.domain = "site.test";
+		p.conf_path = "site.test/provision.conf";
+		p.conf_text.data = (uint8_t *)conf;
+		p.conf_text.len = strlen(conf);
+		p.has_data_sha256 = p.has_data_size = 1;
+		p.data_sha256.data = sha;
+		p.data_sha256.len = 32;
+		p.data_size = 0;
+		r.req_case = TUAP__CTL_REQUEST__REQ_UPDATE_DATA;
+		r.update_data = &p;
+		engine_ctl_request(e, &peer, &r);
+		assert_int_equal(F.n_ctl, 1);
+		assert_int_equal(F.ctl[0]->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+		assert_true(F.ctl[0]->final);
+		assert_non_null(strstr(F.ctl[0]->error->message, "data.tar.gz is empty"));
+		assert_false(fs_exists(path));
+	}
 	engine_free(e);
 }
 
@@ -438,31 +592,50 @@ static void test_busy_and_status(void **state)
 	engine_free(e);
 }
 
-/* Regression: ids order a domain's jobs (the newest is its last job, the one status shows and
- * the one pruning keeps); two made in one second came out in random order, and finishing the
- * newer one freed it while it was being finished. */
-static void test_job_ids_ordered(void **state)
+/* Jobs of one domain started within one second: the later one is the domain's last job, and
+ * finishing it frees nothing still in use (regression: the last job was picked by comparing
+ * ids, whose random suffix orders jobs of one second at random, so a finishing job could be
+ * pruned as old while its domain name was still being read). */
+static void test_jobs_in_one_second(void **state)
 {
-	char prev[32] = "", id[32];
+	struct engine *e = new_engine();
+	const char text[] = "ips=192.0.2.10/24\ngateway=192.0.2.1\n";
 
-	for (int i = 0; i < 200; i++) {
-		job_new_id(id, sizeof(id));
-		assert_int_equal(strlen(id), 22);
-		assert_true(strcmp(id, prev) > 0);
-		snprintf(prev, sizeof(prev), "%s", id);
+	for (int i = 0; i < 16; i++) {
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+		char id[64];
+
+		p.domain = "site.test";
+		p.conf_path = "site.test/provision.conf";
+		p.conf_text.data = (uint8_t *)text;
+		p.conf_text.len = strlen(text);
+		p.has_existing = p.existing = 1;
+		r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+		r.provision = &p;
+		engine_ctl_request(e, &peer, &r);
+		snprintf(id, sizeof(id), "%s", last_ctl()->job_id);
+		hello(e); /* no steps: the job is done at once */
+		assert_int_equal(job_get_state(engine_domain_job(e, "site.test")), JOB_DONE);
+		assert_string_equal(job_id(engine_domain_job(e, "site.test")), id);
+		forget();
 	}
+	engine_free(e);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_existing_provision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
-		cmocka_unit_test(test_job_ids_ordered),
+		cmocka_unit_test_setup_teardown(test_jobs_in_one_second, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,6 +103,24 @@ static void test_plain(void **state)
 	free(out);
 }
 
+/* A phase that reports progress in words (the push to an existing host) shows them. */
+static void feed_words(struct progress *p)
+{
+	Tuap__PhaseEvent ph;
+	Tuap__CtlEvent ev = phase_ev("push", TUAP__PHASE_EVENT__STATE__PROGRESS, 500, &ph);
+
+	ph.message = "admin@192.0.2.2: checking passwordless sudo";
+	progress_event(p, &ev);
+}
+
+static void test_progress_words(void **state)
+{
+	char *out = render(false, feed_words);
+
+	assert_string_equal(out, "[    0.5s] push: admin@192.0.2.2: checking passwordless sudo\n");
+	free(out);
+}
+
 static void test_json(void **state)
 {
 	char *out = render(true, feed_job), *save = NULL;
@@ -142,6 +160,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_progress_words),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_bytes),
 	};

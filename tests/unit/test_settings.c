@@ -69,6 +69,10 @@ static void test_defaults(void **state)
 	assert_int_equal(s.deadlines.mail, 60);
 	assert_int_equal(s.deadlines.data, 3600);
 	assert_int_equal(s.deadlines.make, 3600);
+	assert_int_equal(s.deadlines.push, 600);
+	assert_string_equal(s.ssh_client, "/usr/bin/ssh");
+	assert_string_equal(s.ssh_dir, "/var/lib/tuap/ssh");
+	assert_int_equal(s.ssh_connect_timeout, 15);
 	assert_int_equal(s.max_message, 1 << 20);
 	assert_int_equal(s.data_chunk, 256 << 10);
 	assert_int_equal(s.data_window, 8);
@@ -117,7 +121,8 @@ static const char every_key[] =
 	"apt_source = \"deb [trusted=yes] http://192.0.2.1:8080/ ./\";\n"
 	"ssh_key_url = { gh = \"http://127.0.0.1:8/gh/%s\"; lp = \"http://127.0.0.1:8/lp/%s\"; };\n"
 	"deadlines = { image = 1; disk = 2; seed = 3; define = 4; hello = 5; users = 6;\n"
-	"  packages = 7; mail = 8; data = 9; make = 10; };\n"
+	"  packages = 7; mail = 8; data = 9; make = 10; push = 11; };\n"
+	"ssh = { client = \"/opt/ssh/bin/ssh\"; dir = \"/tmp/t/ssh/\"; connect_timeout = 3; };\n"
 	"max_message = 65536L;\n"
 	"data_chunk = 4096;\n"
 	"data_window = 256;\n";
@@ -158,6 +163,10 @@ static void test_every_key(void **state)
 	assert_int_equal(s.deadlines.mail, 8);
 	assert_int_equal(s.deadlines.data, 9);
 	assert_int_equal(s.deadlines.make, 10);
+	assert_int_equal(s.deadlines.push, 11);
+	assert_string_equal(s.ssh_client, "/opt/ssh/bin/ssh");
+	assert_string_equal(s.ssh_dir, "/tmp/t/ssh");
+	assert_int_equal(s.ssh_connect_timeout, 3);
 	assert_int_equal(s.max_message, 65536);
 	assert_int_equal(s.data_chunk, 4096);
 	assert_int_equal(s.data_window, 256);
@@ -165,6 +174,7 @@ static void test_every_key(void **state)
 	assert_int_equal(settings_deadline(&s, "image"), 1);
 	assert_int_equal(settings_deadline(&s, "make"), 10);
 	assert_int_equal(settings_deadline(&s, "hello"), 5);
+	assert_int_equal(settings_deadline(&s, "push"), 11);
 	assert_int_equal(settings_deadline(&s, "nonsense"), 0);
 }
 
@@ -179,6 +189,10 @@ static void test_derived_endpoints(void **state)
 			 0);
 	assert_string_equal(s.agent_endpoint, "tcp://10.1.2.1:7000");
 	assert_string_equal(s.public_endpoint, "tcp://10.1.2.1:7000");
+
+	/* ssh.dir follows state_dir when not given */
+	assert_int_equal(parse("state_dir = \"/srv/tuap-state\";\n", &s), 0);
+	assert_string_equal(s.ssh_dir, "/srv/tuap-state/ssh");
 
 	/* public_endpoint follows an explicit agent_endpoint */
 	assert_int_equal(parse("agent_endpoint = \"tcp://hv.example.test:7807\";\n", &s), 0);

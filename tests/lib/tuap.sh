@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# tests/lib/tuap.sh — sourced (bash) after netns.sh and chroot.sh. The real tuapd, tuap-ctl and
+# a chrooted tuap-agent for the loopback controller<->agent tests (tests/integration/
+# test_agent_*.sh): tuapd runs inside one of the test's namespaces with its own tuapd.conf
+# (state, run dir and pool in a temp dir), the agent runs chrooted in a throwaway Debian root
+# (chroot.sh) inside another, and tuap-ctl talks to tuapd from the host namespace over the
+# control socket, which is a file (ipc://) and so reachable from any network namespace.
+#
+#   tuap_need_bins                    # TUAPD, TUAP_CTL, TUAP_SHIP_AGENT set and executable
+#   tuapd_conf DIR ADDR [LINE...]     # DIR/tuapd.conf: state/run/pool under DIR, agents on
+#                                     # tcp://ADDR:7807; LINEs are appended (libconfig)
+#   tuapd_start NS DIR VAR            # tuapd in NS, log DIR/tuapd.log (appended over restarts);
+#                                     # returns once its control socket answers; PID in VAR
+#   tuapd_stop PID DIR                # TERM and reap; fails on a sanitizer report in the log
+#   ctl ARG...                        # tuap-ctl against the last started tuapd (bounded)
+#   agent_install ROOT CONF           # the shipped agent as ROOT/usr/sbin/tuap-agent, CONF as
+#                                     # ROOT/etc/tuap-agent/agent.conf (0600)
+#   agent_start NS ROOT VAR LOG       # tuap-agent chrooted in ROOT inside NS, output to LOG
+#   tuapd_saw DIR REGEX               # true when tuapd's log has a line matching REGEX
+#   site_copy DIR                     # examples/example.test copied to DIR/example.test
+#   json_phases FILE                  # the "phase" events of a --json stream as "name:state"
+#   json_final FILE                   # the exit code of the stream's final event ("" if none)
+#   agent_job_dir ROOT                # the agent's newest job directory in ROOT's state dir
+
+TUAPT_CTL_DEADLINE=${TUAPT_CTL_DEADLINE:-60}
+TUAPT_AGENT_PORT=7807
+TUAPT_PY=/usr/bin/python3 # Debian's, with its modules (python3-zmq); not a pyenv shim
+
+tuap_need_bins() {
+	local v
+	for v in TUAPD TUAP_CTL TUAP_SHIP_AGENT; do
+		[ -n "${!v:-}" ] && [ -x "${!v}" ] ||
+			tuapt_skip "\$$v is not an executable (run the test through ctest, or set it)"
+	done
+}
+
+# tuapd_conf DIR ADDR [LINE...]
+tuapd_conf() {
+	local dir=$1 addr=$2 l
+	shift 2
+	testnet_ok "$addr/24" || tuapt_die "tuapd_conf: $addr is not a TEST-NET address"
+	mkdir -p "$dir"
+	{
+		echo "# tuapd.conf of a tuap test (tests/lib/tuap.sh)"
+		echo "state_dir = \"$dir/state\";"
+		echo "run_dir = \"$dir/run\";"
+		echo "pool_root = \"$dir/pool\";"
+		echo "ctl_group = \"root\";"
+		echo "agent_listen = \"tcp://$addr:$TUAPT_AGENT_PORT\";"
+		echo "agent_endpoint = \"tcp://$addr:$TUAPT_AGENT_PORT\";"
+		echo "public_endpoint = \"tcp://$addr:$TUAPT_AGENT_PORT\";"
+		for l in "$@"; do printf '%s\n' "$l"; done
+	} >"$dir/tuapd.conf"
+	"$TUAPD" -c "$dir/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $dir/tuapd.conf"
+	TUAP_SOCKET=$dir/run/ctl.sock
+	export TUAP_SOCKET
+}
+
+ctl() {
+	timeout "$TUAPT_CTL_DEADLINE" "$TUAP_CTL" "$@"
+}
+
+tuapd_status_ok() { ctl status >/dev/null 2>&1; }
+
+# tuapd_start NS DIR VAR
+tuapd_start() {
+	local _ts_pid
+	TUAP_SOCKET=$2/run/ctl.sock
+	export TUAP_SOCKET
+	TUAPT_BG_LOG=$2/tuapd.log netns_bg "$1" _ts_pid "$TUAPD" -c "$2/tuapd.conf"
+	wait_for "tuapd answering on $TUAP_SOCKET" 20 tuapd_status_ok ||
+		{ tail -n 20 "$2/tuapd.log" >&2; return 1; }
+	printf -v "$3" '%s' "$_ts_pid"
+}
+
+# tuapd_stop PID DIR: a clean stop (SIGTERM), so that the sanitizers' exit checks (leaks) run.
+tuapd_stop() {
+	stop_pid "$1"
+	if grep -E -n 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$2/tuapd.log" >&2; then
+		tuapt_die "tuapd: sanitizer report in $2/tuapd.log"
+	fi
+}
+
+tuapd_saw() { grep -E -q -- "$2" "$1/tuapd.log"; }
+
+# agent_install ROOT CONF
+agent_install() {
+	install -D -m 0755 "$TUAP_SHIP_AGENT" "$1/usr/sbin/tuap-agent"
+	install -D -m 0600 "$2" "$1/etc/tuap-agent/agent.conf"
+}
+
+# agent_start NS ROOT VAR LOG
+agent_start() {
+	TUAPT_BG_LOG=$4 chroot_bg "$1" "$2" "$3" /usr/sbin/tuap-agent --config /etc/tuap-agent/agent.conf
+}
+
+# site_copy DIR
+site_copy() {
+	mkdir -p "$1"
+	cp -a "$src/examples/example.test" "$1/"
+	rm -f "$1/example.test/data.tar.gz"
+}
+
+json_phases() {
+	"$TUAPT_PY" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("type") == "phase":
+        print("%s:%s" % (e["name"], e["state"]))' "$1"
+}
+
+json_final() {
+	"$TUAPT_PY" -c '
+import json, sys
+code = ""
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("final"):
+        code = e.get("exit_code", "")
+print(code)' "$1"
+}
+
+# agent_job_dir ROOT: the newest ROOT/var/lib/tuap-agent/jobs/JOB (empty when none)
+agent_job_dir() {
+	ls -1dt "$1"/var/lib/tuap-agent/jobs/*/ 2>/dev/null | head -n 1 | sed 's:/$::'
+}
