@@ -81,7 +81,9 @@ static void destroy(struct vmjob *vj, struct engine *e, const struct ctl_peer *p
 
 	if (rc == 0 || rc == -1)
 		return;
-	if (rc == -2 && (!purge || !leftovers(vj, v, r->domain))) {
+	job = engine_find_job(e, r->domain, NULL);
+	/* with a job running, its define may still be on its way: the worker looks again */
+	if (rc == -2 && !job && (!purge || !leftovers(vj, v, r->domain))) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND, "%s: no such VM%s",
 				   r->domain,
 				   purge ? ", and nothing of it is left to purge"
@@ -91,7 +93,7 @@ static void destroy(struct vmjob *vj, struct engine *e, const struct ctl_peer *p
 	}
 	t = task_new(vj, T_DESTROY, e, r->domain, NULL);
 	t->purge = purge;
-	if ((job = engine_find_job(e, r->domain, NULL))) {
+	if (job) {
 		vmjob_line_add(&t->lines, &t->n_lines, "job %s cancelled (it was in phase %s)",
 			       job_id(job), job_phase_name(job_current_phase(job)));
 		engine_phase_failed(e, job,

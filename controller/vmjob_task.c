@@ -428,6 +428,8 @@ static int work_destroy(struct task *t, struct tuap_err *err)
 			return -1;
 		vmjob_line_add(&t->lines, &t->n_lines, "destroyed and undefined %s (it was %s)",
 			       t->domain, virt_state_name(st));
+	} else {
+		vmjob_line_add(&t->lines, &t->n_lines, "%s had no VM defined", t->domain);
 	}
 	if (t->purge)
 		return purge_pool(t, err);

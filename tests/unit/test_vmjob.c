@@ -624,9 +624,16 @@ static void test_destroy(void **state)
 	snprintf(path, sizeof(path), "%s/domains/%s/journal", T.state, d);
 	assert_true(fs_exists(path));
 
+	/* continued with --resume, the job waits for hello when the domain is destroyed */
+	peer = provision(d, true, false);
+	assert_non_null(phase_ev(d, "hello", TUAP__PHASE_EVENT__STATE__STARTED));
 	ev = destroy(d, false);
 	assert_int_equal(ev->exit_code, 0);
+	assert_has(text_of(ev), "cancelled (it was in phase hello)");
 	assert_has(text_of(ev), "destroyed and undefined gone.test (it was running)");
+	assert_int_equal(final_of(&peer)->exit_code, 1);
+	assert_has(phase_ev(d, "hello", TUAP__PHASE_EVENT__STATE__FAILED)->message,
+		   "cancelled: the domain is being destroyed");
 	assert_has(text_of(ev), "kept: storage pool tuap-gone.test");
 	assert_false(exists(d));
 	assert_true(fs_exists(path));
