@@ -156,6 +156,8 @@ http_get() { ip netns exec "$NS" curl -sS --max-time 10 "http://$GUEST_PUB/" -o 
 wait_for "HTTP GET http://$GUEST_PUB/ inside $NS" 60 http_get || { show_failure; exit 1; }
 cmp -s "$W/page.html" "$SITE/site/public/index.html" ||
 	tuapt_die "http://$GUEST_PUB/ is not the example's index.html: $(head -c 200 "$W/page.html")"
+echo "== the site answers (GET http://$GUEST_PUB/ from inside $NS):"
+ip netns exec "$NS" curl -sS -i --max-time 10 "http://$GUEST_PUB/" || true
 
 "$CTL" status --json "$DOM" >"$W/status.json"
 python3 - "$W/status.json" "$DOM" >"$W/status.facts" <<'EOF'
