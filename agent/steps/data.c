@@ -31,11 +31,12 @@
 #include "hash.h"
 #include "steps/run.h"
 
-#define SYNC_EVERY  (64ull << 20)
-#define READ_BLOCK  (1 << 20)
-#define SLICE_MS    50
-#define PROGRESS_MS 250
-#define PENDING_MAX (2 * STEP_DATA_WINDOW)
+#define SYNC_EVERY    (64ull << 20)
+#define READ_BLOCK    (1 << 20)
+#define SLICE_MS      50
+#define PROGRESS_MS   250
+#define PENDING_MAX   (2 * STEP_DATA_WINDOW)
+#define DEFAULT_CHUNK (256u << 10) /* bytes per ChunkRequest when tuapd names no chunk size */
 
 /* ------------------------------------------------------------------------------------------ */
 /* The entry rule */
@@ -155,7 +156,8 @@ struct data_run {
 	char want_hex[SHA256_HEX_LEN];
 	char spool[PATH_MAX], mark[PATH_MAX];
 	int fd;
-	uint64_t have, synced, asked_end;
+	uint64_t have, synced, asked_end, fill_end;
+	uint32_t chunk; /* bytes per ChunkRequest: the controller's chunk size */
 	struct sha256 h;
 	struct piece *pend;
 	size_t n_pend, pend_bytes;
@@ -409,12 +411,19 @@ int step_data_want(struct step_run *r, uint64_t *offset, uint32_t *credit)
 		return 0;
 	if (d->asked_end < d->have)
 		d->asked_end = d->have;
-	end = d->have + STEP_DATA_WINDOW < d->size ? d->have + STEP_DATA_WINDOW : d->size;
-	if (end <= d->asked_end || d->asked_end - d->have > STEP_DATA_WINDOW / 2)
+	/* once no more than half the window is outstanding, ask up to a window ahead again, one
+	 * chunk per request: the controller caps what a single request gets */
+	if (d->asked_end - d->have <= STEP_DATA_WINDOW / 2) {
+		end = d->have + STEP_DATA_WINDOW < d->size ? d->have + STEP_DATA_WINDOW : d->size;
+		if (end > d->fill_end)
+			d->fill_end = end;
+	}
+	if (d->asked_end >= d->fill_end)
 		return 0;
 	*offset = d->asked_end;
-	*credit = (uint32_t)(end - d->asked_end);
-	d->asked_end = end;
+	*credit = d->fill_end - d->asked_end < d->chunk ? (uint32_t)(d->fill_end - d->asked_end)
+							: d->chunk;
+	d->asked_end += *credit;
 	return 1;
 }
 
@@ -423,7 +432,7 @@ void step_data_rewind(struct step_run *r)
 	struct data_run *d = r->priv;
 
 	if (r->step == TUAP__STEP__STEP_DATA && d)
-		d->asked_end = d->have;
+		d->asked_end = d->fill_end = d->have;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -732,6 +741,9 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 	r->priv = d;
 	r->ops = &data_ops;
 	d->size = a->size;
+	d->chunk = a->has_chunk_size && a->chunk_size > 0 ? a->chunk_size : DEFAULT_CHUNK;
+	if (d->chunk > STEP_DATA_WINDOW)
+		d->chunk = STEP_DATA_WINDOW;
 	for (size_t i = 0; i < 32; i++)
 		snprintf(d->want_hex + 2 * i, 3, "%02x", a->sha256.data[i]);
 	if (run_job_dir(r, dir, sizeof(dir), true, err) < 0)
@@ -750,7 +762,7 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 		return err_set(err, "%s: truncate: %s", d->spool, strerror(errno));
 	if (len > 0 && rehash(d, len, err) < 0)
 		return -1;
-	d->have = d->synced = d->asked_end = len;
+	d->have = d->synced = d->asked_end = d->fill_end = len;
 	if (fstatvfs(d->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < d->size - len)
 		return err_set(err, "%s: %" PRIu64 " bytes needed, %" PRIu64 " free", dir,
 			       d->size - len, (uint64_t)vfs.f_bavail * vfs.f_frsize);

@@ -38,6 +38,7 @@ struct t {
 	unsigned char *data;
 	size_t size;
 	unsigned char sha[32];
+	uint32_t chunk_size; /* DataArgs.chunk_size when not 0 */
 };
 
 static void hex_to_bytes(const char *hex, unsigned char *out)
@@ -124,6 +125,10 @@ static struct step_run *t_start(struct t *t, const char *job, const unsigned cha
 	da.size = t->size;
 	da.sha256.len = 32;
 	da.sha256.data = (uint8_t *)(sha ? sha : t->sha);
+	if (t->chunk_size) {
+		da.has_chunk_size = 1;
+		da.chunk_size = t->chunk_size;
+	}
 	assert_int_equal(step_start(&t->env, job, DOMAIN, &req, &run, &err), 0);
 	return run;
 }
@@ -288,6 +293,50 @@ static void test_data_out_of_order(void **state)
 	/* beyond the size is refused */
 	if (!step_done(run))
 		assert_int_equal(step_data_chunk(run, t.size, t.data, 1, &err), -1);
+	assert_true(drive(run, 60000));
+	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&t.log);
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	step_free(run);
+	t_free(&t);
+}
+
+/* A controller that gives each request at most two chunks (tuapd's data_window cap) and sends
+ * nothing unasked: the agent must ask in requests it can get whole, or it waits forever for
+ * bytes it believes are on their way. */
+static void test_data_capped_requests(void **state)
+{
+	const size_t chunk = 64 << 10;
+	struct t t;
+	struct step_run *run;
+	struct tuap_err err;
+	uint64_t off, asked = 0, got = 0;
+	uint32_t credit;
+	int rounds = 0;
+
+	t_init(&t);
+	t.chunk_size = chunk;
+	make_site_tgz(&t, 12 << 20); /* more than the window */
+	run = t_start(&t, "job1", NULL);
+	while (!step_done(run) && rounds++ < 10000) {
+		uint64_t end;
+
+		if (!step_data_want(run, &off, &credit))
+			break;
+		assert_int_equal(off, asked); /* in order, no gaps, no overlap */
+		assert_true(credit > 0 && credit <= chunk);
+		asked = off + credit;
+		end = off + (credit < 2 * chunk ? credit : 2 * chunk);
+		for (uint64_t p = off; p < end; p += chunk) {
+			size_t n = end - p < chunk ? (size_t)(end - p) : chunk;
+
+			assert_int_equal(step_data_chunk(run, p, t.data + p, n, &err), 0);
+			got = p + n;
+		}
+		/* the window: never more than STEP_DATA_WINDOW asked beyond what arrived */
+		assert_true(asked - got <= STEP_DATA_WINDOW);
+	}
+	assert_int_equal(got, t.size);
 	assert_true(drive(run, 60000));
 	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
 		evlog_print(&t.log);
@@ -546,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_entry_rule),
 		cmocka_unit_test(test_data_end_to_end),
 		cmocka_unit_test(test_data_out_of_order),
+		cmocka_unit_test(test_data_capped_requests),
 		cmocka_unit_test(test_data_resume),
 		cmocka_unit_test(test_data_bad_sha),
 		cmocka_unit_test(test_data_hostile),
