@@ -3,11 +3,18 @@
  * STATE_DIR/jobs/JOB/data.tar.gz and hashed as it grows. The spool is fdatasync'd every
  * SYNC_EVERY bytes and its confirmed length recorded in data.mark ("LEN SIZE SHA256\n"), so a
  * restarted agent resumes from the confirmed length (what lies beyond it is cut off and the
- * kept part re-hashed). Once every byte is there and the sha256 matches, the spool is extracted
- * with libarchive into SITE_ROOT/DOMAIN.new-JOB (every entry checked by data_entry_check, no
- * owners, no setuid/setgid bits, libarchive's symlink and '..' guards on), synced, and swapped
- * in: the previous SITE_ROOT/DOMAIN is renamed DOMAIN.prev-TIMESTAMP, of which the newest
- * STEP_PREV_KEEP are kept. Extraction runs in slices of SLICE_MS per step_service.
+ * kept part re-hashed).
+ *
+ * Extraction overlaps the transfer: an extractor thread reads the spool right behind the
+ * receiver and writes the tree with libarchive into the staging directory
+ * SITE_ROOT/DOMAIN.new-JOB (every entry checked by data_entry_check, no owners, no
+ * setuid/setgid bits, libarchive's symlink and '..' guards on), then syncs it. Nothing of it is
+ * visible as the site until every byte is in and the sha256 of the whole file matches: only then
+ * is the staging tree swapped in (the previous SITE_ROOT/DOMAIN is renamed
+ * DOMAIN.prev-TIMESTAMP, of which the newest STEP_PREV_KEEP are kept). A mismatch, a refused
+ * entry or a cancel stops the extractor and removes the staging tree; a restarted agent
+ * extracts again from the first byte. The thread touches only the spool (read), the staging
+ * tree and its own fields; it never emits events.
  */
 #include "steps/data.h"
 
@@ -19,6 +26,9 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +43,6 @@
 
 #define SYNC_EVERY    (64ull << 20)
 #define READ_BLOCK    (1 << 20)
-#define SLICE_MS      50
 #define PROGRESS_MS   250
 #define PENDING_MAX   (2 * STEP_DATA_WINDOW)
 #define DEFAULT_CHUNK (256u << 10) /* bytes per ChunkRequest when tuapd names no chunk size */
@@ -148,9 +157,12 @@ struct piece {
 	unsigned char *data;
 };
 
+/* RECEIVING: chunks arrive and the extractor reads behind them; EXTRACTING: every byte is in
+ * and the sha256 matched, the extractor is finishing. */
 enum phase { RECEIVING, EXTRACTING };
 
 struct data_run {
+	/* the receiver: the main thread only */
 	enum phase phase;
 	uint64_t size;
 	char want_hex[SHA256_HEX_LEN];
@@ -162,10 +174,27 @@ struct data_run {
 	struct piece *pend;
 	size_t n_pend, pend_bytes;
 	uint64_t last_progress_ms;
-
 	char site[PATH_MAX], staging[PATH_MAX];
+	bool staged;	 /* staging exists and is ours to remove */
+	bool th_running; /* the extractor was created and not yet joined */
+	bool extracted;	 /* it was joined after extracting the whole archive */
+	int wake[2];	 /* it writes a byte to wake[1] as it ends */
+	pthread_t th;
+
+	/* shared: under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	uint64_t avail;	   /* spool bytes the extractor may read (the receiver's have) */
+	uint64_t consumed; /* spool bytes it has read */
+	bool stop;	   /* it is to give up */
+	bool ended;	   /* it has ended; rc and th_err say how */
+	int rc;
+	char th_err[600];
+
+	/* the extractor's own until joined */
 	struct archive *ar, *aw;
-	bool in_entry, staged;
+	int rfd;
+	unsigned char *rbuf;
 	uint64_t entries, bytes_out;
 };
 
@@ -193,15 +222,48 @@ static int confirm(struct data_run *d, struct tuap_err *err)
 	return 0;
 }
 
-static void progress(struct step_run *r, struct data_run *d, uint64_t done, const char *msg,
-		     bool force)
+/* Bytes of data.tar.gz the extractor has read: the step's progress (it never runs ahead of
+ * what is received). */
+static uint64_t consumed(struct data_run *d)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&d->mu);
+	n = d->consumed;
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+static void progress(struct step_run *r, struct data_run *d, const char *msg, bool force)
 {
 	uint64_t now = run_now_ms();
 
 	if (!force && now < d->last_progress_ms + PROGRESS_MS)
 		return;
 	d->last_progress_ms = now;
-	run_progress(r, done, d->size, msg);
+	run_progress(r, consumed(d), d->size, msg);
+}
+
+/* Lets the extractor read what is stored. */
+static void publish(struct data_run *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->avail = d->have;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Stops the extractor, when it runs, and waits for it. */
+static void stop_extractor(struct data_run *d)
+{
+	if (!d->th_running)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_signal(&d->cv);
+	pthread_mutex_unlock(&d->mu);
+	pthread_join(d->th, NULL);
+	d->th_running = false;
 }
 
 static void fail(struct step_run *r, const char *fmt, ...) TUAP_PRINTF(2, 3);
@@ -215,6 +277,7 @@ static void fail(struct step_run *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	stop_extractor(d);
 	if (d->staged) {
 		remove_tree(d->staging);
 		d->staged = false;
@@ -268,9 +331,7 @@ static uint64_t resume_length(struct data_run *d)
 	return len;
 }
 
-static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err *err);
-
-/* Every byte is there: check the hash, then extraction. */
+/* Every byte is there: check the hash; the tree is put in place once the extractor is done. */
 static void received_all(struct step_run *r, struct data_run *d)
 {
 	char got[SHA256_HEX_LEN];
@@ -280,7 +341,7 @@ static void received_all(struct step_run *r, struct data_run *d)
 	if (strcmp(got, d->want_hex) != 0) {
 		unlink(d->spool);
 		unlink(d->mark);
-		fail(r, "data.tar.gz: sha256 %s, expected %s; nothing was extracted", got,
+		fail(r, "data.tar.gz: sha256 %s, expected %s; nothing was put in place", got,
 		     d->want_hex);
 		return;
 	}
@@ -288,10 +349,9 @@ static void received_all(struct step_run *r, struct data_run *d)
 		fail(r, "%s", err.msg);
 		return;
 	}
-	progress(r, d, d->size, "received, sha256 verified", true);
+	d->phase = EXTRACTING;
+	progress(r, d, "received, sha256 verified", true);
 	run_log(r, "data.tar.gz: %" PRIu64 " bytes, sha256 %s verified", d->size, got);
-	if (start_extract(r, d, &err) < 0)
-		fail(r, "%s", err.msg);
 }
 
 static int append(struct step_run *r, struct data_run *d, const unsigned char *p, size_t len,
@@ -394,10 +454,11 @@ int step_data_chunk(struct step_run *r, uint64_t off, const void *data, size_t l
 		fail(r, "%s", msg);
 		return 0;
 	}
+	publish(d);
 	if (d->have == d->size)
 		received_all(r, d);
 	else
-		progress(r, d, d->have, "receiving", false);
+		progress(r, d, "receiving", false);
 	run_flush(r);
 	return 0;
 }
@@ -436,7 +497,8 @@ void step_data_rewind(struct step_run *r)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Extraction */
+/* The extractor: a thread that reads the spool as it grows (waiting for the receiver when it
+ * catches up) and writes the tree into the staging directory, then syncs it. */
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -452,44 +514,46 @@ static void remove_tree(const char *path)
 	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
-static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err *err)
+/* libarchive's read callback: the next stored bytes of the spool, waiting for them; 0 at the
+ * end, -1 when told to stop. */
+static la_ssize_t spool_read(struct archive *a, void *ctx, const void **buf)
 {
-	char real[PATH_MAX];
-	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-		    ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+	struct data_run *d = ctx;
+	uint64_t off, avail;
+	size_t want;
+	ssize_t n;
 
-	if (fs_mkdir_p(r->env.site_root, 0755, err) < 0)
+	pthread_mutex_lock(&d->mu);
+	off = d->consumed;
+	while (!d->stop && off < d->size && d->avail <= off)
+		pthread_cond_wait(&d->cv, &d->mu);
+	avail = d->avail;
+	if (d->stop) {
+		pthread_mutex_unlock(&d->mu);
+		archive_set_error(a, ECANCELED, "extraction stopped");
 		return -1;
-	/* libarchive refuses to write through any symlink on the path, the site root's too */
-	if (!realpath(r->env.site_root, real))
-		return err_set(err, "%s: %s", r->env.site_root, strerror(errno));
-	if ((size_t)snprintf(d->site, sizeof(d->site), "%s/%s", real, r->domain) >=
-		    sizeof(d->site) ||
-	    (size_t)snprintf(d->staging, sizeof(d->staging), "%s/%s.new-%s", real, r->domain,
-			     r->job) >= sizeof(d->staging))
-		return err_set(err, "%s: path too long", real);
-	remove_tree(d->staging); /* a half extraction of an earlier agent */
-	if (mkdir(d->staging, 0755) < 0)
-		return err_set(err, "%s: %s", d->staging, strerror(errno));
-	d->staged = true;
-	d->ar = archive_read_new();
-	d->aw = archive_write_disk_new();
-	if (!d->ar || !d->aw)
-		return err_set(err, "libarchive: out of memory");
-	archive_read_support_filter_gzip(d->ar);
-	archive_read_support_filter_none(d->ar);
-	archive_read_support_format_tar(d->ar);
-	if (archive_read_open_filename(d->ar, d->spool, READ_BLOCK) != ARCHIVE_OK)
-		return err_set(err, "%s: %s", d->spool, archive_error_string(d->ar));
-	archive_write_disk_set_options(d->aw, flags);
-	d->phase = EXTRACTING;
-	run_log(r, "extracting into %s", d->staging);
-	return 0;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (off >= d->size)
+		return 0;
+	want = avail - off < READ_BLOCK ? (size_t)(avail - off) : READ_BLOCK;
+	do
+		n = pread(d->rfd, d->rbuf, want, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		archive_set_error(a, n < 0 ? errno : EIO, "%s: read: %s", d->spool,
+				  n < 0 ? strerror(errno) : "short");
+		return -1;
+	}
+	pthread_mutex_lock(&d->mu);
+	d->consumed = off + (uint64_t)n;
+	pthread_mutex_unlock(&d->mu);
+	*buf = d->rbuf;
+	return n;
 }
 
 /* Checks and writes one header; 1 when the entry is the tree's root (skipped). */
-static int next_header(struct step_run *r, struct data_run *d, struct archive_entry *e,
-		       struct tuap_err *err)
+static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_err *err)
 {
 	enum tar_entry_type type = tar_entry_type_of(e);
 	const char *pn = archive_entry_pathname(e), *ln = NULL;
@@ -527,6 +591,145 @@ static int next_header(struct step_run *r, struct data_run *d, struct archive_en
 	return 0;
 }
 
+static int copy_data(struct data_run *d, struct tuap_err *err)
+{
+	for (;;) {
+		const void *buf;
+		size_t len;
+		la_int64_t off;
+		int ret = archive_read_data_block(d->ar, &buf, &len, &off);
+
+		if (ret == ARCHIVE_EOF)
+			break;
+		if (ret < ARCHIVE_WARN)
+			return err_set(err, "data.tar.gz: %s", archive_error_string(d->ar));
+		if (archive_write_data_block(d->aw, buf, len, off) < ARCHIVE_WARN)
+			return err_set(err, "data.tar.gz: %s", archive_error_string(d->aw));
+		d->bytes_out += len;
+	}
+	if (archive_write_finish_entry(d->aw) < ARCHIVE_WARN)
+		return err_set(err, "data.tar.gz: %s", archive_error_string(d->aw));
+	return 0;
+}
+
+/* Extracts the whole archive into the staging tree and makes it durable. */
+static int extract_all(struct data_run *d, struct tuap_err *err)
+{
+	struct archive_entry *e;
+	int ret, fd;
+
+	if (archive_read_open(d->ar, d, NULL, spool_read, NULL) != ARCHIVE_OK)
+		return err_set(err, "data.tar.gz: %s", archive_error_string(d->ar));
+	while ((ret = archive_read_next_header(d->ar, &e)) != ARCHIVE_EOF) {
+		if (ret < ARCHIVE_WARN)
+			return err_set(err, "data.tar.gz: %s", archive_error_string(d->ar));
+		ret = next_header(d, e, err);
+		if (ret < 0 || (ret == 0 && copy_data(d, err) < 0))
+			return -1;
+	}
+	if (archive_write_close(d->aw) != ARCHIVE_OK)
+		return err_set(err, "%s: %s", d->staging, archive_error_string(d->aw));
+	fd = open(d->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0) {
+		err_set(err, "%s: sync: %s", d->staging, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static void *extractor(void *arg)
+{
+	struct data_run *d = arg;
+	struct tuap_err err;
+	int rc;
+
+	memset(&err, 0, sizeof(err));
+	rc = extract_all(d, &err);
+	pthread_mutex_lock(&d->mu);
+	d->ended = true;
+	d->rc = rc;
+	snprintf(d->th_err, sizeof(d->th_err), "%s", rc < 0 ? err.msg : "");
+	pthread_mutex_unlock(&d->mu);
+	while (write(d->wake[1], "x", 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* Makes the staging tree and starts the extractor on the spool. */
+static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err *err)
+{
+	char real[PATH_MAX];
+	int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		    ARCHIVE_EXTRACT_SECURE_NODOTDOT;
+	sigset_t all, old;
+	int rc;
+
+	if (fs_mkdir_p(r->env.site_root, 0755, err) < 0)
+		return -1;
+	/* libarchive refuses to write through any symlink on the path, the site root's too */
+	if (!realpath(r->env.site_root, real))
+		return err_set(err, "%s: %s", r->env.site_root, strerror(errno));
+	if ((size_t)snprintf(d->site, sizeof(d->site), "%s/%s", real, r->domain) >=
+		    sizeof(d->site) ||
+	    (size_t)snprintf(d->staging, sizeof(d->staging), "%s/%s.new-%s", real, r->domain,
+			     r->job) >= sizeof(d->staging))
+		return err_set(err, "%s: path too long", real);
+	remove_tree(d->staging); /* a half extraction of an earlier agent */
+	if (mkdir(d->staging, 0755) < 0)
+		return err_set(err, "%s: %s", d->staging, strerror(errno));
+	d->staged = true;
+	d->rfd = open(d->spool, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (d->rfd < 0)
+		return err_set(err, "%s: %s", d->spool, strerror(errno));
+	if (pipe2(d->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+		return err_set(err, "pipe: %s", strerror(errno));
+	d->rbuf = malloc(READ_BLOCK);
+	d->ar = archive_read_new();
+	d->aw = archive_write_disk_new();
+	if (!d->rbuf || !d->ar || !d->aw)
+		return err_set(err, "out of memory");
+	archive_read_support_filter_gzip(d->ar);
+	archive_read_support_filter_none(d->ar);
+	archive_read_support_format_tar(d->ar);
+	archive_write_disk_set_options(d->aw, flags);
+	/* signals are for the main loop */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&d->th, NULL, extractor, d);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		return err_set(err, "cannot start the extractor: %s", strerror(rc));
+	d->th_running = true;
+	run_log(r, "extracting into %s as the data arrives", d->staging);
+	return 0;
+}
+
+/* Joins the extractor once it has ended: 0 when it ended well (or still runs), -1 with err. */
+static int reap_extractor(struct data_run *d, struct tuap_err *err)
+{
+	char c;
+	bool ended;
+
+	if (!d->th_running)
+		return 0;
+	pthread_mutex_lock(&d->mu);
+	ended = d->ended;
+	pthread_mutex_unlock(&d->mu);
+	if (!ended)
+		return 0;
+	while (read(d->wake[0], &c, 1) > 0)
+		;
+	pthread_join(d->th, NULL);
+	d->th_running = false;
+	if (d->rc < 0)
+		return err_set(err, "%s", d->th_err);
+	d->extracted = true;
+	return 0;
+}
+
 static void prune_prev(struct step_run *r, struct data_run *d)
 {
 	char dir[PATH_MAX], prefix[PATH_MAX], *names[64], path[PATH_MAX * 2];
@@ -560,24 +763,13 @@ static void prune_prev(struct step_run *r, struct data_run *d)
 		free(names[i]);
 }
 
-/* The staging tree is complete: make it durable and put it in place. */
+/* The staging tree is complete and durable: put it in place. */
 static int swap_in(struct step_run *r, struct data_run *d, struct tuap_err *err)
 {
 	char prev[PATH_MAX + 64], stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
-	int fd;
 
-	if (archive_write_close(d->aw) != ARCHIVE_OK)
-		return err_set(err, "%s: %s", d->staging, archive_error_string(d->aw));
-	fd = open(d->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || syncfs(fd) < 0) {
-		err_set(err, "%s: sync: %s", d->staging, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
 	if (fs_exists(d->site)) {
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -597,97 +789,70 @@ static int swap_in(struct step_run *r, struct data_run *d, struct tuap_err *err)
 	return 0;
 }
 
-static void extract_slice(struct step_run *r, struct data_run *d)
-{
-	uint64_t end = run_now_ms() + SLICE_MS;
-	struct archive_entry *e;
-	struct tuap_err err;
-
-	do {
-		const void *buf;
-		size_t len;
-		la_int64_t off;
-		int ret;
-
-		if (d->in_entry) {
-			ret = archive_read_data_block(d->ar, &buf, &len, &off);
-			if (ret == ARCHIVE_EOF) {
-				d->in_entry = false;
-				if (archive_write_finish_entry(d->aw) < ARCHIVE_WARN) {
-					fail(r, "data.tar.gz: %s", archive_error_string(d->aw));
-					return;
-				}
-				continue;
-			}
-			if (ret < ARCHIVE_WARN) {
-				fail(r, "data.tar.gz: %s", archive_error_string(d->ar));
-				return;
-			}
-			if (archive_write_data_block(d->aw, buf, len, off) < ARCHIVE_WARN) {
-				fail(r, "data.tar.gz: %s", archive_error_string(d->aw));
-				return;
-			}
-			d->bytes_out += len;
-			continue;
-		}
-		ret = archive_read_next_header(d->ar, &e);
-		if (ret == ARCHIVE_EOF) {
-			if (swap_in(r, d, &err) < 0) {
-				fail(r, "%s", err.msg);
-				return;
-			}
-			unlink(d->spool);
-			unlink(d->mark);
-			run_progress(r, d->size, d->size, "extracted");
-			run_finish(r, TUAP__STEP_STATE__STATE_DONE, true, 0,
-				   "%" PRIu64 " entries, %" PRIu64 " bytes in %s", d->entries,
-				   d->bytes_out, d->site);
-			return;
-		}
-		if (ret < ARCHIVE_WARN) {
-			fail(r, "data.tar.gz: %s", archive_error_string(d->ar));
-			return;
-		}
-		ret = next_header(r, d, e, &err);
-		if (ret < 0) {
-			fail(r, "%s", err.msg);
-			return;
-		}
-		d->in_entry = ret == 0;
-	} while (run_now_ms() < end);
-	progress(r, d, (uint64_t)archive_filter_bytes(d->ar, -1), "extracting", false);
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* step_ops */
 
 static size_t data_pollfds(struct step_run *r, struct pollfd *fds, size_t max)
 {
-	return 0;
+	struct data_run *d = r->priv;
+
+	if (!d->th_running || max == 0)
+		return 0;
+	fds[0] = (struct pollfd){.fd = d->wake[0], .events = POLLIN};
+	return 1;
 }
 
 static int data_timeout(const struct step_run *r)
 {
 	const struct data_run *d = r->priv;
 	uint64_t now = run_now_ms();
+	int t = -1;
 
-	if (d->phase == EXTRACTING)
-		return 0;
-	if (!r->deadline_ms)
-		return -1;
-	return r->deadline_ms > now ? (int)(r->deadline_ms - now) : 0;
+	if (d->phase == EXTRACTING) {
+		if (d->extracted)
+			return 0;
+		t = PROGRESS_MS;
+	}
+	if (r->deadline_ms) {
+		int left = r->deadline_ms > now ? (int)(r->deadline_ms - now) : 0;
+
+		if (t < 0 || left < t)
+			t = left;
+	}
+	return t;
 }
 
 static void data_service(struct step_run *r)
 {
 	struct data_run *d = r->priv;
+	struct tuap_err err;
 
+	if (r->finished)
+		return;
 	if (r->deadline_ms && run_now_ms() >= r->deadline_ms) {
 		fail(r, "deadline of %us passed", r->deadline_s);
 		return;
 	}
-	if (d->phase == EXTRACTING)
-		extract_slice(r, d);
+	if (reap_extractor(d, &err) < 0) {
+		fail(r, "%s", err.msg);
+		return;
+	}
+	if (d->phase != EXTRACTING)
+		return;
+	if (!d->extracted) {
+		progress(r, d, "extracting", false);
+		return;
+	}
+	if (swap_in(r, d, &err) < 0) {
+		fail(r, "%s", err.msg);
+		return;
+	}
+	unlink(d->spool);
+	unlink(d->mark);
+	run_progress(r, d->size, d->size, "extracted");
+	run_finish(r, TUAP__STEP_STATE__STATE_DONE, true, 0,
+		   "%" PRIu64 " entries, %" PRIu64 " bytes in %s", d->entries, d->bytes_out,
+		   d->site);
 }
 
 static void data_cancel(struct step_run *r, const char *reason)
@@ -702,6 +867,7 @@ static void data_free(struct step_run *r)
 
 	if (!d)
 		return;
+	stop_extractor(d);
 	if (d->fd >= 0) {
 		if (d->phase == RECEIVING && !r->finished)
 			confirm(d, &err); /* so a restarted agent resumes from here */
@@ -713,10 +879,18 @@ static void data_free(struct step_run *r)
 		archive_write_free(d->aw);
 	if (d->staged)
 		remove_tree(d->staging);
+	for (int i = 0; i < 2; i++)
+		if (d->wake[i] >= 0)
+			close(d->wake[i]);
+	if (d->rfd >= 0)
+		close(d->rfd);
+	free(d->rbuf);
 	sha256_free(&d->h);
 	for (size_t i = 0; i < d->n_pend; i++)
 		free(d->pend[i].data);
 	free(d->pend);
+	pthread_cond_destroy(&d->cv);
+	pthread_mutex_destroy(&d->mu);
 	free(d);
 }
 
@@ -737,7 +911,9 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 		return err_at(err, NULL, 0, "size", "data.tar.gz is empty");
 	if (!(d = calloc(1, sizeof(*d))))
 		return err_set(err, "out of memory");
-	d->fd = -1;
+	d->fd = d->rfd = d->wake[0] = d->wake[1] = -1;
+	pthread_mutex_init(&d->mu, NULL);
+	pthread_cond_init(&d->cv, NULL);
 	r->priv = d;
 	r->ops = &data_ops;
 	d->size = a->size;
@@ -762,13 +938,15 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 		return err_set(err, "%s: truncate: %s", d->spool, strerror(errno));
 	if (len > 0 && rehash(d, len, err) < 0)
 		return -1;
-	d->have = d->synced = d->asked_end = d->fill_end = len;
+	d->have = d->synced = d->asked_end = d->fill_end = d->avail = len;
 	if (fstatvfs(d->fd, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < d->size - len)
 		return err_set(err, "%s: %" PRIu64 " bytes needed, %" PRIu64 " free", dir,
 			       d->size - len, (uint64_t)vfs.f_bavail * vfs.f_frsize);
 	if (len > 0)
 		run_log(r, "resuming data.tar.gz at byte %" PRIu64 " of %" PRIu64, len, d->size);
-	progress(r, d, len, "receiving", true);
+	if (start_extract(r, d, err) < 0)
+		return -1;
+	progress(r, d, "receiving", true);
 	if (len == d->size)
 		received_all(r, d);
 	return 0;

@@ -62,10 +62,12 @@ static int make_paths(struct step_run *r, struct make_paths *p, struct tuap_err 
 {
 	if (run_job_dir(r, p->dir, sizeof(p->dir), true, err) < 0)
 		return -1;
-	snprintf(p->log, sizeof(p->log), "%s/make.log", p->dir);
-	snprintf(p->status, sizeof(p->status), "%s/make.status", p->dir);
-	snprintf(p->pid, sizeof(p->pid), "%s/make.pid", p->dir);
-	snprintf(p->sent, sizeof(p->sent), "%s/make.sent", p->dir);
+	if ((size_t)snprintf(p->log, sizeof(p->log), "%s/make.log", p->dir) >= sizeof(p->log) ||
+	    (size_t)snprintf(p->status, sizeof(p->status), "%s/make.status", p->dir) >=
+		    sizeof(p->status) ||
+	    (size_t)snprintf(p->pid, sizeof(p->pid), "%s/make.pid", p->dir) >= sizeof(p->pid) ||
+	    (size_t)snprintf(p->sent, sizeof(p->sent), "%s/make.sent", p->dir) >= sizeof(p->sent))
+		return err_set(err, "%s: path too long", p->dir);
 	if ((size_t)snprintf(p->site, sizeof(p->site), "%s/%s", r->env.site_root, r->domain) >=
 	    sizeof(p->site))
 		return err_set(err, "%s: path too long", r->env.site_root);

@@ -2,7 +2,8 @@
  * The data step end to end in scratch directories: a real tar.gz (made with tar czf) pulled in
  * chunks through the credit window, out of order and repeated chunks, resume after the run is
  * freed and after a torn spool, a wrong sha256, hostile tarballs (made here with libarchive),
- * the previous tree kept on replace, and the entry rule itself.
+ * the previous tree kept on replace, extraction while the data arrives, and the entry rule
+ * itself.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -531,6 +532,97 @@ static void test_data_hostile(void **state)
 	}
 }
 
+/* Letters, so that the text survives write_tgz; about 0.75 of it is left after gzip. */
+static char *random_text(size_t n)
+{
+	char *s = malloc(n + 1);
+
+	assert_non_null(s);
+	srand(11);
+	for (size_t i = 0; i < n; i++)
+		s[i] = (char)('a' + rand() % 26);
+	s[n] = '\0';
+	return s;
+}
+
+/* Waits (servicing the run) until path exists or the run ends; bounded. */
+static bool wait_exists(struct step_run *run, const char *path, int max_ms)
+{
+	uint64_t end = test_now_ms() + (uint64_t)max_ms;
+
+	while (!fs_exists(path) && !step_done(run) && test_now_ms() < end) {
+		struct pollfd fds[8];
+		size_t n = step_pollfds(run, fds, 8);
+
+		poll(fds, n, 20);
+		step_service(run);
+	}
+	return fs_exists(path);
+}
+
+/* Extraction overlaps the transfer, but nothing is put in place before the whole file is in and
+ * verified; a refused entry early in the archive fails the step before the rest is sent. */
+static void test_data_streams(void **state)
+{
+	char *big = random_text(10 << 20), early[600], staging[300];
+	struct entry ok[] = {
+		{"Makefile", AE_IFREG, NULL, "all:\n", false},
+		{"early.txt", AE_IFREG, NULL, "first\n", false},
+		{"big.txt", AE_IFREG, NULL, big, false},
+	};
+	struct entry bad[] = {
+		{"Makefile", AE_IFREG, NULL, "all:\n", false},
+		{"../escape", AE_IFREG, NULL, "pwned", false},
+		{"big.txt", AE_IFREG, NULL, big, false},
+	};
+	struct step_run *run;
+	struct stat st;
+	struct t t;
+
+	t_init(&t);
+	write_tgz(t.tgz, ok, 3);
+	t_load(&t, t.tgz);
+	assert_true(t.size > 4 << 20);
+	run = t_start(&t, "job1", NULL);
+	feed(&t, run, 1 << 16, t.size / 2);
+	assert_false(step_done(run));
+	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
+	snprintf(early, sizeof(early), "%s/early.txt", staging);
+	assert_true(wait_exists(run, early, 10000)); /* extracted with half the file in */
+	assert_false(step_done(run));
+	assert_false(fs_exists(t.out)); /* but not in place */
+	step_data_rewind(run);		/* feed() sends only what it is asked for afresh */
+	feed(&t, run, 1 << 16, UINT64_MAX);
+	assert_true(drive(run, 60000));
+	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
+		evlog_print(&t.log);
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(t.log.progress_monotonic);
+	step_free(run);
+	snprintf(early, sizeof(early), "%s/big.txt", t.out);
+	assert_int_equal(stat(early, &st), 0);
+	assert_int_equal(st.st_size, 10 << 20);
+	assert_false(fs_exists(staging));
+	t_free(&t);
+
+	t_init(&t);
+	write_tgz(t.tgz, bad, 3);
+	t_load(&t, t.tgz);
+	run = t_start(&t, "job1", NULL);
+	feed(&t, run, 1 << 16, t.size / 2);
+	assert_true(drive(run, 10000)); /* no more bytes are coming: it ends on its own */
+	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.log.msg, "'../escape'"));
+	step_free(run);
+	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
+	assert_false(fs_exists(staging));
+	assert_false(fs_exists(t.out));
+	snprintf(early, sizeof(early), "%s/escape", t.site);
+	assert_false(fs_exists(early));
+	t_free(&t);
+	free(big);
+}
+
 static void test_data_setuid_stripped_and_replace(void **state)
 {
 	struct entry e[] = {
@@ -600,6 +692,7 @@ int main(void)
 		cmocka_unit_test(test_data_bad_sha),
 		cmocka_unit_test(test_data_hostile),
 		cmocka_unit_test(test_data_setuid_stripped_and_replace),
+		cmocka_unit_test(test_data_streams),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
