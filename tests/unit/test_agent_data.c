@@ -2,8 +2,8 @@
  * The data step end to end in scratch directories: a real tar.gz (made with tar czf) pulled in
  * chunks through the credit window, out of order and repeated chunks, resume after the run is
  * freed and after a torn spool, a wrong sha256, hostile tarballs (made here with libarchive),
- * the previous tree kept on replace, extraction while the data arrives, and the entry rule
- * itself.
+ * the previous tree kept on replace, extraction while the data arrives, the forms the gzip
+ * stream may take, and the entry rule itself.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -623,6 +623,64 @@ static void test_data_streams(void **state)
 	free(big);
 }
 
+/* The forms data.tar.gz may take: a plain tar, several gzip members, bytes after the last
+ * member (ignored, as gzip does); and the ones refused: a cut-off or corrupt gzip stream (each
+ * with a matching sha256, so that the gunzip is what must notice). */
+static void test_data_compression_forms(void **state)
+{
+	static const struct {
+		const char *make; /* shell, in t.dir, from data.tar.gz to form.gz */
+		const char *error;
+	} forms[] = {
+		{"gzip -dc data.tar.gz >form.gz", NULL},
+		{"gzip -dc data.tar.gz >x.tar && head -c 70000 x.tar | gzip >form.gz && "
+		 "tail -c +70001 x.tar | gzip >>form.gz",
+		 NULL},
+		{"cp data.tar.gz form.gz && printf 'trailing garbage' >>form.gz", NULL},
+		{"head -c $(($(stat -c %s data.tar.gz) - 5000)) data.tar.gz >form.gz", "gzip"},
+		{"cp data.tar.gz form.gz && printf 'corrupt!corrupt!' | dd of=form.gz bs=1 "
+		 "seek=150000 conv=notrunc status=none",
+		 "gzip"},
+	};
+
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		char cmd[1024], path[600], job[16];
+		struct step_run *run;
+		struct stat st;
+		struct t t;
+
+		t_init(&t);
+		make_site_tgz(&t, 300000);
+		snprintf(cmd, sizeof(cmd), "cd %s && %s", t.dir, forms[i].make);
+		assert_int_equal(system(cmd), 0);
+		snprintf(path, sizeof(path), "%s/form.gz", t.dir);
+		t_load(&t, path);
+		snprintf(job, sizeof(job), "job%zu", i);
+		run = t_start(&t, job, NULL);
+		feed(&t, run, 1 << 16, UINT64_MAX);
+		assert_true(drive(run, 20000));
+		if (forms[i].error) {
+			if (t.log.final != TUAP__STEP_STATE__STATE_FAILED)
+				fail_msg("form %zu (%s) was extracted", i, forms[i].make);
+			if (!strstr(t.log.msg, forms[i].error))
+				fail_msg("form %zu: '%s' lacks '%s'", i, t.log.msg, forms[i].error);
+			assert_false(fs_exists(t.out));
+		} else {
+			if (t.log.final != TUAP__STEP_STATE__STATE_DONE) {
+				evlog_print(&t.log);
+				fail_msg("form %zu (%s) failed", i, forms[i].make);
+			}
+			snprintf(path, sizeof(path), "%s/big.bin", t.out);
+			assert_int_equal(stat(path, &st), 0);
+			assert_int_equal(st.st_size, 300000);
+			snprintf(path, sizeof(path), "%s/sub/deeper/f.txt", t.out);
+			assert_true(fs_exists(path));
+		}
+		step_free(run);
+		t_free(&t);
+	}
+}
+
 static void test_data_setuid_stripped_and_replace(void **state)
 {
 	struct entry e[] = {
@@ -693,6 +751,7 @@ int main(void)
 		cmocka_unit_test(test_data_hostile),
 		cmocka_unit_test(test_data_setuid_stripped_and_replace),
 		cmocka_unit_test(test_data_streams),
+		cmocka_unit_test(test_data_compression_forms),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
