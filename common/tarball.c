@@ -101,6 +101,8 @@ int tar_entry_check(const char *path, enum tar_entry_type type, const char *link
 		return snprintf(why, len, "'..' component"), -1;
 	if (has_control(path))
 		return snprintf(why, len, "control character in name"), -1;
+	if (link && has_control(link))
+		return snprintf(why, len, "control character in link target"), -1;
 	each_component(path, count_one, &depth);
 	if (depth == 0 && type != TAR_DIR)
 		return snprintf(why, len, "names the top directory but is not a directory"), -1;
@@ -142,6 +144,10 @@ int tar_entry_check(const char *path, enum tar_entry_type type, const char *link
 			return snprintf(why, len, "hardlink target has a '..' component ('%s')",
 					shown(link, b, sizeof(b))),
 			       -1;
+		depth = 0;
+		each_component(link, count_one, &depth);
+		if (depth == 0)
+			return snprintf(why, len, "hardlink to the top directory"), -1;
 		return 0;
 	}
 	return snprintf(why, len, "unknown entry type"), -1;

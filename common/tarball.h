@@ -1,7 +1,8 @@
 /*
  * data.tar.gz: the controller's check before anything is created (readable gzip+tar, top-level
- * Makefile, totals, dangerous entries), and the entry rule the agent's extraction applies too,
- * so both sides refuse exactly the same entries.
+ * Makefile, totals, dangerous entries), and the entry rule the agent's extraction applies too
+ * (adding a stricter symlink rule, agent/steps/data.h, where it cannot follow the archive's
+ * other symlinks as tarball_check does).
  */
 #ifndef TUAP_TARBALL_H
 #define TUAP_TARBALL_H

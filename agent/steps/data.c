@@ -82,14 +82,6 @@ static int plain_depth(const char *p)
 	return depth;
 }
 
-static bool has_control(const char *s)
-{
-	for (; s && *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return true;
-	return false;
-}
-
 /* name for a message: control characters (which would forge lines in the setup log) as '?' */
 static const char *shown(const char *name, char *buf, size_t len)
 {
@@ -104,52 +96,30 @@ static const char *shown(const char *name, char *buf, size_t len)
 int data_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
 		     size_t len)
 {
-	int depth;
+	const char *p = link;
+	int up = 0;
 
-	if (!path || !*path)
-		return fail_why(why, len, "empty path");
-	if (strlen(path) >= TARBALL_MAX_PATH)
-		return fail_why(why, len, "path too long");
-	if (path[0] == '/')
-		return fail_why(why, len, "absolute path");
-	if ((depth = plain_depth(path)) < 0)
-		return fail_why(why, len, "'..' component");
-	if (has_control(path) || has_control(link))
-		return fail_why(why, len, "control character in name");
-	if (type == TAR_OTHER)
-		return fail_why(why, len, "device node, fifo or socket");
-	if (type == TAR_HARDLINK) {
-		if (!link || !*link || link[0] == '/')
-			return fail_why(why, len, "hard link to an absolute path");
-		if (plain_depth(link) <= 0)
-			return fail_why(why, len, "hard link outside the tree");
-	}
-	if (type == TAR_SYMLINK) {
-		const char *p = link;
-		int up = 0;
-
-		if (!p || !*p)
-			return fail_why(why, len, "symlink without target");
-		if (p[0] == '/')
-			return fail_why(why, len, "symlink to an absolute path");
-		/* leading '..' components only */
-		for (;;) {
-			while (p[0] == '.' && p[1] == '/')
-				p += 2;
-			while (*p == '/')
-				p++;
-			if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
-				up++;
-				p += 2;
-				continue;
-			}
-			break;
+	if (tar_entry_check(path, type, link, why, len) < 0)
+		return -1;
+	if (type != TAR_SYMLINK)
+		return 0;
+	/* tarball_check follows the archive's own symlinks to see where a target ends up; one
+	 * entry at a time, the agent cannot: '..' only as leading components, and no further up
+	 * than the link's own directory (tar_entry_check made sure of that) */
+	for (;;) {
+		while (p[0] == '.' && p[1] == '/')
+			p += 2;
+		while (*p == '/')
+			p++;
+		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
+			up++;
+			p += 2;
+			continue;
 		}
-		if (up > depth - 1)
-			return fail_why(why, len, "symlink escapes the tree");
-		if (*p && strcmp(p, ".") != 0 && plain_depth(p) < 0)
-			return fail_why(why, len, "symlink with '..' after a name");
+		break;
 	}
+	if (*p && strcmp(p, ".") != 0 && plain_depth(p) < 0)
+		return fail_why(why, len, "symlink with '..' after a name");
 	return 0;
 }
 

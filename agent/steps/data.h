@@ -1,11 +1,8 @@
 /*
- * The data step's entry rule, exposed for tests. It is the rule of tar_entry_check()
- * (common/tarball.h), implemented here until the two are folded into one: an entry may be
- * extracted when its path is relative without '..' and without control characters, it is a
- * file, directory, symlink or hard link (no devices, fifos, sockets), a symlink's target is
- * relative and stays in the tree ('..' only as leading components, no deeper than the link's own
- * directory, so that chains of symlinks cannot climb out either), and a hard link's target obeys
- * the path rule.
+ * The data step's entry rule, exposed for tests: tar_entry_check() (common/tarball.h, the rule
+ * tuap-ctl validate applies too) and, since the agent extracts one entry at a time and cannot
+ * follow the archive's other symlinks as tarball_check does, stricter symlinks: '..' only as
+ * leading components (`d/..` is refused: d may itself be a symlink).
  */
 #ifndef TUAP_AGENT_STEPS_DATA_H
 #define TUAP_AGENT_STEPS_DATA_H

@@ -75,6 +75,8 @@ static void test_entry_rule(void **state)
 		{"h", TAR_HARDLINK, "/etc/shadow", "hardlink to absolute path '/etc/shadow'"},
 		{"a/h", TAR_HARDLINK, "a/../b", "hardlink target has a '..' component ('a/../b')"},
 		{"h", TAR_HARDLINK, "", "hardlink with an empty target"},
+		{"h", TAR_HARDLINK, "./", "hardlink to the top directory"},
+		{"l", TAR_SYMLINK, "a\rb", "control character in link target"},
 		/* the name is checked before the link */
 		{"../l", TAR_SYMLINK, "x", "'..' component"},
 	};
