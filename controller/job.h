@@ -88,6 +88,9 @@ struct phase_provider {
 	/* the last lines of the serial console, shown when hello stalls; returns how many were
 	 * put in lines[0..max) (malloc'd strings the engine frees) */
 	size_t (*console_tail)(void *ctx, const char *domain, char **lines, size_t max);
+	/* the names of the VMs of ours the hypervisor has, for list and status (a malloc'd
+	 * array of malloc'd strings the engine frees); returns how many; NULL: none */
+	size_t (*domains)(void *ctx, char ***names);
 	void *ctx;
 };
 

@@ -93,6 +93,15 @@ void job_journal(struct engine *e, struct job *job, const char *kind, const char
 		 const char *state, const char *detail);
 struct job *engine_running_job(struct engine *e, const char *domain);
 struct job *engine_last_job(struct engine *e, const char *domain);
+/* tuapd's own keypair is STATE_DIR/keys/server.{key,pub}: no domain may be called that. */
+#define ENGINE_SERVER_KEY "server"
+/* valid_domain_name, and not ENGINE_SERVER_KEY: 0, else -1 with why. */
+int engine_domain_ok(const char *domain, char *why, size_t len);
+/* Calls fn for each enrolled domain: STATE_DIR/keys/DOMAIN.pub (pub is its path). */
+void engine_each_enrolled(struct engine *e,
+			  void (*fn)(struct engine *e, const char *domain, const char *pub,
+				     void *arg),
+			  void *arg);
 struct agent_info *engine_agent(struct engine *e, const char *domain, bool create);
 void job_free(struct job *job);
 struct job *job_alloc(struct engine *e, const char *domain, const char *id);

@@ -261,7 +261,7 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 	struct job *job = engine_running_job(e, r->domain);
 	char id[32], why[128];
 
-	if (valid_domain_name(r->domain, why, sizeof(why)) < 0) {
+	if (engine_domain_ok(r->domain, why, sizeof(why)) < 0) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
 				   "'%s' is not a domain name: %s", r->domain, why);
 		return;
@@ -420,68 +420,124 @@ static void job_steps(struct engine *e, struct job *j, struct step_list *sl)
 	}
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static void add_name(struct names *l, const char *name)
+{
+	if (l->n == l->cap &&
+	    !(l->v = realloc(l->v, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof(*l->v))))
+		abort();
+	if (!(l->v[l->n++] = strdup(name)))
+		abort();
+}
+
+static void add_enrolled(struct engine *e, const char *domain, const char *pub, void *arg)
+{
+	add_name(arg, domain);
+}
+
+/* The domains tuapd knows, sorted, each once: those with a job, those enrolled
+ * (STATE_DIR/keys/DOMAIN.pub: keys made by provision or enroll) and the hypervisor's VMs of
+ * ours (a journal lost or purged while the VM was kept). A malloc'd array of malloc'd names. */
+static size_t known_domains(struct engine *e, char ***out)
+{
+	struct names names = {NULL, 0, 0};
+	char **v, **pn = NULL;
+	size_t n, np = 0, k = 0;
+
+	for (struct job *j = e->jobs; j; j = j->next)
+		add_name(&names, j->domain);
+	engine_each_enrolled(e, add_enrolled, &names);
+	if (e->has_provider && e->provider.domains)
+		np = e->provider.domains(e->provider.ctx, &pn);
+	for (size_t i = 0; i < np; i++) {
+		add_name(&names, pn[i]);
+		free(pn[i]);
+	}
+	free(pn);
+	v = names.v;
+	n = names.n;
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_name);
+	for (size_t i = 0; i < n; i++) /* each once */
+		if (k > 0 && !strcmp(v[k - 1], v[i]))
+			free(v[i]);
+		else
+			v[k++] = v[i];
+	*out = v;
+	return k;
+}
+
+static void domain_status(struct engine *e, const char *domain, Tuap__DomainStatus *d,
+			  struct step_list *sl)
+{
+	struct job *j = engine_last_job(e, domain);
+	struct agent_info *a;
+
+	tuap__domain_status__init(d);
+	sl->n = 0;
+	d->domain = (char *)domain;
+	d->vm_state = (char *)(e->has_provider && e->provider.vm_state
+				       ? e->provider.vm_state(e->provider.ctx, domain)
+				       : NULL);
+	if (!d->vm_state)
+		d->vm_state =
+			j && (j->existing || j->dom.conf.depends_on[0]) ? "existing host" : "-";
+	if (j) {
+		job_steps(e, j, sl);
+		d->job_id = j->id;
+		d->job_state = (char *)job_state_name(j);
+		d->phase = (char *)job_phase_name(j->phase);
+	}
+	if ((a = engine_agent(e, domain, false)) && a->hello_seen) {
+		d->agent_version = a->version;
+		d->agent_host = a->host;
+		d->has_agent_last_seen_unix = 1;
+		d->agent_last_seen_unix = (uint64_t)(a->last_seen_ms / 1000);
+	}
+}
+
 static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char *only, bool list)
 {
 	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
 	Tuap__StatusReply st = TUAP__STATUS_REPLY__INIT;
 	Tuap__ListReply lr = TUAP__LIST_REPLY__INIT;
-	Tuap__DomainStatus *v = NULL, **pv = NULL;
-	struct step_list *sl = NULL;
-	size_t n = 0, cap = 0;
+	Tuap__DomainStatus *v, **pv;
+	struct step_list *sl;
+	char **names;
+	size_t n = known_domains(e, &names), m = 0;
 
-	for (struct job *j = e->jobs; j; j = j->next) {
-		struct agent_info *a;
-		Tuap__DomainStatus *d;
-
-		if (j != engine_last_job(e, j->domain) || (only && strcmp(only, j->domain)))
+	v = calloc(n ? n : 1, sizeof(*v));
+	sl = calloc(n ? n : 1, sizeof(*sl));
+	pv = calloc(n ? n : 1, sizeof(*pv));
+	if (!v || !sl || !pv)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		if (only && strcmp(only, names[i]))
 			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			v = realloc(v, cap * sizeof(*v));
-			sl = realloc(sl, cap * sizeof(*sl));
-			if (!v || !sl)
-				abort();
-		}
-		job_steps(e, j, &sl[n]);
-		d = &v[n++];
-		tuap__domain_status__init(d);
-		d->domain = j->domain;
-		d->vm_state = (char *)(e->has_provider && e->provider.vm_state
-					       ? e->provider.vm_state(e->provider.ctx, j->domain)
-					       : NULL);
-		if (!d->vm_state)
-			d->vm_state =
-				j->existing || j->dom.conf.depends_on[0] ? "existing host" : "-";
-		d->job_id = j->id;
-		d->job_state = (char *)job_state_name(j);
-		d->phase = (char *)job_phase_name(j->phase);
-		if ((a = engine_agent(e, j->domain, false)) && a->hello_seen) {
-			d->agent_version = a->version;
-			d->agent_host = a->host;
-			d->has_agent_last_seen_unix = 1;
-			d->agent_last_seen_unix = (uint64_t)(a->last_seen_ms / 1000);
-		}
+		domain_status(e, names[i], &v[m], &sl[m]);
+		for (size_t k = 0; k < sl[m].n; k++)
+			sl[m].ptr[k] = &sl[m].rec[k];
+		v[m].steps = sl[m].ptr;
+		v[m].n_steps = sl[m].n;
+		pv[m] = &v[m];
+		m++;
 	}
-	for (size_t i = 0; i < n; i++) { /* v and sl no longer move */
-		for (size_t k = 0; k < sl[i].n; k++)
-			sl[i].ptr[k] = &sl[i].rec[k];
-		v[i].steps = sl[i].ptr;
-		v[i].n_steps = sl[i].n;
-	}
-	if (only && n == 0) {
-		free(sl);
-		free(v);
+	if (only && m == 0) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
 				   "%s: tuapd knows no such domain", only);
-		return;
+		goto out;
 	}
-	pv = calloc(n ? n : 1, sizeof(*pv));
-	if (!pv)
-		abort();
-	for (size_t i = 0; i < n; i++)
-		pv[i] = &v[i];
 	st.domains = lr.domains = pv;
-	st.n_domains = lr.n_domains = n;
+	st.n_domains = lr.n_domains = m;
 	ev.has_final = ev.has_exit_code = ev.final = 1;
 	ev.exit_code = 0;
 	if (list) {
@@ -492,6 +548,10 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 		ev.status = &st;
 	}
 	e->io.ctl_send(e->io.ctx, peer, &ev);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 	free(pv);
 	free(sl);
 	free(v);
@@ -672,7 +732,7 @@ static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap
 	struct agentconf ac;
 	struct tuap_err err;
 
-	if (valid_domain_name(r->domain, why, sizeof(why)) < 0) {
+	if (engine_domain_ok(r->domain, why, sizeof(why)) < 0) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
 				   "'%s' is not a domain name: %s", r->domain, why);
 		return;

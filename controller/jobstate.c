@@ -321,11 +321,24 @@ static void resume_domain(struct engine *e, const char *domain)
 	job_enter_phase(e, job, rp.phase_done ? rp.phase + 1 : rp.phase);
 }
 
-/* Allows every enrolled domain's agent key again (STATE_DIR/keys/DOMAIN.pub). */
-static void allow_enrolled(struct engine *e)
+int engine_domain_ok(const char *domain, char *why, size_t len)
 {
-	char dir[PATH_MAX], path[PATH_MAX], pub[KEYS_Z85_SIZE], name[DOMAIN_NAME_MAX + 8];
-	struct tuap_err err;
+	if (valid_domain_name(domain, why, len) < 0)
+		return -1;
+	if (!strcmp(domain, ENGINE_SERVER_KEY)) {
+		snprintf(why, len, "it names tuapd's own keys (STATE_DIR/keys/%s.*)",
+			 ENGINE_SERVER_KEY);
+		return -1;
+	}
+	return 0;
+}
+
+void engine_each_enrolled(struct engine *e,
+			  void (*fn)(struct engine *e, const char *domain, const char *pub,
+				     void *arg),
+			  void *arg)
+{
+	char dir[PATH_MAX], path[PATH_MAX], name[DOMAIN_NAME_MAX + 8];
 	struct dirent *de;
 	DIR *d;
 
@@ -338,16 +351,30 @@ static void allow_enrolled(struct engine *e)
 		if (n < 5 || n - 4 > DOMAIN_NAME_MAX || strcmp(de->d_name + n - 4, ".pub"))
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(n - 4), de->d_name);
-		if (valid_domain_name(name, why, sizeof(why)) < 0 ||
+		if (engine_domain_ok(name, why, sizeof(why)) < 0 ||
 		    fs_path(path, sizeof(path), NULL, "%s/%s", dir, de->d_name) < 0)
 			continue;
-		if (keys_load_public(path, pub, &err) < 0) {
-			log_warn("%s: %s", name, err.msg);
-			continue;
-		}
-		e->io.agent_allow(e->io.ctx, name, pub);
+		fn(e, name, path, arg);
 	}
 	closedir(d);
+}
+
+static void allow_one(struct engine *e, const char *domain, const char *path, void *arg)
+{
+	char pub[KEYS_Z85_SIZE];
+	struct tuap_err err;
+
+	if (keys_load_public(path, pub, &err) < 0) {
+		log_warn("%s: %s", domain, err.msg);
+		return;
+	}
+	e->io.agent_allow(e->io.ctx, domain, pub);
+}
+
+/* Allows every enrolled domain's agent key again (STATE_DIR/keys/DOMAIN.pub). */
+static void allow_enrolled(struct engine *e)
+{
+	engine_each_enrolled(e, allow_one, NULL);
 }
 
 int engine_resume_all(struct engine *e, struct tuap_err *err)

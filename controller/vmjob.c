@@ -351,6 +351,23 @@ static size_t console_tail(void *ctx, const char *domain, char **out, size_t max
 	return n < max ? n : max;
 }
 
+static size_t domains(void *ctx, char ***names)
+{
+	struct vmjob *vj = ctx;
+	struct tuap_err err;
+	struct virt *v;
+	size_t n = 0;
+
+	*names = NULL;
+	if (!vj->v && vj->failed_at_ms && engine_now_ms() - vj->failed_at_ms < VMJOB_RETRY_S * 1000)
+		return 0;
+	if (!(v = vmjob_virt(vj, &err)) || virt_domain_list_ours(v, names, &n, &err) < 0) {
+		log_warn("listing the hypervisor's domains: %s", err.msg);
+		return 0;
+	}
+	return n;
+}
+
 void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 {
 	*p = (struct phase_provider){
@@ -359,6 +376,7 @@ void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 		.ctl_request = vmjob_ctl_request,
 		.vm_state = vm_state,
 		.console_tail = console_tail,
+		.domains = domains,
 		.ctx = vj,
 	};
 }

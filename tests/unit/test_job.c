@@ -559,6 +559,77 @@ static void test_hello_deadline_and_resume(void **state)
 	engine_free(e);
 }
 
+static size_t fake_vm_domains(void *ctx, char ***names)
+{
+	*names = calloc(2, sizeof(**names));
+	(*names)[0] = strdup("vm-only.test"); /* a VM of ours whose journal was purged */
+	(*names)[1] = strdup("site.test");    /* also has a job: listed once */
+	return 2;
+}
+
+static const char *fake_vm_state(void *ctx, const char *domain)
+{
+	return strcmp(domain, "site.test") ? "shut off" : "running";
+}
+
+static void enroll(struct engine *e, const char *domain)
+{
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__EnrollRequest en = TUAP__ENROLL_REQUEST__INIT;
+
+	en.domain = (char *)domain;
+	en.endpoint = "tcp://192.0.2.1:7600";
+	r.req_case = TUAP__CTL_REQUEST__REQ_ENROLL;
+	r.enroll = &en;
+	engine_ctl_request(e, &peer, &r);
+}
+
+/* list shows every domain tuapd knows, not only those with a job: enrolled ones and the
+ * hypervisor's VMs of ours; "server" (tuapd's own key files) is no domain. */
+static void test_list_all_known(void **state)
+{
+	struct engine *e;
+	struct phase_provider p = {.vm_state = fake_vm_state, .domains = fake_vm_domains};
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__ListRequest lr = TUAP__LIST_REQUEST__INIT;
+	const Tuap__ListReply *l;
+
+	{
+		struct engine_conf c = {.state_dir = F.state,
+					.pool_root = F.pool,
+					.agent_endpoint = "tcp://192.0.2.1:7600",
+					.server_public_key =
+						"rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"};
+		struct engine_io io = {fake_agent_send, fake_ctl_send, fake_allow, NULL};
+		struct tuap_err err;
+
+		assert_non_null(e = engine_new(&c, &io, &err));
+	}
+	engine_set_provider(e, &p);
+	provision(e, conf, true);
+	enroll(e, "enrolled.test");
+	if (last_ctl()->ev_case == TUAP__CTL_EVENT__EV_ERROR)
+		fail_msg("enroll: %s", last_ctl()->error->message);
+	enroll(e, "server");
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+	assert_non_null(strstr(last_ctl()->error->message, "tuapd's own keys"));
+	r.req_case = TUAP__CTL_REQUEST__REQ_LIST;
+	r.list = &lr;
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_LIST);
+	l = last_ctl()->list;
+	assert_int_equal(l->n_domains, 3);
+	assert_string_equal(l->domains[0]->domain, "enrolled.test");
+	assert_null(l->domains[0]->job_id);
+	assert_string_equal(l->domains[1]->domain, "site.test");
+	assert_string_equal(l->domains[1]->vm_state, "running");
+	assert_string_equal(l->domains[1]->job_state, "running");
+	assert_string_equal(l->domains[2]->domain, "vm-only.test");
+	assert_string_equal(l->domains[2]->vm_state, "shut off");
+	assert_null(l->domains[2]->job_id);
+	engine_free(e);
+}
+
 static void test_busy_and_status(void **state)
 {
 	struct engine *e = new_engine();
@@ -645,6 +716,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_all_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_in_one_second, setup, teardown),
 	};
 
