@@ -4,8 +4,10 @@
 #include "ctlclient.h"
 #include "progress.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool cli_wants_help(int argc, char **argv)
@@ -29,6 +31,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "\n(see 'tuap-ctl %s --help')\n", cmd);
 	return CLI_USAGE;
+}
+
+int cli_lines_arg(const char *cmd, const char *text, uint32_t *lines)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(text, &end, 10);
+	if (errno || end == text || *end || n <= 0 || n > CLI_LINES_MAX)
+		return cli_usage_error(cmd, "-n wants a number of lines (1-%d)", CLI_LINES_MAX);
+	*lines = (uint32_t)n;
+	return 0;
 }
 
 char *cli_domain_arg(char *arg)

@@ -6,6 +6,7 @@
 #define TUAP_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "tuap.pb-c.h"
 
@@ -49,5 +50,9 @@ const char *cli_domain_name(const char *dir);
 
 /* Strips trailing slashes from a DOMAIN argument in place, so "example.test/" works. */
 char *cli_domain_arg(char *arg);
+
+#define CLI_LINES_MAX 1000000
+/* The value of -n LINES: 0 with *lines set, else CLI_USAGE (the error is printed for cmd). */
+int cli_lines_arg(const char *cmd, const char *text, uint32_t *lines);
 
 #endif

@@ -25,14 +25,9 @@ int cmd_console_log(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-			char *end;
-			long n = strtol(argv[++i], &end, 10);
-
-			if (*end || n <= 0 || n > 1000000)
-				return cli_usage_error("console-log",
-						       "-n wants a number of lines (1-1000000)");
+			if (cli_lines_arg("console-log", argv[++i], &dr.lines) != 0)
+				return CLI_USAGE;
 			dr.has_lines = 1;
-			dr.lines = (uint32_t)n;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
 		} else if (argv[i][0] == '-' || domain) {

@@ -30,13 +30,9 @@ int cmd_log(int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-			char *end;
-			long n = strtol(argv[++i], &end, 10);
-
-			if (*end || n <= 0)
-				return cli_usage_error("log", "-n wants a positive number");
+			if (cli_lines_arg("log", argv[++i], &dr.lines) != 0)
+				return CLI_USAGE;
 			dr.has_lines = 1;
-			dr.lines = (uint32_t)n;
 		} else if (!strcmp(argv[i], "--json")) {
 			json = true;
 		} else if (argv[i][0] == '-' || domain) {

@@ -89,6 +89,16 @@ if TUAP_SOCKET="$work/no.sock" "$TUAP_CTL" provision example.test 2>err; then
 fi
 grep -q "tuapd is not running" err || fail "$(cat err)"
 
+# -n LINES is bounded and checked before anything is asked of tuapd (exit 2).
+for n in 0 -3 abc 99999999999 1000001; do
+	for cmd in log console-log; do
+		rc=0
+		TUAP_SOCKET="$work/no.sock" "$TUAP_CTL" "$cmd" -n "$n" example.test 2>err || rc=$?
+		[ "$rc" = 2 ] && grep -q -- "-n wants a number of lines" err ||
+			fail "$cmd -n $n: exit $rc, $(cat err)"
+	done
+done
+
 # Every command has --help.
 for cmd in validate provision status list watch log run update-data enroll new pack; do
 	"$TUAP_CTL" "$cmd" --help | grep -q "^usage: tuap-ctl $cmd" || fail "$cmd --help"
