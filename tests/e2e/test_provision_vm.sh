@@ -21,6 +21,10 @@
 #     agent-public-key = the key tuapd allowed (STATE_DIR/keys/example.test.pub), image;
 #   - `tuap-ctl console-log` shows the guest's console; `tuap-ctl snapshot` takes a snapshot
 #     (with memory) and `tuap-ctl restore --latest` goes back to it, the site still served;
+#   - `tuap-ctl provision --rebuild` (TUAPT_E2E_REBUILD=1, the default; deploy/demo skips it)
+#     says it snapshotted the old VM first, makes a new one with a new agent key, provision-id
+#     and instance-id that serves the site again, and the old agent (started on the host with
+#     the config from the old seed ISO) is refused by tuapd;
 #   - `tuap-ctl destroy --purge` leaves no domain, no volume of the domain, no pool or pool
 #     directory, no key, no journal (only the shared base image in tuap-images stays);
 #   - tuapd stops cleanly on SIGTERM, without sanitizer reports (Sanitize builds);
@@ -214,6 +218,56 @@ grep -q "$DOM restored to snapshot e2e" "$W/restore.out" || tuapt_die "restore: 
 wait_for "HTTP GET http://$GUEST_PUB/ after the restore" 60 http_get || { show_failure; exit 1; }
 cmp -s "$W/page.html" "$SITE/site/public/index.html" || tuapt_die "after the restore the page differs"
 
+# --- --rebuild: the old VM snapshotted and put aside, a new one with new keys and instance-id,
+# the site served again; the old agent's key is refused from then on. (deploy/demo skips it.)
+if [ "${TUAPT_E2E_REBUILD:-1}" = 1 ]; then
+	phase rebuild
+	OLD_PUB=$(cat "$W/state/keys/$DOM.pub")
+	OLD_SEED=$(python3 -c 'import sys, xml.etree.ElementTree as E
+for d in E.parse(sys.argv[1]).iter("disk"):
+    if d.get("device") == "cdrom": print(d.find("source").get("file"))' "$W/domain.xml")
+	[ -f "$OLD_SEED" ] || tuapt_die "the old seed '$OLD_SEED' is not there"
+	mkdir -p "$W/old/state" "$W/old/site"
+	xorriso -osirrox on -indev "$OLD_SEED" -extract /tuap/agent.conf "$W/old/seed.conf" \
+		>/dev/null 2>&1 || tuapt_die "cannot read tuap/agent.conf from $OLD_SEED"
+	# the old agent's config with its state in $W (Z85 keys hold sed's special characters)
+	python3 - "$W/old/seed.conf" "$W/old/agent.conf" "$W/old/state" <<'EOF'
+import os, sys
+out = []
+for line in open(sys.argv[1]):
+    k = line.split("=", 1)[0].strip()
+    out.append("state_dir = %s\n" % sys.argv[3] if k == "state_dir" else line)
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, "".join(out).encode())
+EOF
+	rc=0
+	timeout "$PROVISION_DEADLINE" "$CTL" provision --rebuild "$SITE" >"$W/logs/rebuild.out" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		cat "$W/logs/rebuild.out" >&2
+		show_failure
+		tuapt_die "tuap-ctl provision --rebuild exited $rc"
+	fi
+	grep -q "snapshot tuap-before-" "$W/logs/rebuild.out" ||
+		tuapt_die "--rebuild did not say it took a snapshot first: $(grep plan "$W/logs/rebuild.out")"
+	grep -q "] make: done in " "$W/logs/rebuild.out" || tuapt_die "--rebuild did not run make"
+	NEW_PUB=$(cat "$W/state/keys/$DOM.pub")
+	[ "$NEW_PUB" != "$OLD_PUB" ] || tuapt_die "--rebuild kept the old agent key"
+	virsh_ "$URI" dumpxml "$DOM" >"$W/domain.xml"
+	NEW_JOB=$(meta provision-id)
+	[ "$NEW_JOB" != "$JOB" ] || tuapt_die "--rebuild kept the provision-id $JOB"
+	[ "$(meta instance-id)" = "tuap-$NEW_JOB" ] || tuapt_die "after --rebuild, instance-id '$(meta instance-id)'"
+	wait_for "HTTP GET http://$GUEST_PUB/ after the rebuild" 60 http_get || { show_failure; exit 1; }
+	cmp -s "$W/page.html" "$SITE/site/public/index.html" || tuapt_die "after the rebuild the page differs"
+	# the old agent, started again with its seed's config, is refused
+	TUAPT_BG_LOG=$W/logs/old-agent.log netns_bg "$NS" OLD_AGENT "$AGENT" --config "$W/old/agent.conf" \
+		--site-root "$W/old/site"
+	old_refused() { grep -qF "refused $OLD_PUB from" "$TUAPD_LOG"; }
+	wait_for "tuapd refusing the old agent key" 30 old_refused ||
+		{ tail -n 10 "$TUAPD_LOG" "$W/logs/old-agent.log" >&2; exit 1; }
+	stop_pid "$OLD_AGENT"
+	[ -z "$(ls -A "$W/old/site")" ] || tuapt_die "the old agent got a site"
+fi
+
 # --- destroy --purge
 phase destroy
 "$CTL" destroy --purge "$DOM" >"$W/destroy.out" 2>&1 || { cat "$W/destroy.out" >&2; tuapt_die "tuap-ctl destroy --purge failed"; }
@@ -242,4 +296,6 @@ phase
 
 echo "tuapd's phase times (from the provision's output):" >&2
 sed -n 's/^\[ *\([0-9.]*s\)\] \([a-z]*\): done in \([0-9.]*s\).*/  \2 \3 (at \1)/p' "$W/logs/provision.out" >&2
-echo "PASS: $DOM provisioned as a VM from $IMG, served http://$GUEST_PUB/, destroyed and purged"
+rebuilt=
+[ "${TUAPT_E2E_REBUILD:-1}" = 1 ] && rebuilt=" rebuilt (old agent key refused),"
+echo "PASS: $DOM provisioned as a VM from $IMG, served http://$GUEST_PUB/,$rebuilt destroyed and purged"

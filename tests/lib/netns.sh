@@ -242,6 +242,7 @@ netns_bg() {
 		TUAPT_SEQ=$((TUAPT_SEQ + 1))
 		_nb_log=$TUAPT_LOGDIR/${1##*/}.$TUAPT_SEQ.log
 	fi
+	: >>"$_nb_log" # exists on return (the redirection below happens in the background job)
 	ip netns exec "$_nb_ns" "$@" >>"$_nb_log" 2>&1 </dev/null &
 	TUAPT_PIDS+=("$!")
 	printf -v "$_nb_var" '%s' "$!"
