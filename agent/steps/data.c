@@ -97,7 +97,6 @@ int data_entry_check(const char *path, enum tar_entry_type type, const char *lin
 		     size_t len)
 {
 	const char *p = link;
-	int up = 0;
 
 	if (tar_entry_check(path, type, link, why, len) < 0)
 		return -1;
@@ -112,7 +111,6 @@ int data_entry_check(const char *path, enum tar_entry_type type, const char *lin
 		while (*p == '/')
 			p++;
 		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0')) {
-			up++;
 			p += 2;
 			continue;
 		}
@@ -163,10 +161,7 @@ struct data_run {
 	uint64_t avail;	   /* spool bytes the inflater may read (the receiver's have) */
 	uint64_t consumed; /* spool bytes it has read */
 	bool stop;	   /* the extractor (and so the inflater) is to give up */
-	bool ended;	   /* the extractor has ended; rc and th_err say how */
-	int rc;
-	char th_err[600];
-	bool inflate_stop;		  /* the extractor is done with the inflater */
+	bool inflate_stop; /* the extractor is done with the inflater */
 	unsigned char *ring[RING_BLOCKS]; /* gunzipped blocks from the inflater to the extractor */
 	size_t ring_len[RING_BLOCKS];
 	unsigned ring_head, ring_count; /* the oldest block and how many are full */
@@ -181,6 +176,8 @@ struct data_run {
 	int rfd;
 	unsigned char *rbuf;
 	uint64_t entries, bytes_out;
+	int rc; /* how it ended (with th_err): written before its byte to wake[1] */
+	char th_err[600];
 	uint64_t written_ms, synced_ms; /* when the tree was written, and synced */
 	uint64_t started_ms;		/* when the step began (main thread) */
 };
@@ -802,11 +799,8 @@ static void *extractor(void *arg)
 		pthread_mutex_unlock(&d->mu);
 		pthread_join(d->inflate_th, NULL);
 	}
-	pthread_mutex_lock(&d->mu);
-	d->ended = true;
 	d->rc = rc;
 	snprintf(d->th_err, sizeof(d->th_err), "%s", rc < 0 ? err.msg : "");
-	pthread_mutex_unlock(&d->mu);
 	while (write(d->wake[1], "x", 1) < 0 && errno == EINTR)
 		;
 	return NULL;
@@ -863,21 +857,14 @@ static int start_extract(struct step_run *r, struct data_run *d, struct tuap_err
 	return 0;
 }
 
-/* Joins the extractor once it has ended: 0 when it ended well (or still runs), -1 with err. */
+/* Joins the extractor once it has ended (its byte is in wake[0]; the join makes rc and
+ * th_err visible): 0 when it ended well (or still runs), -1 with err. */
 static int reap_extractor(struct data_run *d, struct tuap_err *err)
 {
 	char c;
-	bool ended;
 
-	if (!d->th_running)
+	if (!d->th_running || read(d->wake[0], &c, 1) != 1)
 		return 0;
-	pthread_mutex_lock(&d->mu);
-	ended = d->ended;
-	pthread_mutex_unlock(&d->mu);
-	if (!ended)
-		return 0;
-	while (read(d->wake[0], &c, 1) > 0)
-		;
 	pthread_join(d->th, NULL);
 	d->th_running = false;
 	if (d->rc < 0)
