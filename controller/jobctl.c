@@ -476,11 +476,14 @@ static size_t known_domains(struct engine *e, char ***out)
 	return k;
 }
 
-static void domain_status(struct engine *e, const char *domain, Tuap__DomainStatus *d,
+/* Fills d (and sl, which d->steps will point into) for domain; returns whether tuapd has a job
+ * for it or the hypervisor a VM of ours by that name. */
+static bool domain_status(struct engine *e, const char *domain, Tuap__DomainStatus *d,
 			  struct step_list *sl)
 {
 	struct job *j = engine_last_job(e, domain);
 	struct agent_info *a;
+	bool known;
 
 	tuap__domain_status__init(d);
 	sl->n = 0;
@@ -488,6 +491,7 @@ static void domain_status(struct engine *e, const char *domain, Tuap__DomainStat
 	d->vm_state = (char *)(e->has_provider && e->provider.vm_state
 				       ? e->provider.vm_state(e->provider.ctx, domain)
 				       : NULL);
+	known = j || d->vm_state;
 	if (!d->vm_state)
 		d->vm_state =
 			j && (j->existing || j->dom.conf.depends_on[0]) ? "existing host" : "-";
@@ -503,6 +507,11 @@ static void domain_status(struct engine *e, const char *domain, Tuap__DomainStat
 		d->has_agent_last_seen_unix = 1;
 		d->agent_last_seen_unix = (uint64_t)(a->last_seen_ms / 1000);
 	}
+	for (size_t k = 0; k < sl->n; k++)
+		sl->ptr[k] = &sl->rec[k];
+	d->steps = sl->ptr;
+	d->n_steps = sl->n;
+	return known;
 }
 
 static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char *only, bool list)
@@ -512,8 +521,9 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	Tuap__ListReply lr = TUAP__LIST_REPLY__INIT;
 	Tuap__DomainStatus *v, **pv;
 	struct step_list *sl;
-	char **names;
-	size_t n = known_domains(e, &names), m = 0;
+	char **names = NULL;
+	/* one domain: asked about directly, without listing every VM of the hypervisor */
+	size_t n = only ? 1 : known_domains(e, &names), m = 0;
 
 	v = calloc(n ? n : 1, sizeof(*v));
 	sl = calloc(n ? n : 1, sizeof(*sl));
@@ -521,13 +531,10 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	if (!v || !sl || !pv)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		if (only && strcmp(only, names[i]))
+		const char *name = only ? only : names[i];
+
+		if (!domain_status(e, name, &v[m], &sl[m]) && only && !engine_enrolled(e, only))
 			continue;
-		domain_status(e, names[i], &v[m], &sl[m]);
-		for (size_t k = 0; k < sl[m].n; k++)
-			sl[m].ptr[k] = &sl[m].rec[k];
-		v[m].steps = sl[m].ptr;
-		v[m].n_steps = sl[m].n;
 		pv[m] = &v[m];
 		m++;
 	}
@@ -549,7 +556,7 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	}
 	e->io.ctl_send(e->io.ctx, peer, &ev);
 out:
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; names && i < n; i++)
 		free(names[i]);
 	free(names);
 	free(pv);
@@ -727,7 +734,7 @@ static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap
 {
 	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
 	Tuap__TextReply t = TUAP__TEXT_REPLY__INIT;
-	char why[128], pub[PATH_MAX], *lines[32], *save = NULL;
+	char why[128], *lines[32], *save = NULL;
 	struct buf text = BUF_INIT;
 	struct agentconf ac;
 	struct tuap_err err;
@@ -737,8 +744,7 @@ static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap
 				   "'%s' is not a domain name: %s", r->domain, why);
 		return;
 	}
-	if (fs_path(pub, sizeof(pub), &err, "%s/keys/%s.pub", e->state_dir, r->domain) == 0 &&
-	    fs_exists(pub) && !(r->has_rotate && r->rotate)) {
+	if (engine_enrolled(e, r->domain) && !(r->has_rotate && r->rotate)) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__REFUSED,
 				   "%s is already enrolled; --rotate makes new keys (the agent "
 				   "holding the old ones is refused from then on)",

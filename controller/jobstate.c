@@ -333,6 +333,14 @@ int engine_domain_ok(const char *domain, char *why, size_t len)
 	return 0;
 }
 
+bool engine_enrolled(struct engine *e, const char *domain)
+{
+	char pub[PATH_MAX];
+
+	return fs_path(pub, sizeof(pub), NULL, "%s/keys/%s.pub", e->state_dir, domain) == 0 &&
+	       fs_exists(pub);
+}
+
 void engine_each_enrolled(struct engine *e,
 			  void (*fn)(struct engine *e, const char *domain, const char *pub,
 				     void *arg),

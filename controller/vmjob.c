@@ -317,6 +317,19 @@ static bool applies(void *ctx, struct job *job)
 	return true; /* the engine asks only for jobs that are not for an existing host */
 }
 
+/* The connection for status and list, which do not retry a hypervisor that failed within
+ * VMJOB_RETRY_S (each retry may take seconds): NULL then, with err->msg empty (nothing new to
+ * say), or NULL with err on a failure. */
+static struct virt *virt_for_status(struct vmjob *vj, struct tuap_err *err)
+{
+	if (!vj->v && vj->failed_at_ms &&
+	    engine_now_ms() - vj->failed_at_ms < VMJOB_RETRY_S * 1000) {
+		err->msg[0] = '\0';
+		return NULL;
+	}
+	return vmjob_virt(vj, err);
+}
+
 static const char *vm_state(void *ctx, const char *domain)
 {
 	struct vmjob *vj = ctx;
@@ -324,9 +337,7 @@ static const char *vm_state(void *ctx, const char *domain)
 	enum virt_state st;
 	struct virt *v;
 
-	if (!vj->v && vj->failed_at_ms && engine_now_ms() - vj->failed_at_ms < VMJOB_RETRY_S * 1000)
-		return NULL;
-	if (!(v = vmjob_virt(vj, &err)) || vmjob_lookup(v, domain, NULL, &err) != 1 ||
+	if (!(v = virt_for_status(vj, &err)) || vmjob_lookup(v, domain, NULL, &err) != 1 ||
 	    virt_domain_state(v, domain, &st, &err) < 0)
 		return NULL;
 	return virt_state_name(st);
@@ -359,10 +370,9 @@ static size_t domains(void *ctx, char ***names)
 	size_t n = 0;
 
 	*names = NULL;
-	if (!vj->v && vj->failed_at_ms && engine_now_ms() - vj->failed_at_ms < VMJOB_RETRY_S * 1000)
-		return 0;
-	if (!(v = vmjob_virt(vj, &err)) || virt_domain_list_ours(v, names, &n, &err) < 0) {
-		log_warn("listing the hypervisor's domains: %s", err.msg);
+	if (!(v = virt_for_status(vj, &err)) || virt_domain_list_ours(v, names, &n, &err) < 0) {
+		if (err.msg[0])
+			log_warn("listing the hypervisor's domains: %s", err.msg);
 		return 0;
 	}
 	return n;

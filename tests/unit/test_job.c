@@ -569,7 +569,9 @@ static size_t fake_vm_domains(void *ctx, char ***names)
 
 static const char *fake_vm_state(void *ctx, const char *domain)
 {
-	return strcmp(domain, "site.test") ? "shut off" : "running";
+	if (!strcmp(domain, "site.test"))
+		return "running";
+	return strcmp(domain, "vm-only.test") ? NULL : "shut off"; /* NULL: no VM of ours */
 }
 
 static void enroll(struct engine *e, const char *domain)
@@ -627,6 +629,25 @@ static void test_list_all_known(void **state)
 	assert_string_equal(l->domains[2]->domain, "vm-only.test");
 	assert_string_equal(l->domains[2]->vm_state, "shut off");
 	assert_null(l->domains[2]->job_id);
+	/* status of one domain: known by its key, by its VM, or not at all */
+	{
+		Tuap__DomainRequest d = TUAP__DOMAIN_REQUEST__INIT;
+		const char *known[] = {"enrolled.test", "vm-only.test"};
+
+		r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+		r.status = &d;
+		for (size_t i = 0; i < 2; i++) {
+			d.domain = (char *)known[i];
+			engine_ctl_request(e, &peer, &r);
+			assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_STATUS);
+			assert_int_equal(last_ctl()->status->n_domains, 1);
+			assert_string_equal(last_ctl()->status->domains[0]->domain, known[i]);
+		}
+		d.domain = "nobody.test";
+		engine_ctl_request(e, &peer, &r);
+		assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+		assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__NOT_FOUND);
+	}
 	engine_free(e);
 }
 
