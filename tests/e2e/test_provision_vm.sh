@@ -24,7 +24,10 @@
 #   - `tuap-ctl provision --rebuild` (TUAPT_E2E_REBUILD=1, the default; deploy/demo skips it)
 #     says it snapshotted the old VM first, makes a new one with a new agent key, provision-id
 #     and instance-id that serves the site again, and the old agent (started on the host with
-#     the config from the old seed ISO) is refused by tuapd;
+#     the config from the old seed ISO) is refused by tuapd; while the new guest boots, tuapd
+#     is killed with SIGKILL: tuap-ctl says it lost tuapd, the restarted tuapd resumes the job
+#     at its journaled phase with the same VM (same UUID), and `tuap-ctl watch` follows it to
+#     the end;
 #   - `tuap-ctl destroy --purge` leaves no domain, no volume of the domain, no pool or pool
 #     directory, no key, no journal (only the shared base image in tuap-images stays);
 #   - tuapd stops cleanly on SIGTERM, without sanitizer reports (Sanitize builds);
@@ -124,16 +127,26 @@ apt_source = "$APT_LINE";
 deadlines = { hello = 900; packages = 900; };
 EOF
 "$TUAPD" -c "$W/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $W/tuapd.conf"
-netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
-TUAPD_LOG=$(ls "$W"/logs/tuapd.*.log)
 export TUAP_SOCKET=$W/run/ctl.sock
 # listening, without connecting (a bare TCP connect is a failed CURVE handshake in its log)
 tuapd_up() {
 	[ -S "$TUAP_SOCKET" ] &&
 		ip netns exec "$NS" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
 }
-wait_for "tuapd's sockets" 30 tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
-netns_check_pid "$NS" "$TUAPD_PID"
+# start_tuapd LOG: tuapd in the namespace, logging to LOG; sets TUAPD_PID and TUAPD_LOG
+start_tuapd() {
+	TUAPD_LOG=$1
+	TUAPT_BG_LOG=$TUAPD_LOG netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
+	wait_for "tuapd's sockets" 30 tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
+	netns_check_pid "$NS" "$TUAPD_PID"
+}
+# sanitizer_clean LOG: no report of ASan/LSan/UBSan in a tuapd log (Sanitize builds)
+sanitizer_clean() {
+	if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" >&2; then
+		tuapt_die "tuapd's sanitizers reported errors ($1)"
+	fi
+}
+start_tuapd "$W/logs/tuapd.log"
 
 show_failure() {
 	echo "--- tuapd's log (last 40 lines):" >&2
@@ -240,16 +253,40 @@ for line in open(sys.argv[1]):
 fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 os.write(fd, "".join(out).encode())
 EOF
+	# tuapd is killed (-9, a crash) while the new guest boots, and started again: the job
+	# resumes at its journaled phase with the same VM, and the agent's hello completes it.
+	"$CTL" provision --rebuild "$SITE" >"$W/logs/rebuild.out" 2>&1 &
+	REBUILD_CTL=$!
+	defined() { grep -q "] define: done in " "$W/logs/rebuild.out"; }
+	wait_for "the rebuild's VM defined and started" 600 defined ||
+		{ cat "$W/logs/rebuild.out" >&2; show_failure; exit 1; }
+	UUID_BEFORE=$(virsh_ "$URI" domuuid "$DOM")
+	kill -KILL "$TUAPD_PID"
 	rc=0
-	timeout "$PROVISION_DEADLINE" "$CTL" provision --rebuild "$SITE" >"$W/logs/rebuild.out" 2>&1 || rc=$?
+	timeout 30 tail --pid="$REBUILD_CTL" -f /dev/null || rc=$?
+	[ "$rc" = 0 ] || tuapt_die "tuap-ctl provision --rebuild did not end when tuapd died"
+	wait "$REBUILD_CTL" && tuapt_die "tuap-ctl provision --rebuild exited 0 though tuapd died"
+	grep -q "lost the connection to tuapd" "$W/logs/rebuild.out" ||
+		tuapt_die "tuap-ctl did not say it lost tuapd: $(tail -n 3 "$W/logs/rebuild.out")"
+	sanitizer_clean "$TUAPD_LOG"
+	start_tuapd "$W/logs/tuapd.restarted.log"
+	rc=0
+	timeout "$PROVISION_DEADLINE" "$CTL" watch "$DOM" >"$W/logs/rebuild.watch.out" 2>&1 || rc=$?
 	if [ "$rc" != 0 ]; then
-		cat "$W/logs/rebuild.out" >&2
+		cat "$W/logs/rebuild.out" "$W/logs/rebuild.watch.out" >&2
 		show_failure
-		tuapt_die "tuap-ctl provision --rebuild exited $rc"
+		tuapt_die "tuap-ctl watch of the resumed rebuild exited $rc"
 	fi
+	RESUMED=$(grep -m1 -oE "resuming job [^ ]+ at [a-z]+" "$TUAPD_LOG") ||
+		tuapt_die "the restarted tuapd resumed no job"
+	[[ "$RESUMED" =~ at\ (define|hello)$ ]] || tuapt_die "killed during the boot, but: $RESUMED"
+	tuapt_log "tuapd killed after define; the restarted one: $RESUMED; watch followed:"
+	grep -E '^\[ *[0-9.]+s\] [a-z]+: ' "$W/logs/rebuild.watch.out" | sed 's/^/  watch: /' >&2
+	[ "$(virsh_ "$URI" domuuid "$DOM")" = "$UUID_BEFORE" ] ||
+		tuapt_die "the resumed job made another VM (uuid $UUID_BEFORE before the restart)"
 	grep -q "snapshot tuap-before-" "$W/logs/rebuild.out" ||
 		tuapt_die "--rebuild did not say it took a snapshot first: $(grep plan "$W/logs/rebuild.out")"
-	grep -q "] make: done in " "$W/logs/rebuild.out" || tuapt_die "--rebuild did not run make"
+	grep -q "] make: done in " "$W/logs/rebuild.watch.out" || tuapt_die "the resumed rebuild did not run make"
 	NEW_PUB=$(cat "$W/state/keys/$DOM.pub")
 	[ "$NEW_PUB" != "$OLD_PUB" ] || tuapt_die "--rebuild kept the old agent key"
 	virsh_ "$URI" dumpxml "$DOM" >"$W/domain.xml"
@@ -286,9 +323,7 @@ ip netns exec "$NS" curl -s --max-time 3 "http://$GUEST_PUB/" >/dev/null 2>&1 &&
 
 kill -0 "$TUAPD_PID" 2>/dev/null || tuapt_die "tuapd died"
 stop_pid "$TUAPD_PID" # a clean exit, so that a sanitizer build reports what it found
-if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$TUAPD_LOG" >&2; then
-	tuapt_die "tuapd's sanitizers reported errors ($TUAPD_LOG)"
-fi
+sanitizer_clean "$TUAPD_LOG"
 grep -q "stopping (signal 15)" "$TUAPD_LOG" || tuapt_die "tuapd did not stop cleanly on SIGTERM"
 host_firewall_snapshot "$W/fw.after"
 diff -u "$W/fw.before" "$W/fw.after" >&2 || tuapt_die "the host namespace's firewall/ip_forward changed"
