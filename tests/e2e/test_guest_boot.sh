@@ -1,5 +1,6 @@
 #!/bin/bash
-# test_guest_boot.sh — proves the e2e harness end to end, without tuap itself: builds (or reuses)
+# test_guest_boot.sh — proves the e2e harness end to end (a guest booted without tuapd), then uses
+# that guest as an existing host that tuapd pushes its agent to. Builds (or reuses)
 # the guest image (deploy/guest/build-image), creates a netns, starts the private libvirtd in it
 # with the standard layout (NAT mgmt network + br-pub), serves the local apt repository there,
 # boots a guest from a NoCloud seed (network-config v2: DHCP on the mgmt NIC, static
@@ -8,6 +9,12 @@
 #   - over ssh: both NICs carry the expected addresses, the hostname came from meta-data;
 #   - the mgmt NIC got a DHCP lease from the in-netns libvirt network and answers ping there;
 #   - apt in the guest installs nginx from the local repository (TUAP_E2E_APT=0 skips this);
+#   - the guest as an existing host (when run through ctest: TUAPD, TUAP_CTL, TUAP_SHIP_AGENT):
+#     tuapd in the namespace pushes tuap-agent over SSH as admin_user (passwordless sudo) to
+#     this real systemd host; provision exits 0 with the installer reporting the systemd unit
+#     tuap-agent@push.test, the unit active and enabled, the user created, make run in
+#     /srv/tuap/push.test with its output streamed, the agent's config 0600; after SIGKILL of
+#     the agent, systemd restarts it and `tuap-ctl run push.test make hello` reaches the new one;
 #   - the host namespace's firewall rules and ip_forward are unchanged.
 # Every phase is timed. Exits 77 (skip) when not root or without netns support.
 # Env: TUAP_BOOT_DEADLINE (default 600 s), TUAPT_KEEP=1 (leave everything, guest running, for
@@ -223,6 +230,86 @@ if [ "${TUAP_E2E_APT:-1}" = 1 ]; then
 	tail -n 1 "$W/logs/apt.out" | sed 's/^/  guest: /' >&2
 fi
 
+# --- the guest as an existing host: tuapd pushes the agent over SSH to a real systemd host
+PUSHED=
+if [ -x "${TUAPD:-}" ] && [ -x "${TUAP_CTL:-}" ] && [ -x "${TUAP_SHIP_AGENT:-}" ]; then
+	phase push-tuapd
+	PD=push.test
+	SITE=$W/sites/$PD
+	mkdir -p "$W/state" "$W/run" "$SITE/tree"
+	cat >"$W/tuapd.conf" <<EOF
+# tuapd of test_guest_boot.sh: pushes to the guest over br-pub, its agent socket on $TUAPT_PUB_ADDR
+libvirt_uri = "$URI";
+pool_root = "$W/vms";
+state_dir = "$W/state";
+run_dir = "$W/run";
+ctl_group = "root";
+agent_listen = "tcp://$TUAPT_PUB_ADDR:7807";
+public_endpoint = "tcp://$TUAPT_PUB_ADDR:7807";
+agent_binary = "$TUAP_SHIP_AGENT";
+ssh = { connect_timeout = 10; };
+deadlines = { push = 300; hello = 120; users = 120; data = 120; make = 120; };
+EOF
+	TUAPT_BG_LOG=$W/logs/tuapd.log netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
+	export TUAP_SOCKET=$W/run/ctl.sock
+	wait_for "tuapd's control socket" 30 test -S "$TUAP_SOCKET" || { tail "$W/logs/tuapd.log" >&2; exit 1; }
+	netns_check_pid "$NS" "$TUAPD_PID"
+	# the operator's part: tuapd's SSH key in admin_user's authorized_keys, the host's key known
+	gssh 'cat >>.ssh/authorized_keys' <"$W/state/ssh/id_ed25519.pub"
+	echo "$GUEST_PUB $(gssh cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2)" \
+		>>"$W/state/ssh/known_hosts"
+	printf 'depends_on = %s\nadmin_user = tuap\n' "$GUEST_PUB" >"$SITE/provision.conf"
+	printf 'users:\n  - name: pushuser\n    gecos: user of %s\n    shell: /bin/bash\n' "$PD" \
+		>"$SITE/users.yaml"
+	printf 'all:\n\tpwd > where.txt\n\t@echo "make of %s ran"\nhello:\n\t@echo "hello from %s"\n' \
+		"$PD" "$PD" >"$SITE/tree/Makefile"
+	tar -C "$SITE/tree" -czf "$SITE/data.tar.gz" Makefile
+
+	phase push-provision
+	rc=0
+	timeout 900 "$TUAP_CTL" provision "$SITE" >"$W/logs/push.out" 2>&1 || rc=$?
+	if [ "$rc" != 0 ]; then
+		cat "$W/logs/push.out" >&2
+		tail -n 30 "$W/logs/tuapd.log" >&2
+		tuapt_die "tuap-ctl provision of $PD onto the guest exited $rc"
+	fi
+	grep -q "tuap-agent@$PD.service restarted (systemd)" "$W/logs/push.out" ||
+		{ cat "$W/logs/push.out" >&2; tuapt_die "the installer did not start the systemd unit"; }
+	grep -q "make of $PD ran" "$W/logs/push.out" || tuapt_die "make's output was not streamed"
+	unit=tuap-agent@$PD.service
+	gssh "echo \"active \$(systemctl is-active $unit)\"; echo \"enabled \$(systemctl is-enabled $unit)\"
+		echo \"pid \$(systemctl show -p MainPID --value $unit)\"; echo \"where \$(cat /srv/tuap/$PD/where.txt)\"
+		echo \"user \$(getent passwd pushuser | cut -d: -f5)\"
+		echo \"confmode \$(sudo stat -c %a /etc/tuap-agent/domains/$PD.conf)\"" >"$W/push.facts"
+	sed 's/^/  guest: /' "$W/push.facts" >&2
+	pfact() { sed -n "s/^$1 //p" "$W/push.facts"; }
+	[ "$(pfact active)" = active ] || tuapt_die "$unit is not active"
+	[ "$(pfact enabled)" = enabled ] || tuapt_die "$unit is not enabled (it would not come back after a reboot)"
+	[ "$(pfact where)" = "/srv/tuap/$PD" ] || tuapt_die "make did not run in /srv/tuap/$PD"
+	[ "$(pfact user)" = "user of $PD" ] || tuapt_die "user pushuser was not created"
+	[ "$(pfact confmode)" = 600 ] || tuapt_die "the agent's config on the guest is not 0600"
+	OLD_PID=$(pfact pid)
+
+	# systemd brings a killed agent back, and tuapd reaches the new one
+	phase push-agent-killed
+	gssh "sudo systemctl kill -s KILL $unit"
+	restarted() {
+		local p
+		p=$(gssh "systemctl show -p MainPID --value $unit")
+		[ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$OLD_PID" ]
+	}
+	wait_for "systemd restarting $unit" 60 restarted || tuapt_die "$unit was not restarted after SIGKILL"
+	rc=0
+	timeout 300 "$TUAP_CTL" run "$PD" make hello >"$W/logs/push-run.out" 2>&1 || rc=$?
+	[ "$rc" = 0 ] && grep -q "hello from $PD" "$W/logs/push-run.out" ||
+		{ cat "$W/logs/push-run.out" >&2; tuapt_die "tuap-ctl run after the agent's restart: exit $rc"; }
+	stop_pid "$TUAPD_PID"
+	if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$W/logs/tuapd.log" >&2; then
+		tuapt_die "tuapd's sanitizers reported errors ($W/logs/tuapd.log)"
+	fi
+	PUSHED=", agent pushed over SSH as systemd unit $unit (restarted by systemd after SIGKILL)"
+fi
+
 if [ "${TUAPT_KEEP:-0}" = 1 ]; then
 	phase
 	echo "TUAPT_KEEP=1: guest left running: virsh -c '$URI'; ip netns exec $NS ssh -i $W/id tuap@$GUEST_PUB"
@@ -235,4 +322,4 @@ virsh_ "$URI" net-destroy "$TUAPT_MGMT_NET" >/dev/null
 host_firewall_snapshot "$W/fw.after"
 diff -u "$W/fw.before" "$W/fw.after" >&2 || tuapt_die "the host namespace's firewall/ip_forward changed"
 phase
-echo "PASS: guest booted from $IMG, reached on $GUEST_PUB and $mgmt_ip"
+echo "PASS: guest booted from $IMG, reached on $GUEST_PUB and $mgmt_ip$PUSHED"
