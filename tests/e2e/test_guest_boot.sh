@@ -26,6 +26,7 @@ src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
 . "$src/tests/lib/netns.sh"
 . "$src/tests/lib/libvirtd.sh"
 . "$src/tests/lib/aptrepo.sh"
+. "$src/tests/lib/tuap.sh"
 
 skip_unless_root
 skip_unless_netns
@@ -236,28 +237,18 @@ if [ -x "${TUAPD:-}" ] && [ -x "${TUAP_CTL:-}" ] && [ -x "${TUAP_SHIP_AGENT:-}" 
 	phase push-tuapd
 	PD=push.test
 	SITE=$W/sites/$PD
-	mkdir -p "$W/state" "$W/run" "$SITE/tree"
-	cat >"$W/tuapd.conf" <<EOF
-# tuapd of test_guest_boot.sh: pushes to the guest over br-pub, its agent socket on $TUAPT_PUB_ADDR
-libvirt_uri = "$URI";
-pool_root = "$W/vms";
-state_dir = "$W/state";
-run_dir = "$W/run";
-ctl_group = "root";
-agent_listen = "tcp://$TUAPT_PUB_ADDR:7807";
-public_endpoint = "tcp://$TUAPT_PUB_ADDR:7807";
-agent_binary = "$TUAP_SHIP_AGENT";
-ssh = { connect_timeout = 10; };
-deadlines = { push = 300; hello = 120; users = 120; data = 120; make = 120; };
-EOF
-	TUAPT_BG_LOG=$W/logs/tuapd.log netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
-	export TUAP_SOCKET=$W/run/ctl.sock
-	wait_for "tuapd's control socket" 30 test -S "$TUAP_SOCKET" || { tail "$W/logs/tuapd.log" >&2; exit 1; }
+	mkdir -p "$SITE/tree"
+	# pushes to the guest over br-pub; the agent connects back to $TUAPT_PUB_ADDR
+	tuapd_conf "$W/d" "$TUAPT_PUB_ADDR" "libvirt_uri = \"$URI\";" \
+		"agent_binary = \"$TUAP_SHIP_AGENT\";" "ssh = { connect_timeout = 10; };" \
+		"deadlines = { push = 300; hello = 120; users = 120; data = 120; make = 120; };"
+	tuapd_start "$NS" "$W/d" TUAPD_PID
 	netns_check_pid "$NS" "$TUAPD_PID"
+	SSHDIR=$W/d/state/ssh
 	# the operator's part: tuapd's SSH key in admin_user's authorized_keys, the host's key known
-	gssh 'cat >>.ssh/authorized_keys' <"$W/state/ssh/id_ed25519.pub"
+	gssh 'cat >>.ssh/authorized_keys' <"$SSHDIR/id_ed25519.pub"
 	echo "$GUEST_PUB $(gssh cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2)" \
-		>>"$W/state/ssh/known_hosts"
+		>>"$SSHDIR/known_hosts"
 	printf 'depends_on = %s\nadmin_user = tuap\n' "$GUEST_PUB" >"$SITE/provision.conf"
 	printf 'users:\n  - name: pushuser\n    gecos: user of %s\n    shell: /bin/bash\n' "$PD" \
 		>"$SITE/users.yaml"
@@ -270,7 +261,7 @@ EOF
 	timeout 900 "$TUAP_CTL" provision "$SITE" >"$W/logs/push.out" 2>&1 || rc=$?
 	if [ "$rc" != 0 ]; then
 		cat "$W/logs/push.out" >&2
-		tail -n 30 "$W/logs/tuapd.log" >&2
+		tail -n 30 "$W/d/tuapd.log" >&2
 		tuapt_die "tuap-ctl provision of $PD onto the guest exited $rc"
 	fi
 	grep -q "tuap-agent@$PD.service restarted (systemd)" "$W/logs/push.out" ||
@@ -303,10 +294,7 @@ EOF
 	timeout 300 "$TUAP_CTL" run "$PD" make hello >"$W/logs/push-run.out" 2>&1 || rc=$?
 	[ "$rc" = 0 ] && grep -q "hello from $PD" "$W/logs/push-run.out" ||
 		{ cat "$W/logs/push-run.out" >&2; tuapt_die "tuap-ctl run after the agent's restart: exit $rc"; }
-	stop_pid "$TUAPD_PID"
-	if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$W/logs/tuapd.log" >&2; then
-		tuapt_die "tuapd's sanitizers reported errors ($W/logs/tuapd.log)"
-	fi
+	tuapd_stop "$TUAPD_PID" "$W/d"
 	PUSHED=", agent pushed over SSH as systemd unit $unit (restarted by systemd after SIGKILL)"
 fi
 

@@ -43,6 +43,7 @@ src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
 . "$src/tests/lib/netns.sh"
 . "$src/tests/lib/libvirtd.sh"
 . "$src/tests/lib/aptrepo.sh"
+. "$src/tests/lib/tuap.sh"
 
 skip_unless_root
 skip_unless_netns
@@ -139,12 +140,6 @@ start_tuapd() {
 	TUAPT_BG_LOG=$TUAPD_LOG netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
 	wait_for "tuapd's sockets" 30 tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
 	netns_check_pid "$NS" "$TUAPD_PID"
-}
-# sanitizer_clean LOG: no report of ASan/LSan/UBSan in a tuapd log (Sanitize builds)
-sanitizer_clean() {
-	if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$1" >&2; then
-		tuapt_die "tuapd's sanitizers reported errors ($1)"
-	fi
 }
 start_tuapd "$W/logs/tuapd.log"
 
@@ -268,7 +263,7 @@ EOF
 	wait "$REBUILD_CTL" && tuapt_die "tuap-ctl provision --rebuild exited 0 though tuapd died"
 	grep -q "lost the connection to tuapd" "$W/logs/rebuild.out" ||
 		tuapt_die "tuap-ctl did not say it lost tuapd: $(tail -n 3 "$W/logs/rebuild.out")"
-	sanitizer_clean "$TUAPD_LOG"
+	tuapd_log_clean "$TUAPD_LOG"
 	start_tuapd "$W/logs/tuapd.restarted.log"
 	rc=0
 	timeout "$PROVISION_DEADLINE" "$CTL" watch "$DOM" >"$W/logs/rebuild.watch.out" 2>&1 || rc=$?
@@ -323,7 +318,7 @@ ip netns exec "$NS" curl -s --max-time 3 "http://$GUEST_PUB/" >/dev/null 2>&1 &&
 
 kill -0 "$TUAPD_PID" 2>/dev/null || tuapt_die "tuapd died"
 stop_pid "$TUAPD_PID" # a clean exit, so that a sanitizer build reports what it found
-sanitizer_clean "$TUAPD_LOG"
+tuapd_log_clean "$TUAPD_LOG"
 grep -q "stopping (signal 15)" "$TUAPD_LOG" || tuapt_die "tuapd did not stop cleanly on SIGTERM"
 host_firewall_snapshot "$W/fw.after"
 diff -u "$W/fw.before" "$W/fw.after" >&2 || tuapt_die "the host namespace's firewall/ip_forward changed"

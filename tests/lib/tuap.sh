@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/lib/tuap.sh — sourced (bash) after netns.sh and chroot.sh. The real tuapd, tuap-ctl and
+# tests/lib/tuap.sh — sourced (bash) after netns.sh (and chroot.sh, for agent_start). The real tuapd, tuap-ctl and
 # a chrooted tuap-agent for the loopback controller<->agent tests (tests/integration/
 # test_agent_*.sh): tuapd runs inside one of the test's namespaces with its own tuapd.conf
 # (state, run dir and pool in a temp dir), the agent runs chrooted in a throwaway Debian root
@@ -12,6 +12,7 @@
 #   tuapd_start NS DIR VAR            # tuapd in NS, log DIR/tuapd.log (appended over restarts);
 #                                     # returns once its control socket answers; PID in VAR
 #   tuapd_stop PID DIR                # TERM and reap; fails on a sanitizer report in the log
+#   tuapd_log_clean LOG               # fails on a sanitizer report in a tuapd log
 #   ctl ARG...                        # tuap-ctl against the last started tuapd (bounded)
 #   agent_install ROOT CONF           # the shipped agent as ROOT/usr/sbin/tuap-agent, CONF as
 #                                     # ROOT/etc/tuap-agent/agent.conf (0600)
@@ -73,12 +74,17 @@ tuapd_start() {
 	printf -v "$3" '%s' "$_ts_pid"
 }
 
+# tuapd_log_clean LOG: fails when tuapd's LOG holds a sanitizer report (Sanitize builds)
+tuapd_log_clean() {
+	if grep -E -n 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$1" >&2; then
+		tuapt_die "tuapd: sanitizer report in $1"
+	fi
+}
+
 # tuapd_stop PID DIR: a clean stop (SIGTERM), so that the sanitizers' exit checks (leaks) run.
 tuapd_stop() {
 	stop_pid "$1"
-	if grep -E -n 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$2/tuapd.log" >&2; then
-		tuapt_die "tuapd: sanitizer report in $2/tuapd.log"
-	fi
+	tuapd_log_clean "$2/tuapd.log"
 }
 
 tuapd_saw() { grep -E -q -- "$2" "$1/tuapd.log"; }
