@@ -86,6 +86,16 @@ static inline void evlog_print(const struct evlog *l)
 	fprintf(stderr, "  final %d code %d msg '%s'\n", l->final, l->code, l->msg);
 }
 
+/* Whether the run ended in state want; when it did not, its events are printed (for the
+ * failing assertion's reader). */
+static inline bool evlog_final_is(const struct evlog *l, Tuap__StepState want)
+{
+	if (l->final == want)
+		return true;
+	evlog_print(l);
+	return false;
+}
+
 static inline uint64_t test_now_ms(void)
 {
 	struct timespec ts;

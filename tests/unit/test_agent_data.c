@@ -219,9 +219,7 @@ static void test_data_end_to_end(void **state)
 	assert_int_equal(t.log.started, 1);
 	feed(&t, run, 1 << 20, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	assert_true(t.log.progress_monotonic);
 	assert_int_equal(t.log.done, t.size);
 	assert_int_equal(t.log.total, t.size);
@@ -295,9 +293,7 @@ static void test_data_out_of_order(void **state)
 	if (!step_done(run))
 		assert_int_equal(step_data_chunk(run, t.size, t.data, 1, &err), -1);
 	assert_true(drive(run, 60000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	step_free(run);
 	t_free(&t);
 }
@@ -339,9 +335,7 @@ static void test_data_capped_requests(void **state)
 	}
 	assert_int_equal(got, t.size);
 	assert_true(drive(run, 60000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	step_free(run);
 	t_free(&t);
 }
@@ -394,9 +388,7 @@ static void test_data_resume(void **state)
 	step_data_rewind(run);
 	feed(&t, run, 1 << 20, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	assert_true(evlog_find(&t.log, "resuming data.tar.gz at byte 3145728", 0) >= 0);
 	step_free(run);
 	t_free(&t);
@@ -513,10 +505,8 @@ static void test_data_hostile(void **state)
 		run = t_start(&t, job, NULL);
 		feed(&t, run, 1 << 16, UINT64_MAX);
 		assert_true(drive(run, 10000));
-		if (t.log.final != TUAP__STEP_STATE__STATE_FAILED) {
-			evlog_print(&t.log);
+		if (!evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_FAILED))
 			fail_msg("case %zu was extracted", i);
-		}
 		assert_non_null(strstr(t.log.msg, "entry"));
 		step_free(run);
 		/* nothing outside, no site, no staging left */
@@ -594,9 +584,7 @@ static void test_data_streams(void **state)
 	step_data_rewind(run);		/* feed() sends only what it is asked for afresh */
 	feed(&t, run, 1 << 16, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	assert_true(t.log.progress_monotonic);
 	step_free(run);
 	snprintf(early, sizeof(early), "%s/big.txt", t.out);
@@ -666,10 +654,8 @@ static void test_data_compression_forms(void **state)
 				fail_msg("form %zu: '%s' lacks '%s'", i, t.log.msg, forms[i].error);
 			assert_false(fs_exists(t.out));
 		} else {
-			if (t.log.final != TUAP__STEP_STATE__STATE_DONE) {
-				evlog_print(&t.log);
+			if (!evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE))
 				fail_msg("form %zu (%s) failed", i, forms[i].make);
-			}
 			snprintf(path, sizeof(path), "%s/big.bin", t.out);
 			assert_int_equal(stat(path, &st), 0);
 			assert_int_equal(st.st_size, 300000);
@@ -708,9 +694,7 @@ static void test_data_setuid_stripped_and_replace(void **state)
 		run = t_start(&t, job, NULL);
 		feed(&t, run, 1 << 16, UINT64_MAX);
 		assert_true(drive(run, 10000));
-		if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-			evlog_print(&t.log);
-		assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+		assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 		step_free(run);
 		if (i == 0) {
 			DIR *d = opendir(t.site);

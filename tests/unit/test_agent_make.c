@@ -130,9 +130,7 @@ static void test_make_streams(void **state)
 	run = t_start(&t, "job1", NULL, NULL, false, 0);
 	assert_int_equal(t.log.started, 1);
 	assert_true(drive(run, 20000));
-	if (t.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&t.log);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
 	assert_true(t.log.has_code);
 	assert_int_equal(t.log.code, 0);
 	/* every line, in order, batched */

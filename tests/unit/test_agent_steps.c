@@ -637,9 +637,7 @@ static void test_users_step_root(void **state)
 	req.users = &q.args;
 	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
 	assert_true(drive(run, 20000));
-	if (s.log.final != TUAP__STEP_STATE__STATE_DONE)
-		evlog_print(&s.log);
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_final_is(&s.log, TUAP__STEP_STATE__STATE_DONE));
 	assert_true(evlog_find(&s.log, "$ useradd --root", 0) >= 0);
 	assert_true(evlog_find(&s.log, "--password *** bob", 0) >= 0);
 	assert_true(evlog_find(&s.log, "$6$new", 0) < 0); /* never logged */
