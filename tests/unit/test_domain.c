@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "corpus_util.h"
 #include "domain.h"
 #include "fsutil.h"
 
@@ -771,20 +772,6 @@ static void test_mac(void **state)
 	assert_string_equal(mac, "52:54:00:d8:5d:ca");
 }
 
-static char *slurp(const char *dir, const char *name, const char *ext)
-{
-	char path[4096];
-	struct tuap_err e;
-	size_t len;
-	char *t;
-
-	snprintf(path, sizeof(path), "%s/%.*s%s", dir, (int)(strlen(name) - 5), name, ext);
-	t = fs_read_file(path, 1 << 20, &len, &e);
-	if (!t)
-		fail_msg("%s", e.msg);
-	return t;
-}
-
 /* Each tests/data/bad/conf/NAME.conf must fail with NAME.expect as its first error. */
 static void test_bad_corpus(void **state)
 {
@@ -799,14 +786,13 @@ static void test_bad_corpus(void **state)
 	dp = opendir(dir);
 	assert_non_null(dp);
 	while ((de = readdir(dp))) {
-		size_t l = strlen(de->d_name);
 		char *text, *expect;
 		struct parsed *p;
 
-		if (l < 6 || strcmp(de->d_name + l - 5, ".conf") != 0)
+		if (!corpus_is_input(de->d_name, ".conf"))
 			continue;
-		text = slurp(dir, de->d_name, ".conf");
-		expect = slurp(dir, de->d_name, ".expect");
+		text = corpus_read(dir, de->d_name, ".conf", NULL);
+		expect = corpus_read(dir, de->d_name, ".expect", NULL);
 		expect[strcspn(expect, "\n")] = '\0';
 		p = parse(text);
 		first[0] = '\0';

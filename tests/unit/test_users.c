@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "corpus_util.h"
 #include "fsutil.h"
 #include "users.h"
 
@@ -498,13 +499,6 @@ static void test_load_errors(void **state)
 	diags_free(&d);
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-	size_t a = strlen(s), b = strlen(suffix);
-
-	return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* Every tests/data/bad/users/NAME.yaml fails with exactly the lines of NAME.expect. */
 static void test_bad_corpus(void **state)
 {
@@ -515,26 +509,15 @@ static void test_bad_corpus(void **state)
 
 	assert_non_null(dh);
 	while ((de = readdir(dh))) {
-		struct tuap_err err;
-		struct buf p = BUF_INIT;
-		char *text, *want, *out, *path;
+		char *text, *want, *out;
 		size_t len, wlen;
 		struct users u;
 		int rc;
 
-		if (!ends_with(de->d_name, ".yaml"))
+		if (!corpus_is_input(de->d_name, ".yaml"))
 			continue;
-		buf_addf(&p, "%s/%s", dir, de->d_name);
-		text = fs_read_file(p.s, 1 << 20, &len, &err);
-		assert_non_null(text);
-		/* NAME.expect: the name without ".yaml" (the buffer is sized for
-		 * NAME.yaml; never write the longer suffix over its end) */
-		buf_reset(&p);
-		buf_addf(&p, "%s/%.*s.expect", dir, (int)(strlen(de->d_name) - 5), de->d_name);
-		path = buf_detach(&p, NULL);
-		want = fs_read_file(path, 1 << 20, &wlen, &err);
-		if (!want)
-			fail_msg("%s: missing", path);
+		text = corpus_read(dir, de->d_name, ".yaml", &len);
+		want = corpus_read(dir, de->d_name, ".expect", &wlen);
 		out = parse(text, len, &u, &rc);
 		if (rc != -1 || strcmp(out, want) != 0)
 			fail_msg("%s:\nwant: %sgot:  %s", de->d_name, want, out);
@@ -543,7 +526,6 @@ static void test_bad_corpus(void **state)
 		free(out);
 		free(want);
 		free(text);
-		free(path);
 	}
 	closedir(dh);
 	free(dir);
