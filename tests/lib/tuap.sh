@@ -1,10 +1,11 @@
 # shellcheck shell=bash
-# tests/lib/tuap.sh — sourced (bash) after netns.sh (and chroot.sh, for agent_start). The real tuapd, tuap-ctl and
-# a chrooted tuap-agent for the loopback controller<->agent tests (tests/integration/
-# test_agent_*.sh): tuapd runs inside one of the test's namespaces with its own tuapd.conf
-# (state, run dir and pool in a temp dir), the agent runs chrooted in a throwaway Debian root
-# (chroot.sh) inside another, and tuap-ctl talks to tuapd from the host namespace over the
-# control socket, which is a file (ipc://) and so reachable from any network namespace.
+# tests/lib/tuap.sh — sourced (bash) after netns.sh (and chroot.sh, for agent_start). The real
+# tuapd, tuap-ctl and a chrooted tuap-agent for the loopback controller<->agent tests
+# (tests/integration/test_agent_*.sh; the e2e tests use its tuapd helpers): tuapd runs inside
+# one of the test's namespaces with its own tuapd.conf (state, run dir and pool in a temp dir),
+# the agent runs chrooted in a throwaway Debian root (chroot.sh) inside another, and tuap-ctl
+# talks to tuapd from the host namespace over the control socket, which is a file (ipc://) and
+# so reachable from any network namespace.
 #
 #   tuap_need_bins                    # TUAPD, TUAP_CTL, TUAP_SHIP_AGENT set and executable
 #   tuapd_conf DIR ADDR [LINE...]     # DIR/tuapd.conf: state/run/pool under DIR, agents on
