@@ -23,7 +23,6 @@
 
 #define TARBALL_MAX_SYMLINKS 100000
 #define SYMLINK_MAX_HOPS     40
-#define SHOWN_MAX	     200
 #define RESOLVE_BUDGET	     (64 << 20) /* bytes of targets walked, over all symlinks */
 
 /* ---- the entry rule ---- */
@@ -67,11 +66,11 @@ static int climb(const char *c, size_t n, void *arg)
 	return 0;
 }
 
-static const char *shown(const char *s, char *buf, size_t len)
+const char *tar_shown(const char *s, char *buf, size_t len)
 {
 	size_t o = 0, i;
 
-	for (i = 0; i < SHOWN_MAX && s[i] && o + 4 < len; i++)
+	for (i = 0; i < TAR_SHOWN_MAX && s[i] && o + 4 < len; i++)
 		buf[o++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	snprintf(buf + o, len - o, "%s", s[i] ? "..." : "");
 	return buf;
@@ -88,7 +87,7 @@ static bool has_control(const char *s)
 int tar_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
 		    size_t len)
 {
-	char b[SHOWN_MAX + 8];
+	char b[TAR_SHOWN_MAX + 8];
 	long depth = 0;
 
 	if (!path || !*path)
@@ -121,12 +120,12 @@ int tar_entry_check(const char *path, enum tar_entry_type type, const char *link
 			       -1;
 		if (link[0] == '/')
 			return snprintf(why, len, "symlink to absolute path '%s'",
-					shown(link, b, sizeof(b))),
+					tar_shown(link, b, sizeof(b))),
 			       -1;
 		depth--; /* the link's directory */
 		if (each_component(link, climb, &depth))
 			return snprintf(why, len, "symlink escapes the tree ('%s')",
-					shown(link, b, sizeof(b))),
+					tar_shown(link, b, sizeof(b))),
 			       -1;
 		return 0;
 	case TAR_HARDLINK:
@@ -138,11 +137,11 @@ int tar_entry_check(const char *path, enum tar_entry_type type, const char *link
 			       -1;
 		if (link[0] == '/')
 			return snprintf(why, len, "hardlink to absolute path '%s'",
-					shown(link, b, sizeof(b))),
+					tar_shown(link, b, sizeof(b))),
 			       -1;
 		if (each_component(link, is_dotdot, NULL))
 			return snprintf(why, len, "hardlink target has a '..' component ('%s')",
-					shown(link, b, sizeof(b))),
+					tar_shown(link, b, sizeof(b))),
 			       -1;
 		depth = 0;
 		each_component(link, count_one, &depth);
@@ -448,9 +447,9 @@ static const char *other_kind(struct archive_entry *e)
 
 static void entry_error(struct walk *w, const char *name, const char *why)
 {
-	char b[SHOWN_MAX + 8];
+	char b[TAR_SHOWN_MAX + 8];
 
-	diag_error(w->d, w->path, 0, "", "entry '%s': %s", shown(name, b, sizeof(b)), why);
+	diag_error(w->d, w->path, 0, "", "entry '%s': %s", tar_shown(name, b, sizeof(b)), why);
 }
 
 static bool is_makefile(const char *norm)
@@ -485,7 +484,7 @@ static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size
 			   : type == TAR_SYMLINK ? archive_entry_symlink(e)
 						 : NULL;
 	const struct link *via;
-	char why[512], b[SHOWN_MAX + 8];
+	char why[512], b[TAR_SHOWN_MAX + 8];
 
 	if (!name)
 		name = "";
@@ -502,7 +501,7 @@ static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size
 		return 0; /* cannot happen: the name is at most TARBALL_MAX_PATH */
 	if ((via = through_link(&w->links, norm))) {
 		snprintf(why, sizeof(why), "path goes through symlink '%s' of the archive",
-			 shown(via->path, b, sizeof(b)));
+			 tar_shown(via->path, b, sizeof(b)));
 		entry_error(w, name, why);
 		return 0;
 	}
@@ -517,7 +516,7 @@ static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size
 		if ((via = through_link(&w->links, t))) {
 			snprintf(why, sizeof(why),
 				 "hardlink target goes through symlink '%s' of the archive",
-				 shown(via->path, b, sizeof(b)));
+				 tar_shown(via->path, b, sizeof(b)));
 			entry_error(w, name, why);
 		}
 		free(t);
@@ -538,7 +537,7 @@ static int check_entry(struct walk *w, struct archive_entry *e, char *norm, size
 /* After the walk: every symlink, resolved through the archive's other symlinks. */
 static void check_chains(struct walk *w)
 {
-	char b[SHOWN_MAX + 8], why[512];
+	char b[TAR_SHOWN_MAX + 8], why[512];
 	struct resolver *r;
 
 	if (!w->links.n)
@@ -564,7 +563,7 @@ static void check_chains(struct walk *w)
 			 res == ESCAPES
 				 ? "symlink escapes the tree through other symlinks of the archive"
 				 : "symlink chain too long or looping",
-			 shown(e->target, b, sizeof(b)));
+			 tar_shown(e->target, b, sizeof(b)));
 		entry_error(w, e->path, why);
 	}
 	free(r);

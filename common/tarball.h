@@ -25,6 +25,12 @@ enum tar_entry_type { TAR_FILE, TAR_DIR, TAR_SYMLINK, TAR_HARDLINK, TAR_OTHER };
 int tar_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
 		    size_t len);
 
+/* An entry's name (or link target) as messages show it: control characters (which would forge
+ * lines in a log) as '?', cut after TAR_SHOWN_MAX characters with "...". Returns buf; a buf of
+ * TAR_SHOWN_MAX + 8 bytes holds any name. */
+#define TAR_SHOWN_MAX 200
+const char *tar_shown(const char *s, char *buf, size_t len);
+
 struct archive_entry;
 /* The rule's view of a libarchive entry: a hardlink whatever its file type, else by type. */
 enum tar_entry_type tar_entry_type_of(struct archive_entry *e);

@@ -82,17 +82,6 @@ static int plain_depth(const char *p)
 	return depth;
 }
 
-/* name for a message: control characters (which would forge lines in the setup log) as '?' */
-static const char *shown(const char *name, char *buf, size_t len)
-{
-	size_t i = 0;
-
-	for (; name[i] && i + 1 < len; i++)
-		buf[i] = (unsigned char)name[i] < 0x20 || name[i] == 0x7f ? '?' : name[i];
-	buf[i] = '\0';
-	return buf;
-}
-
 int data_entry_check(const char *path, enum tar_entry_type type, const char *link, char *why,
 		     size_t len)
 {
@@ -695,7 +684,7 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 	enum tar_entry_type type = tar_entry_type_of(e);
 	const char *pn = archive_entry_pathname(e), *ln = NULL;
 	char why[128], full[PATH_MAX * 2], name[TARBALL_MAX_PATH], link[TARBALL_MAX_PATH] = "";
-	char show[256];
+	char show[TAR_SHOWN_MAX + 8];
 	int ret;
 
 	if (type == TAR_SYMLINK)
@@ -707,8 +696,8 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 	if (ln)
 		snprintf(link, sizeof(link), "%s", ln);
 	if (data_entry_check(name, type, ln ? link : NULL, why, sizeof(why)) < 0)
-		return err_set(err, "data.tar.gz: entry '%s': %s", shown(name, show, sizeof(show)),
-			       why);
+		return err_set(err, "data.tar.gz: entry '%s': %s",
+			       tar_shown(name, show, sizeof(show)), why);
 	if (plain_depth(name) == 0)
 		return 1; /* "./" */
 	snprintf(full, sizeof(full), "%s/%s", d->staging, name);
@@ -722,8 +711,8 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 	archive_entry_set_gid(e, 0);
 	ret = archive_write_header(d->aw, e);
 	if (ret < ARCHIVE_WARN)
-		return err_set(err, "data.tar.gz: entry '%s': %s", shown(name, show, sizeof(show)),
-			       archive_error_string(d->aw));
+		return err_set(err, "data.tar.gz: entry '%s': %s",
+			       tar_shown(name, show, sizeof(show)), archive_error_string(d->aw));
 	d->entries++;
 	return 0;
 }
