@@ -35,9 +35,14 @@ void sha256_final_hex(struct sha256 *h, char hex[SHA256_HEX_LEN])
 
 	if (!h->md || EVP_DigestFinal_ex(h->md, d, &n) != 1 || n != sizeof(d))
 		abort();
-	for (size_t i = 0; i < sizeof(d); i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	sha256_digest_hex(d, hex);
 	sha256_free(h);
+}
+
+void sha256_digest_hex(const unsigned char digest[32], char hex[SHA256_HEX_LEN])
+{
+	for (size_t i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }
 
 void sha256_free(struct sha256 *h)

@@ -23,6 +23,8 @@ void sha256_final_hex(struct sha256 *h, char hex[SHA256_HEX_LEN]);
 void sha256_free(struct sha256 *h);
 
 void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN]);
+/* A 32-byte digest (from the wire, say) as hex. */
+void sha256_digest_hex(const unsigned char digest[32], char hex[SHA256_HEX_LEN]);
 /* Hashes a file; size (may be NULL) gets its length. */
 int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
 		    struct tuap_err *err);

@@ -221,15 +221,14 @@ static void start_job(struct engine *e, struct job *job, const struct ctl_peer *
 	if (peer)
 		job_subscribe(job, peer);
 	log_info("%s: job %s started (%s)", job->domain, job->id, detail);
-	job_enter_phase(e, job, job->kind == KIND_PROVISION ? PH_UPLOAD : PH_UPLOAD);
+	job_enter_phase(e, job, PH_UPLOAD);
 }
 
 static bool sha_arg(const ProtobufCBinaryData *b, char hex[SHA256_HEX_LEN])
 {
 	if (b->len != 32)
 		return false;
-	for (size_t i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", b->data[i]);
+	sha256_digest_hex(b->data, hex);
 	return true;
 }
 

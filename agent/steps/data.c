@@ -1060,8 +1060,7 @@ int data_start(struct step_run *r, const Tuap__DataArgs *a, struct tuap_err *err
 	d->chunk = a->has_chunk_size && a->chunk_size > 0 ? a->chunk_size : DEFAULT_CHUNK;
 	if (d->chunk > STEP_DATA_WINDOW)
 		d->chunk = STEP_DATA_WINDOW;
-	for (size_t i = 0; i < 32; i++)
-		snprintf(d->want_hex + 2 * i, 3, "%02x", a->sha256.data[i]);
+	sha256_digest_hex(a->sha256.data, d->want_hex);
 	if (run_job_dir(r, dir, sizeof(dir), true, err) < 0)
 		return -1;
 	if ((size_t)snprintf(d->spool, sizeof(d->spool), "%s/data.tar.gz", dir) >=
