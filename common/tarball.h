@@ -9,10 +9,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
-#include "domain.h"
 #include "err.h"
+
+struct tarball_info {
+	bool present;
+	char path[4096];
+	uint64_t file_size;   /* compressed */
+	uint64_t total_bytes; /* sum of regular file sizes */
+	uint64_t entries;
+	bool has_makefile; /* a top-level Makefile (or makefile / GNUmakefile) */
+	char sha256[65];
+};
 
 #define TARBALL_MAX_ENTRIES 2000000
 #define TARBALL_MAX_PATH    4096

@@ -18,7 +18,7 @@
  * extracts again from the first byte. The threads touch only the spool (read), the staging
  * tree and their own fields (the shared ones under mu); they never emit events.
  */
-#include "steps/data.h"
+#include "data.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -42,7 +42,7 @@
 
 #include "fsutil.h"
 #include "hash.h"
-#include "steps/run.h"
+#include "run.h"
 
 #define SYNC_EVERY    (64ull << 20)
 #define READ_BLOCK    (1 << 20)

@@ -1,5 +1,5 @@
 /* The mail step: contact_email becomes root's alias (atomic write), then newaliases if there. */
-#include "steps/mail.h"
+#include "mail.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -10,7 +10,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
-#include "steps/run.h"
+#include "run.h"
 
 int mail_address_ok(const char *e)
 {

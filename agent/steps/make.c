@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
-#include "steps/run.h"
+#include "run.h"
 
 #define TAIL_MS		 100
 #define SAVE_MS		 1000

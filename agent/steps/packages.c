@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "steps/run.h"
+#include "run.h"
 
 #define PKG_MAX	     512
 #define PKG_ARGV_MAX (PKG_MAX + 16)

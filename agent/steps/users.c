@@ -4,7 +4,7 @@
  * accepts it) and the tuap block of ~/.ssh/authorized_keys (written with *at() calls that do
  * not follow symlinks the user may have planted).
  */
-#include "steps/users.h"
+#include "users.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
-#include "steps/run.h"
+#include "run.h"
 
 #define ETC_FILE_MAX (64 << 20)
 #define AUTHKEYS_MAX (1 << 20)

@@ -2,7 +2,7 @@
  * The users step's pure parts (see users.h): reading passwd/group/shadow texts, validating
  * UsersArgs, planning the shadow-utils commands, the authorized_keys merge and sudoers text.
  */
-#include "steps/users.h"
+#include "users.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,6 @@
 #define TUAP_VMJOB_IMPL_H
 
 #include <limits.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -17,6 +16,7 @@
 #include "keys.h"
 #include "seed.h"
 #include "vmjob.h"
+#include "worker.h"
 
 /* Storage pools: one for base images, one per domain (its disks, seeds, console log). */
 #define VMJOB_IMAGES_POOL "tuap-images"
@@ -70,7 +70,7 @@ struct task_file {
 /* One piece of work for the worker thread. Everything it reads is its own copy: the job may
  * end, and the engine free it, while the task runs. */
 struct task {
-	struct task *next;
+	struct worker_item item; /* first: the worker queues tasks by it */
 	enum task_kind kind;
 	struct vmjob *vj;
 	struct engine *e;
@@ -109,17 +109,6 @@ struct task {
 
 struct task_progress;
 
-struct worker {
-	pthread_t thread;
-	bool started, stop;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	struct task *queue, *queue_tail; /* waiting */
-	struct task *current;		 /* running */
-	struct task *finished, *finished_tail;
-	int efd; /* eventfd: a task finished or progressed */
-};
-
 struct vmjob {
 	const struct settings *set;
 	struct virt *v;
@@ -127,7 +116,7 @@ struct vmjob {
 	int64_t failed_at_ms; /* last failed connect (status retries after VMJOB_RETRY_S) */
 	int epfd;	      /* vmjob_fd: the worker's eventfd and libvirt's event fd */
 	bool events_added;
-	struct worker w;
+	struct worker *w;
 	struct vmstate *states;
 };
 
@@ -172,8 +161,10 @@ struct task *task_new(struct vmjob *vj, enum task_kind kind, struct engine *e, c
 void task_free(struct task *t);
 int task_add_file(struct task *t, const char *name, const void *data, size_t len,
 		  const char *src_path, mode_t mode, bool secret);
-/* Queues t for the worker (started on first use); -1 with err when the thread cannot start. */
-int worker_submit(struct vmjob *vj, struct task *t, struct tuap_err *err);
+/* Queues t for the worker (started on first use); -1 with err (t freed) when it cannot start. */
+int task_submit(struct vmjob *vj, struct task *t, struct tuap_err *err);
+/* Runs a task on the worker thread. */
+void task_run(struct worker_item *it, void *ctx);
 /* The running task's progress, copied out for the main thread. */
 struct task_progress {
 	struct engine *e;
@@ -184,13 +175,7 @@ struct task_progress {
 	char stage[32];
 };
 
-/* Takes the finished tasks (a list, oldest first; NULL when none). */
-struct task *worker_take_finished(struct vmjob *vj);
 /* 1 and *p filled when the running task reported progress since the last call. */
-int worker_take_progress(struct vmjob *vj, struct task_progress *p);
-/* Stops the thread: waits up to wait_s seconds for a running task; false when it is still
- * running (the caller then must not free what it uses). */
-bool worker_stop(struct vmjob *vj, unsigned wait_s);
-bool worker_idle(struct vmjob *vj);
+int task_take_progress(struct vmjob *vj, struct task_progress *p);
 
 #endif

@@ -41,7 +41,7 @@ static int submit(struct vmjob *vj, struct engine *e, struct job *job, struct ta
 	struct tuap_err err;
 
 	t->phase = job_current_phase(job);
-	if (worker_submit(vj, t, &err) < 0)
+	if (task_submit(vj, t, &err) < 0)
 		return fail(e, job, "%s", err.msg);
 	return 0;
 }

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,30 +32,38 @@ struct vmjob *vmjob_new(const struct settings *set, struct tuap_err *err)
 		return NULL;
 	}
 	vj->set = set;
-	vj->w.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	vj->epfd = epoll_create1(EPOLL_CLOEXEC);
-	ev.data.fd = vj->w.efd;
-	if (vj->w.efd < 0 || vj->epfd < 0 ||
-	    epoll_ctl(vj->epfd, EPOLL_CTL_ADD, vj->w.efd, &ev) < 0) {
-		err_set(err, "VM manager: %s", strerror(errno));
-		if (vj->w.efd >= 0)
-			close(vj->w.efd);
-		if (vj->epfd >= 0)
-			close(vj->epfd);
+	vj->w = worker_new(task_run, vj, err);
+	if (!vj->w) {
 		free(vj);
 		return NULL;
 	}
-	pthread_mutex_init(&vj->w.lock, NULL);
-	pthread_cond_init(&vj->w.wake, NULL);
+	vj->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = worker_fd(vj->w);
+	if (vj->epfd < 0 || epoll_ctl(vj->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) {
+		err_set(err, "VM manager: %s", strerror(errno));
+		if (vj->epfd >= 0)
+			close(vj->epfd);
+		worker_free(vj->w);
+		free(vj);
+		return NULL;
+	}
 	return vj;
+}
+
+static void free_task(struct worker_item *it)
+{
+	task_free((struct task *)it);
 }
 
 void vmjob_free(struct vmjob *vj)
 {
 	if (!vj)
 		return;
-	if (!worker_stop(vj, 5))
+	if (!worker_stop(vj->w, 5, free_task)) {
+		log_warn("a VM task still runs after 5 s; left to end with tuapd (its phase is "
+			 "done again at the next start)");
 		return; /* the thread still uses all of it; the process ends anyway */
+	}
 	while (vj->states) {
 		struct vmstate *s = vj->states;
 
@@ -68,9 +75,7 @@ void vmjob_free(struct vmjob *vj)
 	if (vj->events_added)
 		virt_event_stop();
 	close(vj->epfd);
-	close(vj->w.efd);
-	pthread_mutex_destroy(&vj->w.lock);
-	pthread_cond_destroy(&vj->w.wake);
+	worker_free(vj->w);
 	free(vj);
 }
 
@@ -85,7 +90,7 @@ struct virt *vmjob_virt(struct vmjob *vj, struct tuap_err *err)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
 
-	if (vj->v && vj->closed && worker_idle(vj)) {
+	if (vj->v && vj->closed && worker_idle(vj->w)) {
 		log_info("libvirt: connecting again to %s", vj->set->libvirt_uri);
 		virt_close(vj->v);
 		vj->v = NULL;
@@ -443,14 +448,14 @@ static void handle_events(struct vmjob *vj, struct engine *e)
 void vmjob_dispatch(struct vmjob *vj, struct engine *e)
 {
 	struct task_progress p;
-	struct task *t = worker_take_finished(vj);
+	struct task *t = (struct task *)worker_take_finished(vj->w);
 
-	if (worker_take_progress(vj, &p))
+	if (task_take_progress(vj, &p))
 		vmjob_phase_progress(vj, &p);
 	while (t) {
-		struct task *next = t->next;
+		struct task *next = (struct task *)t->item.next;
 
-		t->next = NULL;
+		t->item.next = NULL;
 		if (t->kind >= T_DESTROY)
 			vmjob_ctl_finished(vj, t);
 		else

@@ -45,7 +45,7 @@ static void submit(struct vmjob *vj, struct engine *e, const struct ctl_peer *pe
 	struct tuap_err err;
 
 	t->peer = *peer;
-	if (worker_submit(vj, t, &err) < 0)
+	if (task_submit(vj, t, &err) < 0)
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
 }
 

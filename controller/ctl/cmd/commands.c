@@ -1,5 +1,5 @@
 /*
- * tuap-ctl: the operator's command line. Dispatches to one function per subcommand; commands
+ * tuap-ctl's command table: dispatches to one function per subcommand; commands
  * that need the daemon talk to tuapd over its control socket, the others (validate, new, pack,
  * provision --dry-run) work on the domain directory alone.
  */
@@ -51,7 +51,7 @@ static int cmd_version(int argc, char **argv)
 	return CLI_OK;
 }
 
-int main(int argc, char **argv)
+int cli_run(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(argc < 2 ? stderr : stdout);

@@ -13,7 +13,7 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "log.h"
-#include "steps/run.h"
+#include "run.h"
 
 uint64_t run_now_ms(void)
 {

@@ -1,5 +1,5 @@
 /*
- * The VM manager's worker thread and the work it does (see vmjob.h): image download and upload,
+ * The work the VM manager's worker thread does (see vmjob.h, worker.h): image download and upload,
  * overlays, seeds, define and start, the old VM of a rebuild, destroy, snapshots. One thread,
  * one task at a time, in the order submitted: libvirt serialises most of this per domain anyway,
  * and a FIFO keeps a destroy behind the define it follows. A task only reads its own copies
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,12 +73,11 @@ int task_add_file(struct task *t, const char *name, const void *data, size_t len
 
 static void note_progress(struct task *t, const char *stage, uint64_t done, uint64_t total)
 {
-	struct worker *w = &t->vj->w;
+	struct worker *w = t->vj->w;
 	int64_t now = engine_now_ms();
 	bool tell = false;
-	uint64_t one = 1;
 
-	pthread_mutex_lock(&w->lock);
+	worker_lock(w);
 	t->done = done;
 	t->total = total;
 	snprintf(t->stage, sizeof(t->stage), "%s", stage);
@@ -88,9 +86,9 @@ static void note_progress(struct task *t, const char *stage, uint64_t done, uint
 		t->progress_new = tell = true;
 		t->progress_ms = now;
 	}
-	pthread_mutex_unlock(&w->lock);
-	if (tell && write(w->efd, &one, sizeof(one)) < 0)
-		log_debug("vmjob: progress wake-up: %s", strerror(errno));
+	worker_unlock(w);
+	if (tell)
+		worker_wake(w);
 }
 
 static void on_fetch(uint64_t done, uint64_t total, void *arg)
@@ -496,8 +494,9 @@ out:
 	return rc;
 }
 
-static void run_task(struct task *t)
+void task_run(struct worker_item *it, void *ctx)
 {
+	struct task *t = (struct task *)it;
 	struct tuap_err err = {0};
 	char buf[1200];
 
@@ -534,94 +533,24 @@ static void run_task(struct task *t)
 		snprintf(t->msg, sizeof(t->msg), "%s", err_str(&err, buf, sizeof(buf)));
 }
 
-/* ---- the thread ---- */
+/* ---- the queue ---- */
 
-static void *worker_main(void *arg)
+int task_submit(struct vmjob *vj, struct task *t, struct tuap_err *err)
 {
-	struct vmjob *vj = arg;
-	struct worker *w = &vj->w;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&w->lock);
-	for (;;) {
-		struct task *t;
-
-		while (!w->queue && !w->stop)
-			pthread_cond_wait(&w->wake, &w->lock);
-		if (w->stop)
-			break;
-		t = w->queue;
-		w->queue = t->next;
-		if (!w->queue)
-			w->queue_tail = NULL;
-		t->next = NULL;
-		w->current = t;
-		pthread_mutex_unlock(&w->lock);
-
-		run_task(t);
-
-		pthread_mutex_lock(&w->lock);
-		w->current = NULL;
-		if (w->finished_tail)
-			w->finished_tail->next = t;
-		else
-			w->finished = t;
-		w->finished_tail = t;
-		if (write(w->efd, &one, sizeof(one)) < 0)
-			log_debug("vmjob: wake-up: %s", strerror(errno));
+	if (worker_submit(vj->w, &t->item, err) < 0) {
+		task_free(t);
+		return -1;
 	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
-}
-
-int worker_submit(struct vmjob *vj, struct task *t, struct tuap_err *err)
-{
-	struct worker *w = &vj->w;
-	int rc;
-
-	if (!w->started) {
-		rc = pthread_create(&w->thread, NULL, worker_main, vj);
-		if (rc != 0) {
-			task_free(t);
-			return err_set(err, "cannot start the VM worker thread: %s", strerror(rc));
-		}
-		w->started = true;
-	}
-	pthread_mutex_lock(&w->lock);
-	t->next = NULL;
-	if (w->queue_tail)
-		w->queue_tail->next = t;
-	else
-		w->queue = t;
-	w->queue_tail = t;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
 	return 0;
 }
 
-struct task *worker_take_finished(struct vmjob *vj)
+int task_take_progress(struct vmjob *vj, struct task_progress *p)
 {
-	struct worker *w = &vj->w;
-	struct task *list;
-	uint64_t n;
-
-	if (read(w->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		log_debug("vmjob: %s", strerror(errno));
-	pthread_mutex_lock(&w->lock);
-	list = w->finished;
-	w->finished = w->finished_tail = NULL;
-	pthread_mutex_unlock(&w->lock);
-	return list;
-}
-
-int worker_take_progress(struct vmjob *vj, struct task_progress *p)
-{
-	struct worker *w = &vj->w;
 	struct task *t;
 	int got = 0;
 
-	pthread_mutex_lock(&w->lock);
-	t = w->current;
+	worker_lock(vj->w);
+	t = (struct task *)worker_current(vj->w);
 	if (t && t->progress_new) {
 		t->progress_new = false;
 		p->e = t->e;
@@ -633,50 +562,6 @@ int worker_take_progress(struct vmjob *vj, struct task_progress *p)
 		snprintf(p->stage, sizeof(p->stage), "%s", t->stage);
 		got = 1;
 	}
-	pthread_mutex_unlock(&w->lock);
+	worker_unlock(vj->w);
 	return got;
-}
-
-bool worker_idle(struct vmjob *vj)
-{
-	struct worker *w = &vj->w;
-	bool idle;
-
-	pthread_mutex_lock(&w->lock);
-	idle = !w->current && !w->queue;
-	pthread_mutex_unlock(&w->lock);
-	return idle;
-}
-
-bool worker_stop(struct vmjob *vj, unsigned wait_s)
-{
-	struct worker *w = &vj->w;
-	struct timespec deadline;
-	struct task *t;
-
-	if (!w->started)
-		return true;
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_cond_signal(&w->wake);
-	pthread_mutex_unlock(&w->lock);
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += wait_s;
-	if (pthread_timedjoin_np(w->thread, NULL, &deadline) != 0) {
-		log_warn("a VM task still runs after %u s; left to end with tuapd (its phase is "
-			 "done again at the next start)",
-			 wait_s);
-		return false;
-	}
-	w->started = false;
-	while ((t = w->queue)) {
-		w->queue = t->next;
-		task_free(t);
-	}
-	while ((t = w->finished)) {
-		w->finished = t->next;
-		task_free(t);
-	}
-	w->queue_tail = w->finished_tail = NULL;
-	return true;
 }

@@ -118,6 +118,11 @@ int engine_load_inputs(struct engine *e, const struct ctl_peer *peer, const char
 void job_set_data_path(struct engine *e, struct job *job);
 void job_parse_created(struct job *job, const char *detail);
 void job_created_detail(const struct job *job, char *out, size_t len);
+/* inputs.c: writes one input file (provision.conf, users.yaml) into the job's directory. */
+int job_save_input(struct job *job, const char *name, const void *data, size_t len);
+/* inputs.c: the inputs of job from, for job to (run, update-data); answers peer on failure. */
+int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
+		    struct job *to);
 void job_start_upload(struct engine *e, struct job *job);
 const char *job_state_name(const struct job *job);
 bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph);

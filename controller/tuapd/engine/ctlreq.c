@@ -1,4 +1,5 @@
-/* The job engine's requests from tuap-ctl and the upload of data.tar.gz (job.h). */
+/* The job engine's requests from tuap-ctl: provision, resume, run, status, log, watch,
+ * enroll (job.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,193 +22,6 @@
 #include "keys.h"
 #include "log.h"
 #include "users.h"
-
-/* ---- data.tar.gz from tuap-ctl ---- */
-
-static void ask_upload(struct engine *e, struct job *job)
-{
-	Tuap__CtlEvent ev;
-	Tuap__UploadRequest up = TUAP__UPLOAD_REQUEST__INIT;
-
-	job_event_init(job, &ev);
-	/* credit is in bytes: tuap-ctl may send that much from offset, in chunks of its choice
-	 * up to the message size limit */
-	up.offset = job->upload_offset;
-	up.credit = e->conf.upload_chunk * e->conf.data_window;
-	job->upload_granted = job->upload_offset + up.credit;
-	ev.ev_case = TUAP__CTL_EVENT__EV_UPLOAD;
-	ev.upload = &up;
-	if (e->io.ctl_send(e->io.ctx, &job->uploader, &ev) < 0)
-		engine_phase_failed(e, job,
-				    "tuap-ctl went away during the upload; run 'tuap-ctl provision "
-				    "--resume DOMAIN' to continue",
-				    NULL, 0);
-}
-
-void job_start_upload(struct engine *e, struct job *job)
-{
-	char part[PATH_MAX + 8], dir[PATH_MAX];
-	struct tuap_err err;
-
-	if (fs_exists(job->data_path)) {
-		engine_phase_done(e, job, "already in the pool");
-		return;
-	}
-	if (job->n_subs == 0) {
-		engine_phase_failed(e, job,
-				    "data.tar.gz is not in the pool and no tuap-ctl is attached to "
-				    "send it; run 'tuap-ctl provision --resume DOMAIN'",
-				    NULL, 0);
-		return;
-	}
-	snprintf(part, sizeof(part), "%s.part", job->data_path);
-	if (fs_path(dir, sizeof(dir), &err, "%s/%s", e->pool_root, job->domain) < 0 ||
-	    fs_mkdir_p(dir, 0750, &err) < 0) {
-		engine_phase_failed(e, job, err.msg, NULL, 0);
-		return;
-	}
-	job->upload_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
-	if (job->upload_fd < 0 || sha256_init(&job->upload_hash) < 0) {
-		char msg[sizeof(part) + 128];
-
-		snprintf(msg, sizeof(msg), "%s: %s", part, strerror(errno));
-		engine_phase_failed(e, job, msg, NULL, 0);
-		return;
-	}
-	job->uploading = true;
-	job->upload_offset = 0;
-	job->uploader = job->subs[job->n_subs - 1];
-	ask_upload(e, job);
-}
-
-static void finish_upload(struct engine *e, struct job *job)
-{
-	char hex[SHA256_HEX_LEN], part[PATH_MAX + 8], msg[256];
-
-	sha256_final_hex(&job->upload_hash, hex);
-	job->uploading = false;
-	snprintf(part, sizeof(part), "%s.part", job->data_path);
-	if (fsync(job->upload_fd) < 0 || close(job->upload_fd) < 0) {
-		job->upload_fd = -1;
-		engine_phase_failed(e, job, "cannot write data.tar.gz to the pool", NULL, 0);
-		return;
-	}
-	job->upload_fd = -1;
-	if (strcmp(hex, job->data_sha)) {
-		unlink(part);
-		snprintf(msg, sizeof(msg),
-			 "data.tar.gz changed during the upload: sha256 %s, "
-			 "expected %s",
-			 hex, job->data_sha);
-		engine_phase_failed(e, job, msg, NULL, 0);
-		return;
-	}
-	if (rename(part, job->data_path) < 0) {
-		engine_phase_failed(e, job, strerror(errno), NULL, 0);
-		return;
-	}
-	fs_sync_parent(job->data_path, NULL);
-	engine_phase_done(e, job, "sha256 verified");
-}
-
-void engine_ctl_upload(struct engine *e, const struct ctl_peer *peer, const Tuap__UploadChunk *c)
-{
-	struct job *job = engine_running_job(e, c->domain);
-
-	if (!job || job->phase != PH_UPLOAD || !job->uploading || job->uploader.len != peer->len ||
-	    memcmp(job->uploader.id, peer->id, peer->len)) {
-		log_warn("upload chunk for %s that nobody asked for; ignored", c->domain);
-		return;
-	}
-	if (c->offset != job->upload_offset || c->data.len == 0 ||
-	    job->upload_offset + c->data.len > job->data_size ||
-	    job->upload_offset + c->data.len > job->upload_granted) {
-		engine_phase_failed(e, job, "upload out of order or too long", NULL, 0);
-		return;
-	}
-	if (write(job->upload_fd, c->data.data, c->data.len) != (ssize_t)c->data.len) {
-		engine_phase_failed(e, job, "cannot write data.tar.gz to the pool", NULL, 0);
-		return;
-	}
-	sha256_update(&job->upload_hash, c->data.data, c->data.len);
-	job->upload_offset += c->data.len;
-	job->deadline_ms = engine_now_ms() + (int64_t)engine_deadline(e, PH_UPLOAD) * 1000;
-	engine_phase_progress(e, job, job->upload_offset, job->data_size, NULL);
-	if (job->upload_offset == job->data_size)
-		finish_upload(e, job);
-	else if (job->upload_offset == job->upload_granted)
-		ask_upload(e, job);
-}
-
-/* ---- requests from tuap-ctl ---- */
-
-/* Sends the diagnostics of an invalid domain, then the final error. */
-static void reply_invalid(struct engine *e, const struct ctl_peer *peer, const struct diags *d)
-{
-	Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
-	Tuap__TextReply text = TUAP__TEXT_REPLY__INIT;
-	char **lines = calloc(d->n ? d->n : 1, sizeof(*lines));
-	char buf[1024];
-
-	if (!lines)
-		abort();
-	for (size_t i = 0; i < d->n; i++) {
-		err_str(&d->v[i].e, buf, sizeof(buf));
-		if (asprintf(&lines[text.n_lines], "%s%s",
-			     d->v[i].level == DIAG_WARNING ? "warning: " : "", buf) >= 0)
-			text.n_lines++;
-	}
-	text.lines = lines;
-	ev.ev_case = TUAP__CTL_EVENT__EV_TEXT;
-	ev.text = &text;
-	e->io.ctl_send(e->io.ctx, peer, &ev);
-	for (size_t i = 0; i < text.n_lines; i++)
-		free(lines[i]);
-	free(lines);
-	engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID, "%zu error%s in the domain's files",
-			   d->errors, d->errors == 1 ? "" : "s");
-}
-
-/* Parses the submitted texts into dom; on errors replies and returns -1. */
-int engine_load_inputs(struct engine *e, const struct ctl_peer *peer, const char *domain,
-		       const char *conf_path, const char *conf, size_t conf_len,
-		       const char *users_path, const char *users, size_t users_len,
-		       struct domain *dom)
-{
-	struct diags d;
-	int rc = 0;
-
-	memset(dom, 0, sizeof(*dom));
-	diags_init(&d);
-	domain_conf_parse(conf_path, domain, conf, conf_len, &dom->conf, &d);
-	if (users) {
-		dom->has_users_file = true;
-		users_parse(users_path ? users_path : "users.yaml", users, users_len, &dom->users,
-			    &d);
-	}
-	if (d.errors) {
-		if (peer)
-			reply_invalid(e, peer, &d);
-		else
-			diags_print(&d, stderr);
-		rc = -1;
-	}
-	diags_free(&d);
-	return rc;
-}
-
-static int save_input(struct job *job, const char *name, const void *data, size_t len)
-{
-	char path[PATH_MAX];
-	struct tuap_err err;
-
-	if (fs_path(path, sizeof(path), &err, "%s/%s", job->dir, name) < 0 ||
-	    fs_write_atomic(path, data, len, 0640, &err) < 0) {
-		log_error("%s: %s", job->domain, err.msg);
-		return -1;
-	}
-	return 0;
-}
 
 static void start_job(struct engine *e, struct job *job, const struct ctl_peer *peer)
 {
@@ -311,9 +125,9 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 		goto drop;
 	}
 	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 ||
-	    save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
+	    job_save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
 	    (r->has_users_text &&
-	     save_input(job, "users.yaml", r->users_text.data, r->users_text.len) < 0)) {
+	     job_save_input(job, "users.yaml", r->users_text.data, r->users_text.len) < 0)) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL,
 				   "cannot store the job's inputs under %s", job->dir);
 		goto drop;
@@ -323,28 +137,6 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 drop:
 	e->jobs = job->next; /* job_alloc put it first */
 	job_free(job);
-}
-
-static int copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
-		       struct job *to)
-{
-	char path[PATH_MAX];
-	struct tuap_err err;
-	size_t len = 0;
-	char *conf = NULL;
-	int rc = -1;
-
-	if (fs_path(path, sizeof(path), &err, "%s/provision.conf", from->dir) < 0 ||
-	    !(conf = fs_read_file(path, CONF_MAX, &len, &err))) {
-		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
-		return -1;
-	}
-	if (save_input(to, "provision.conf", conf, len) == 0 &&
-	    engine_load_inputs(e, peer, to->domain, "provision.conf", conf, len, NULL, NULL, 0,
-			       &to->dom) == 0)
-		rc = 0;
-	free(conf);
-	return rc;
 }
 
 static void ctl_run(struct engine *e, const struct ctl_peer *peer, const Tuap__RunRequest *r)
@@ -371,7 +163,7 @@ static void ctl_run(struct engine *e, const struct ctl_peer *peer, const Tuap__R
 	snprintf(job->make_target, sizeof(job->make_target), "%s", r->target ? r->target : "");
 	/* the domain as last provisioned (pre_make_script comes from there), kept with the job
 	 * so that a restarted tuapd can resume it */
-	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 || copy_inputs(e, peer, prev, job) < 0) {
+	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 || job_copy_inputs(e, peer, prev, job) < 0) {
 		e->jobs = job->next;
 		job_free(job);
 		return;

@@ -37,6 +37,9 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_console_log(int argc, char **argv);
 
+/* Runs the subcommand argv[1] (the table in cmd/commands.c); returns tuap-ctl's exit code. */
+int cli_run(int argc, char **argv);
+
 /* True if argv holds -h or --help (before any "--"). */
 bool cli_wants_help(int argc, char **argv);
 /* Prints "tuap-ctl CMD: msg" and a hint to use --help; returns CLI_USAGE. */

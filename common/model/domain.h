@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "tarball.h"
 #include "users.h"
 
 #define DOMAIN_NAME_MAX	     253
@@ -59,16 +60,6 @@ struct domain_conf {
 	char hypervisor[256];	    /* "" = this tuapd */
 	char dhcp_devname[16];	    /* guest NIC name hints (upstream keys); "" = by MAC */
 	char bridge_devname[16];
-};
-
-struct tarball_info {
-	bool present;
-	char path[4096];
-	uint64_t file_size;   /* compressed */
-	uint64_t total_bytes; /* sum of regular file sizes */
-	uint64_t entries;
-	bool has_makefile; /* a top-level Makefile (or makefile / GNUmakefile) */
-	char sha256[65];
 };
 
 struct domain {
