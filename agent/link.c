@@ -208,11 +208,8 @@ static int accept_env(struct link *l, const Tuap__Envelope *env, int64_t now)
 			 (unsigned long long)env->ack, (unsigned long long)l->s.tx_seq);
 	if (env->body_case == TUAP__ENVELOPE__BODY__NOT_SET)
 		return 0;
-	if (env->body_case == TUAP__ENVELOPE__BODY_ERROR) {
-		log_warn("agent link: controller error %d: %s", env->error->code,
-			 env->error->message ? env->error->message : "");
-		return 1;
-	}
+	if (env->body_case == TUAP__ENVELOPE__BODY_ERROR)
+		return 1; /* unsequenced; agent_dispatch logs it */
 	switch (session_rx(&l->s, env->seq, now)) {
 	case SESSION_NEW:
 		return 1;
