@@ -1,5 +1,5 @@
 /*
- * Rendering of what a provision creates (DESIGN.md "Flow", phases 6 and 7): the NoCloud seed
+ * Rendering of what a provision creates (ARCHITECTURE.md, phases 7 and 8): the NoCloud seed
  * files (meta-data, network-config, user-data; cloudinit.c) and the libvirt domain XML
  * (domxml.c). Renders are pure: the same input gives the same bytes, nothing is read or
  * written besides the output buffer, so that --dry-run shows exactly what would be used.

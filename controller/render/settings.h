@@ -17,7 +17,8 @@
 #define SETTINGS_NAME_MAX     64	 /* libvirt network, catalog image name */
 #define SETTINGS_IFNAME_MAX   16	 /* IFNAMSIZ: the bridge name */
 
-/* Deadlines of the provisioning phases and agent steps, in seconds (DESIGN.md "Flow"). */
+/* Deadlines of the provisioning phases and agent steps, in seconds (ARCHITECTURE.md, "A provision,
+ * phase by phase"). */
 struct settings_deadlines {
 	unsigned image;
 	unsigned disk;

@@ -1,6 +1,6 @@
 /*
  * vmjob: tuapd's VM manager. It is the job engine's phase provider (job.h): for a job that
- * makes a VM it runs plan, image, disk, keys, seed and define (DESIGN.md "Flow", phases 2-7)
+ * makes a VM it runs plan, image, disk, keys, seed and define (ARCHITECTURE.md, phases 3-8)
  * against libvirt, and it answers the requests that only make sense for VMs (destroy,
  * snapshot, restore, console-log) and the VM state that status shows.
  *

@@ -1,5 +1,5 @@
 /*
- * The VM phases of a job (DESIGN.md "Flow" 2-7), their main-thread half: look the domain up,
+ * The VM phases of a job (ARCHITECTURE.md, phases 3-8), their main-thread half: look the domain up,
  * decide, make the keys and render the seed's files, then hand the slow part to the worker
  * (vmjob_task.c) and report its result to the engine when it comes back.
  *
