@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "valid.h"
 
 static void read_line(const char *path, char *out, size_t len)
 {
@@ -122,7 +123,7 @@ static void step_request(struct agent *a, const char *job, const Tuap__StepReque
 {
 	struct tuap_err err;
 
-	if (!job || !stepjournal_job_ok(job)) {
+	if (!job || valid_job_id(job, NULL, 0) < 0) {
 		log_warn("step request without a valid job id; ignored");
 		return;
 	}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fsutil.h"
+#include "valid.h"
 #include "wire.h"
 
 #define LINE_MAX_LEN 1024
@@ -45,59 +46,16 @@ void agentconf_wipe(struct agentconf *c)
 /* tcp://HOST:PORT with HOST a name, an IPv4 address or [IPv6]. */
 static int check_endpoint(const char *v, char *why, size_t whylen)
 {
-	const char *host = v + 6, *colon, *p;
-	unsigned long port;
-	char *end;
+	char rule[128];
 
 	if (strncmp(v, "tcp://", 6) != 0)
 		return snprintf(why, whylen, "'%s' is not tcp://HOST:PORT", v), -1;
-	colon = strrchr(host, ':');
-	if (!colon || colon == host)
-		return snprintf(why, whylen, "'%s' has no HOST:PORT", v), -1;
-	if (host[0] == '[') {
-		if (colon[-1] != ']' || colon - host < 4)
-			return snprintf(why, whylen, "'%s': bad [IPv6] address", v), -1;
-		for (p = host + 1; p < colon - 1; p++)
-			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
-				return snprintf(why, whylen, "'%s': bad [IPv6] address", v), -1;
-	} else {
-		for (p = host; p < colon; p++)
-			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
-				return snprintf(why, whylen, "'%s': bad host name", v), -1;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (!isdigit((unsigned char)colon[1]) || *end || errno || port == 0 || port > 65535)
-		return snprintf(why, whylen, "'%s': port must be 1-65535", v), -1;
+	if (valid_host_port(v + 6, false, rule, sizeof(rule)) < 0)
+		return snprintf(why, whylen, "'%s': %s", v, rule), -1;
 	return 0;
 }
 
-static int check_domain(const char *v, char *why, size_t whylen)
-{
-	size_t n = strlen(v), label = 0;
-
-	if (n == 0 || n > 253)
-		return snprintf(why, whylen, "'%s' is not a domain name", v), -1;
-	for (const char *p = v; *p; p++) {
-		if (*p == '.') {
-			if (label == 0)
-				return snprintf(why, whylen, "'%s' has an empty label", v), -1;
-			label = 0;
-			continue;
-		}
-		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
-			return snprintf(why, whylen, "'%s': only a-z, 0-9, '-' and '.' are allowed",
-					v),
-			       -1;
-		if (++label > 63)
-			return snprintf(why, whylen, "'%s' has a label over 63 characters", v), -1;
-	}
-	if (label == 0)
-		return snprintf(why, whylen, "'%s' ends with '.'", v), -1;
-	return 0;
-}
-
-static int parse_size(const char *v, size_t *out, char *why, size_t whylen)
+static int parse_max_message(const char *v, size_t *out, char *why, size_t whylen)
 {
 	unsigned long long n;
 	char *end;
@@ -123,7 +81,7 @@ static int parse_size(const char *v, size_t *out, char *why, size_t whylen)
 /* Checks value v of key k and stores it in c; why gets the reason on failure. */
 static int set_value(struct agentconf *c, enum key_id k, const char *v, char *why, size_t whylen)
 {
-	char *dst = NULL;
+	char *dst = NULL, rule[128];
 	size_t cap = 0;
 
 	switch (k) {
@@ -143,17 +101,17 @@ static int set_value(struct agentconf *c, enum key_id k, const char *v, char *wh
 		cap = KEYS_Z85_SIZE;
 		break;
 	case K_DOMAIN:
-		if (check_domain(v, why, whylen) < 0)
-			return -1;
+		if (valid_domain_name(v, rule, sizeof(rule)) < 0)
+			return snprintf(why, whylen, "'%s': %s", v, rule), -1;
 		dst = c->domain, cap = sizeof(c->domain);
 		break;
 	case K_STATE_DIR:
-		if (v[0] != '/')
-			return snprintf(why, whylen, "'%s' is not an absolute path", v), -1;
+		if (valid_abs_path(v, rule, sizeof(rule)) < 0)
+			return snprintf(why, whylen, "'%s': %s", v, rule), -1;
 		dst = c->state_dir, cap = sizeof(c->state_dir);
 		break;
 	case K_MAX_MESSAGE:
-		return parse_size(v, &c->max_message, why, whylen);
+		return parse_max_message(v, &c->max_message, why, whylen);
 	default:
 		return snprintf(why, whylen, "unknown key"), -1;
 	}

@@ -9,24 +9,9 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "valid.h"
 #include "fsutil.h"
 #include "run.h"
-
-int mail_address_ok(const char *e)
-{
-	const char *at = e ? strrchr(e, '@') : NULL;
-	size_t n = e ? strlen(e) : 0;
-
-	if (!at || at == e || !at[1] || n > 254 || e[0] == '|' || e[0] == '/' || e[0] == '-')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)e[i];
-
-		if (c <= 0x20 || c >= 0x7f || strchr(",:\"'\\;<>()[]", c))
-			return 0;
-	}
-	return 1;
-}
 
 /* 1 when the line starts an entry named root. */
 static int is_root_entry(const char *line, size_t len)
@@ -113,7 +98,7 @@ int mail_start(struct step_run *r, const Tuap__MailArgs *a, struct tuap_err *err
 	struct mail_job *m;
 	char path[256];
 
-	if (!mail_address_ok(a->contact_email))
+	if (valid_email(a->contact_email, NULL, 0) < 0)
 		return err_at(err, NULL, 0, "contact_email", "'%s' is not a mail address",
 			      a->contact_email ? a->contact_email : "");
 	if (!(m = calloc(1, sizeof(*m))))

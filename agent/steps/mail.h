@@ -4,9 +4,6 @@
 
 #include <stdbool.h>
 
-/* 1 when email is an address we put in /etc/aliases: local@domain, printable, no spaces, no
- * ',', ':', quotes or leading '|' / '/' (which aliases(5) reads as pipes and files). */
-int mail_address_ok(const char *email);
 /* old (may be NULL) with its root entry (continuation lines included) replaced by
  * "root: EMAIL", later root entries dropped, or the entry appended. malloc'd; *changed tells
  * whether it differs from old. */

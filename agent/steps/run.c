@@ -13,7 +13,9 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "log.h"
+#include "names.h"
 #include "run.h"
+#include "valid.h"
 
 uint64_t run_now_ms(void)
 {
@@ -195,8 +197,8 @@ void run_finish(struct step_run *r, Tuap__StepState state, bool journal, int cod
 	}
 	run_flush(r);
 	if (journal && run_journal(r, state, code, &err) < 0)
-		log_warn("job %s: %s: cannot journal %s: %s", r->job,
-			 stepjournal_step_name(r->step), stepjournal_state_name(state), err.msg);
+		log_warn("job %s: %s: cannot journal %s: %s", r->job, step_name(r->step),
+			 step_state_name(state), err.msg);
 	r->finished = true;
 	r->state = state;
 	ev.state = state;
@@ -480,15 +482,6 @@ static void queue_free(struct step_run *r)
 /* ------------------------------------------------------------------------------------------ */
 /* Public interface */
 
-static int domain_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > STEPJOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
-}
-
 static const Tuap__StepRequest__ArgsCase args_for[] = {
 	[TUAP__STEP__STEP_USERS] = TUAP__STEP_REQUEST__ARGS_USERS,
 	[TUAP__STEP__STEP_PACKAGES] = TUAP__STEP_REQUEST__ARGS_PACKAGES,
@@ -506,12 +499,13 @@ static int start_step(struct step_run *r, const Tuap__StepRequest *req, struct t
 		return err_set(err, "unknown step %d", (int)req->step);
 	if (req->args_case != args_for[req->step])
 		return err_set(err, "step %s: arguments missing or of another step",
-			       stepjournal_step_name(req->step));
-	if (!stepjournal_job_ok(r->job))
-		return err_set(err, "job id '%s' is not acceptable (1-%d of [A-Za-z0-9._-])",
-			       r->job, STEPJOURNAL_JOB_MAX);
-	if (!domain_ok(r->domain))
-		return err_set(err, "domain '%s' is not a domain name", r->domain);
+			       step_name(req->step));
+	char why[128];
+
+	if (valid_job_id(r->job, why, sizeof(why)) < 0)
+		return err_set(err, "job id '%s' is not acceptable: %s", r->job, why);
+	if (valid_domain_name(r->domain, why, sizeof(why)) < 0)
+		return err_set(err, "domain '%s' is not a domain name: %s", r->domain, why);
 	if (req->step == TUAP__STEP__STEP_MAKE)
 		return make_start(r, req->make, err);
 	rec = r->env.journal ? stepjournal_get(r->env.journal, r->job, r->step) : NULL;
@@ -570,8 +564,8 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 			   "job id or domain too long");
 	else if (start_step(r, req, &e) < 0)
 		run_finish(r, TUAP__STEP_STATE__STATE_FAILED,
-			   r->step != TUAP__STEP__STEP_MAKE && stepjournal_job_ok(r->job), -1, "%s",
-			   err_str(&e, msg, sizeof(msg)));
+			   r->step != TUAP__STEP__STEP_MAKE && valid_job_id(r->job, NULL, 0) == 0,
+			   -1, "%s", err_str(&e, msg, sizeof(msg)));
 	else if (!r->ops && !r->finished)
 		queue_service(r);
 	run_flush(r);

@@ -14,6 +14,8 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "names.h"
+#include "valid.h"
 
 #define LINE_MAX_LEN  512
 #define FILE_READ_MAX (4 * STEPJOURNAL_MAX_BYTES)
@@ -27,59 +29,6 @@ struct stepjournal {
 	uint64_t next_seq;
 	size_t n;
 };
-
-static const char *const step_names[] = {"unknown", "users", "packages", "mail", "data", "make"};
-static const char *const state_names[] = {"unknown", "started", "progress",   "log",
-					  "done",    "failed",	"interrupted"};
-
-const char *stepjournal_step_name(Tuap__Step step)
-{
-	if ((unsigned)step < sizeof(step_names) / sizeof(step_names[0]))
-		return step_names[step];
-	return "unknown";
-}
-
-const char *stepjournal_state_name(Tuap__StepState state)
-{
-	if ((unsigned)state < sizeof(state_names) / sizeof(state_names[0]))
-		return state_names[state];
-	return "unknown";
-}
-
-static int name_index(const char *const *names, size_t n, const char *s)
-{
-	for (size_t i = 1; i < n; i++)
-		if (strcmp(names[i], s) == 0)
-			return (int)i;
-	return -1;
-}
-
-int stepjournal_job_ok(const char *s)
-{
-	size_t n = 0;
-
-	if (!s || !*s || *s == '.' || *s == '-')
-		return 0;
-	for (; s[n]; n++) {
-		char c = s[n];
-
-		if (n >= STEPJOURNAL_JOB_MAX)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-static int domain_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > STEPJOURNAL_DOMAIN_MAX || *s == '.' || *s == '-' || strstr(s, ".."))
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") == n;
-}
 
 static uint32_t fnv1a(const char *s, size_t n)
 {
@@ -104,15 +53,16 @@ static size_t format_line(const struct stepjournal_rec *rec, char *out, size_t l
 	char code[16] = "-";
 	int n;
 
-	if (!stepjournal_job_ok(rec->job) || (rec->domain[0] && !domain_ok(rec->domain)) ||
+	if (valid_job_id(rec->job, NULL, 0) < 0 ||
+	    (rec->domain[0] && valid_domain_name(rec->domain, NULL, 0) < 0) ||
 	    rec->step <= TUAP__STEP__STEP_UNKNOWN || rec->step > TUAP__STEP__STEP_MAKE ||
 	    (rec->state != TUAP__STEP_STATE__STATE_STARTED && !ended(rec->state)))
 		return 0;
 	if (rec->has_exit_code)
 		snprintf(code, sizeof(code), "%d", rec->exit_code);
 	n = snprintf(out, len, "J1 %" PRIu64 " %s %s %s %s %s", rec->unix_time, rec->job,
-		     rec->domain[0] ? rec->domain : "-", stepjournal_step_name(rec->step),
-		     stepjournal_state_name(rec->state), code);
+		     rec->domain[0] ? rec->domain : "-", step_name(rec->step),
+		     step_state_name(rec->state), code);
 	if (n < 0 || (size_t)n + 11 >= len)
 		return 0;
 	n += snprintf(out + n, len - (size_t)n, " %08" PRIx32 "\n", fnv1a(out, (size_t)n));
@@ -147,18 +97,18 @@ static int parse_line(const char *line, size_t len, struct stepjournal_rec *rec)
 	if (errno || *end)
 		return -1;
 	rec->unix_time = t;
-	if (!stepjournal_job_ok(f[2]))
+	if (valid_job_id(f[2], NULL, 0) < 0)
 		return -1;
 	snprintf(rec->job, sizeof(rec->job), "%s", f[2]);
 	if (strcmp(f[3], "-") != 0) {
-		if (!domain_ok(f[3]))
+		if (valid_domain_name(f[3], NULL, 0) < 0)
 			return -1;
 		snprintf(rec->domain, sizeof(rec->domain), "%s", f[3]);
 	}
-	if ((idx = name_index(step_names, 6, f[4])) < 0)
+	if ((idx = step_from_name(f[4])) <= 0) /* "unknown" is never journaled */
 		return -1;
 	rec->step = (Tuap__Step)idx;
-	if ((idx = name_index(state_names, 7, f[5])) < 0)
+	if ((idx = step_state_from_name(f[5])) <= 0)
 		return -1;
 	rec->state = (Tuap__StepState)idx;
 	if (rec->state != TUAP__STEP_STATE__STATE_STARTED && !ended(rec->state))

@@ -20,9 +20,10 @@
 
 #include "err.h"
 #include "tuap.pb-c.h"
+#include "valid.h"
 
-#define STEPJOURNAL_JOB_MAX	64
-#define STEPJOURNAL_DOMAIN_MAX	253
+#define STEPJOURNAL_JOB_MAX	VALID_JOB_MAX
+#define STEPJOURNAL_DOMAIN_MAX	VALID_DOMAIN_MAX
 #define STEPJOURNAL_MAX_BYTES	(1024 * 1024)
 #define STEPJOURNAL_MAX_RECORDS 1280 /* 256 jobs of 5 steps */
 
@@ -58,11 +59,5 @@ const struct stepjournal_rec *stepjournal_at(const struct stepjournal *j, size_t
 int stepjournal_records(const struct stepjournal *j, bool interrupted_started,
 			Tuap__StepRecord ***out, size_t *n, struct tuap_err *err);
 void stepjournal_records_free(Tuap__StepRecord **recs, size_t n);
-
-/* 1 when s is an acceptable job id: 1..STEPJOURNAL_JOB_MAX of [A-Za-z0-9._-], not starting with
- * '.' or '-' (it becomes a file name). */
-int stepjournal_job_ok(const char *s);
-const char *stepjournal_step_name(Tuap__Step step);
-const char *stepjournal_state_name(Tuap__StepState state);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "valid.h"
 
 #define TABLE_MAX_LINES 200000
 #define ETC_FILE_MAX	(64 << 20)
@@ -105,45 +106,6 @@ static int list_has(const char *list, const char *item)
 /* ------------------------------------------------------------------------------------------ */
 /* Validation */
 
-static int name_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 32)
-		return 0;
-	if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		char c = s[i];
-
-		if (c == '$' && i == n - 1)
-			continue;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '.' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
-/* Text that goes into a colon-separated file or one line: no ':', no control characters. */
-static int text_ok(const char *s, size_t max, int colon_ok)
-{
-	size_t n = strlen(s);
-
-	if (n > max)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || (!colon_ok && s[i] == ':'))
-			return 0;
-	return 1;
-}
-
-static int path_ok(const char *s)
-{
-	return s[0] == '/' && text_ok(s, 4095, 0) && !strstr(s, "/../") &&
-	       strcmp(s + strlen(s) - (strlen(s) >= 3 ? 3 : 0), "/..") != 0;
-}
-
 static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 {
 	if (a->n_users > USER_PLAN_MAX_USERS)
@@ -151,41 +113,44 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 			      USER_PLAN_MAX_USERS);
 	for (size_t i = 0; i < a->n_users; i++) {
 		const Tuap__User *u = a->users[i];
-		char key[64];
+		char key[64], why[128];
 
 #define BAD(k, ...)                                                                                \
 	(snprintf(key, sizeof(key), "users[%zu].%s", i, k), err_at(err, NULL, 0, key, __VA_ARGS__))
-		if (!name_ok(u->name))
+		if (valid_user_name(u->name, NULL, 0) < 0)
 			return BAD("name", "'%s' is not a user name", u->name ? u->name : "");
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(a->users[k]->name, u->name) == 0)
 				return BAD("name", "user '%s' appears twice", u->name);
-		if (u->gecos && !text_ok(u->gecos, 255, 0))
-			return BAD("gecos", "must be one line without ':'");
+		if (u->gecos && valid_text_line(u->gecos, 255, false, why, sizeof(why)) < 0)
+			return BAD("gecos", "%s", why);
 		if (u->n_groups > USER_PLAN_MAX_LIST ||
 		    u->n_ssh_authorized_keys > USER_PLAN_MAX_LIST || u->n_sudo > USER_PLAN_MAX_LIST)
 			return BAD("groups", "lists hold at most %d items", USER_PLAN_MAX_LIST);
 		for (size_t k = 0; k < u->n_groups; k++)
-			if (!name_ok(u->groups[k]))
+			if (valid_user_name(u->groups[k], NULL, 0) < 0)
 				return BAD("groups", "'%s' is not a group name", u->groups[k]);
-		if (u->primary_group && !name_ok(u->primary_group))
+		if (u->primary_group && valid_user_name(u->primary_group, NULL, 0) < 0)
 			return BAD("primary_group", "'%s' is not a group name", u->primary_group);
 		for (size_t k = 0; k < u->n_sudo; k++)
-			if (!u->sudo[k][0] || !text_ok(u->sudo[k], 4096, 1))
-				return BAD("sudo", "rule %zu must be one non-empty line", k + 1);
-		if (u->shell && !path_ok(u->shell))
-			return BAD("shell", "'%s' is not an absolute path", u->shell);
+			if (valid_sudo_rule(u->sudo[k], why, sizeof(why)) < 0)
+				return BAD("sudo", "rule %zu: %s", k + 1, why);
+		if (u->shell && (valid_abs_path(u->shell, why, sizeof(why)) < 0 ||
+				 valid_text_line(u->shell, 4095, false, why, sizeof(why)) < 0))
+			return BAD("shell", "'%s': %s", u->shell, why);
 		for (size_t k = 0; k < u->n_ssh_authorized_keys; k++)
 			if (!u->ssh_authorized_keys[k][0] ||
-			    !text_ok(u->ssh_authorized_keys[k], 16384, 1))
+			    valid_text_line(u->ssh_authorized_keys[k], 16384, true, NULL, 0) < 0)
 				return BAD("ssh_authorized_keys",
 					   "key %zu must be one non-empty line", k + 1);
 		if (u->hashed_passwd &&
-		    (!u->hashed_passwd[0] || !text_ok(u->hashed_passwd, 512, 0)))
+		    (!u->hashed_passwd[0] ||
+		     valid_text_line(u->hashed_passwd, 512, false, NULL, 0) < 0))
 			return BAD("hashed_passwd", "must be a crypt(3) hash (one line, no ':')");
-		if (u->homedir && !path_ok(u->homedir))
-			return BAD("homedir", "'%s' is not an absolute path", u->homedir);
-		if (u->has_uid && u->uid > 0x7ffffffe)
+		if (u->homedir && (valid_home_dir(u->homedir, why, sizeof(why)) < 0 ||
+				   valid_text_line(u->homedir, 4095, false, why, sizeof(why)) < 0))
+			return BAD("homedir", "'%s': %s", u->homedir, why);
+		if (u->has_uid && u->uid > VALID_UID_MAX)
 			return BAD("uid", "%u is out of range", u->uid);
 #undef BAD
 	}

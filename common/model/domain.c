@@ -6,7 +6,6 @@
  * (domain_load) lives elsewhere.
  */
 #include "domain.h"
-#include "domain_impl.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -17,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "hash.h"
 
 #define MIB		 (1024ULL * 1024)
 #define MEMORY_MIN_MIB	 128
@@ -84,30 +84,30 @@ static int addr_problem(const struct ip_addr *ip, int flags, char *why, size_t l
 
 	if (ip->family == AF_INET) {
 		if (a[0] == 0)
-			return domain_why(why, len, "is in 0.0.0.0/8, which holds no hosts");
+			return valid_why(why, len, "is in 0.0.0.0/8, which holds no hosts");
 		if (a[0] == 127 && !(flags & ADDR_LOOPBACK_OK))
-			return domain_why(why, len, "is a loopback address");
+			return valid_why(why, len, "is a loopback address");
 		if (a[0] >= 224)
-			return domain_why(why, len, "is a multicast or reserved address");
+			return valid_why(why, len, "is a multicast or reserved address");
 	} else {
 		if (!memcmp(a, zero, 16))
-			return domain_why(why, len, "is the unspecified address");
+			return valid_why(why, len, "is the unspecified address");
 		if (!memcmp(a, zero, 15) && a[15] == 1 && !(flags & ADDR_LOOPBACK_OK))
-			return domain_why(why, len, "is the loopback address");
+			return valid_why(why, len, "is the loopback address");
 		if (a[0] == 0xff)
-			return domain_why(why, len, "is a multicast address");
+			return valid_why(why, len, "is a multicast address");
 	}
 	if (!(flags & ADDR_OWN) || !ip->prefix_given)
 		return 0;
 	if (ip->prefix == 0)
-		return domain_why(why, len, "has the prefix /0, which is not a subnet");
+		return valid_why(why, len, "has the prefix /0, which is not a subnet");
 	/* Only where the operator wrote the prefix: a defaulted /24 may not be the real one. */
 	if (ip->family == AF_INET && ip->prefix <= 30 && host_bits_all(ip, ip->prefix, false))
-		return domain_why(why, len, "is the network address of %s, not a host address",
-				  net_str(ip, net, sizeof(net)));
+		return valid_why(why, len, "is the network address of %s, not a host address",
+				 net_str(ip, net, sizeof(net)));
 	if (ip->family == AF_INET && ip->prefix <= 30 && host_bits_all(ip, ip->prefix, true))
-		return domain_why(why, len, "is the broadcast address of %s, not a host address",
-				  net_str(ip, net, sizeof(net)));
+		return valid_why(why, len, "is the broadcast address of %s, not a host address",
+				 net_str(ip, net, sizeof(net)));
 	return 0;
 }
 
@@ -501,9 +501,9 @@ static int url_problem(const char *v, char *why, size_t len)
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
 		    strchr("\"<>\\^`{|}", *p))
-			return domain_why(why, len, "the URL holds %s", domain_show_char(*p, cb));
+			return valid_why(why, len, "the URL holds %s", valid_show_char(*p, cb));
 	if (memchr(host, '@', (size_t)(end - host)))
-		return domain_why(
+		return valid_why(
 			why, len,
 			"the URL holds a user name or password, which would end up in logs");
 	if (*host == '[') {
@@ -511,35 +511,35 @@ static int url_problem(const char *v, char *why, size_t len)
 		size_t n = close ? (size_t)(close - host - 1) : 0;
 
 		if (!close || n == 0 || n >= sizeof(v6))
-			return domain_why(why, len, "the URL's IPv6 host has no closing ']'");
+			return valid_why(why, len, "the URL's IPv6 host has no closing ']'");
 		memcpy(v6, host + 1, n);
 		v6[n] = '\0';
 		if (inet_pton(AF_INET6, v6, bin) != 1)
-			return domain_why(why, len, "the URL's host '%s' is not an IPv6 address",
-					  v6);
+			return valid_why(why, len, "the URL's host '%s' is not an IPv6 address",
+					 v6);
 		port = close + 1;
 	} else {
 		port = memchr(host, ':', (size_t)(end - host));
 		port = port ? port : end;
 		if (port == host)
-			return domain_why(why, len, "the URL has no host");
+			return valid_why(why, len, "the URL has no host");
 		for (const char *p = host; p < port; p++)
 			if (!is_alnum((unsigned char)*p) && *p != '.' && *p != '-')
-				return domain_why(why, len, "the URL's host holds %s",
-						  domain_show_char(*p, cb));
+				return valid_why(why, len, "the URL's host holds %s",
+						 valid_show_char(*p, cb));
 	}
 	if (port < end) {
 		unsigned long n = 0;
 
 		if (*port != ':' || end - port < 2 || end - port > 6)
-			return domain_why(why, len, "the URL has a bad port");
+			return valid_why(why, len, "the URL has a bad port");
 		for (const char *p = port + 1; p < end; p++) {
 			if (!is_digit((unsigned char)*p))
-				return domain_why(why, len, "the URL has a bad port");
+				return valid_why(why, len, "the URL has a bad port");
 			n = n * 10 + (unsigned long)(*p - '0');
 		}
 		if (n < 1 || n > 65535)
-			return domain_why(why, len, "the URL's port is not from 1 to 65535");
+			return valid_why(why, len, "the URL's port is not from 1 to 65535");
 	}
 	return 0;
 }
@@ -569,21 +569,21 @@ static int image_problem(const char *v, enum image_kind *kind, char *why, size_t
 		*kind = IMAGE_PATH;
 		for (const char *p = v; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return domain_why(why, len, "the path holds %s",
-						  domain_show_char(*p, cb));
+				return valid_why(why, len, "the path holds %s",
+						 valid_show_char(*p, cb));
 		if (v[strlen(v) - 1] == '/')
-			return domain_why(why, len, "the path ends with '/' (a directory)");
+			return valid_why(why, len, "the path ends with '/' (a directory)");
 		return 0;
 	}
 	*kind = IMAGE_CATALOG;
 	if (strstr(v, "://"))
-		return domain_why(why, len, "only http:// and https:// URLs can be fetched");
+		return valid_why(why, len, "only http:// and https:// URLs can be fetched");
 	if (strchr(v, '/'))
-		return domain_why(why, len, "a path must be absolute (start with '/')");
+		return valid_why(why, len, "a path must be absolute (start with '/')");
 	if (!plain_name(v, CATALOG_NAME_MAX))
-		return domain_why(why, len,
-				  "a catalog name is lower-case letters, digits and . _ - (e.g. "
-				  "debian-12); a path starts with '/', a URL with https://");
+		return valid_why(why, len,
+				 "a catalog name is lower-case letters, digits and . _ - (e.g. "
+				 "debian-12); a path starts with '/', a URL with https://");
 	return 0;
 }
 
@@ -726,7 +726,7 @@ static void key_devname(struct ctx *x)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '/' ||
 		    *p == ':') {
 			bad(x, "'%s' is not a network interface name: it holds %s", shown(x, v),
-			    domain_show_char(*p, cb));
+			    valid_show_char(*p, cb));
 			return;
 		}
 	}
@@ -1053,4 +1053,18 @@ void domain_conf_free(struct domain_conf *conf)
 	for (size_t i = 0; i < conf->n_packages; i++)
 		free(conf->packages[i]);
 	conf->n_packages = 0;
+}
+
+void domain_mac(const char *domain_name, int index, char out[18])
+{
+	struct sha256 h;
+	char idx[16], hex[SHA256_HEX_LEN];
+	int n = snprintf(idx, sizeof(idx), "/%d", index);
+
+	if (sha256_init(&h) < 0)
+		abort(); /* OpenSSL without SHA-256: nothing sensible to do */
+	sha256_update(&h, domain_name, strlen(domain_name));
+	sha256_update(&h, idx, (size_t)n);
+	sha256_final_hex(&h, hex);
+	snprintf(out, 18, "52:54:00:%.2s:%.2s:%.2s", hex, hex + 2, hex + 4);
 }

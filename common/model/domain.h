@@ -13,8 +13,10 @@
 #include "err.h"
 #include "tarball.h"
 #include "users.h"
+#include "valid.h"
 
-#define DOMAIN_NAME_MAX	     253
+#define DOMAIN_NAME_MAX	     VALID_DOMAIN_MAX
+#define DOMAIN_IMAGE_MAX     2048 /* image = catalog name, absolute path or URL */
 #define DOMAIN_MAX_IPS	     16
 #define DOMAIN_MAX_RESOLVERS 8
 #define DOMAIN_MAX_PACKAGES  256
@@ -22,14 +24,6 @@
 #define DOMAIN_DEFAULT_SIZE	  (40ULL << 30) /* bytes */
 #define DOMAIN_DEFAULT_MEMORY_MIB 2048
 #define DOMAIN_DEFAULT_CPUS	  2
-
-struct ip_addr {
-	int family;		/* AF_INET or AF_INET6 */
-	unsigned char addr[16]; /* network byte order; first 4 bytes for IPv4 */
-	int prefix;		/* given or defaulted: /24 for IPv4, /64 for IPv6 */
-	bool prefix_given;
-	char text[64]; /* canonical "addr/prefix" */
-};
 
 enum image_kind { IMAGE_CATALOG, IMAGE_PATH, IMAGE_URL };
 
@@ -44,8 +38,8 @@ struct domain_conf {
 	struct ip_addr gateway6; /* an IPv6 gateway when gateway holds IPv4 */
 	struct ip_addr resolvers[DOMAIN_MAX_RESOLVERS];
 	size_t n_resolvers;
-	uint64_t size;	  /* disk size in bytes */
-	char image[2048]; /* catalog name, absolute path or URL; "" = catalog default */
+	uint64_t size;		      /* disk size in bytes */
+	char image[DOMAIN_IMAGE_MAX]; /* catalog name, absolute path or URL; "" = catalog default */
 	enum image_kind image_kind;
 	char *packages[DOMAIN_MAX_PACKAGES];
 	size_t n_packages;
@@ -84,16 +78,5 @@ void domain_conf_free(struct domain_conf *conf);
 /* Upstream's MAC scheme: 52:54:00 + first 3 bytes of sha256_hex("DOMAIN/INDEX").
  * Index 0: management (NAT) NIC, 1: public bridge NIC. */
 void domain_mac(const char *domain_name, int index, char out[18]);
-
-/* Validators shared with other inputs (users.yaml, CLI). Each returns 0 when valid and
- * otherwise fills why (a short phrase for the message). */
-int valid_domain_name(const char *s, char *why, size_t len);
-int valid_user_name(const char *s, char *why, size_t len);
-int valid_package_name(const char *s, char *why, size_t len);
-int valid_email(const char *s, char *why, size_t len);
-/* "10G", "512M", "42949672960" (bytes), "1.5T": binary units K/M/G/T, optional "iB"/"B". */
-int parse_size(const char *s, uint64_t *out, char *why, size_t len);
-/* IPv4/IPv6 with optional /prefix. */
-int parse_ip(const char *s, bool allow_prefix, struct ip_addr *out, char *why, size_t len);
 
 #endif

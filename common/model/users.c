@@ -18,6 +18,7 @@
 #include <yaml.h>
 
 #include "fsutil.h"
+#include "valid.h"
 
 #define USERS_MAX_INPUT	  (1u << 20)
 #define YAML_MAX_DEPTH	  8
@@ -25,7 +26,6 @@
 #define YAML_MAX_ANCHORS  256
 #define YAML_MAX_NODES	  (1u << 18)
 #define YAML_MAX_EXPANDED (1u << 18)
-#define USER_NAME_MAX	  32
 #define TEXT_MAX	  4096
 
 /* ---- the node tree ---- */
@@ -418,21 +418,15 @@ static int check_tag(struct ctx *c, const struct node *n, const char *key)
 /* Text that goes into /etc/passwd, sudoers or authorized_keys: one line, no NUL. */
 static int check_text(struct ctx *c, const struct node *n, const char *key)
 {
-	if (n->len > TEXT_MAX) {
-		problem(c, n->line, key, "longer than %d characters", TEXT_MAX);
+	char why[128];
+
+	if (memchr(n->text, '\0', n->len)) {
+		problem(c, n->line, key, "contains control character 0x00");
 		return -1;
 	}
-	for (size_t i = 0; i < n->len; i++) {
-		unsigned char ch = (unsigned char)n->text[i];
-
-		if (ch == '\n' || ch == '\r') {
-			problem(c, n->line, key, "contains a newline (one value per line)");
-			return -1;
-		}
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-			problem(c, n->line, key, "contains control character 0x%02x", ch);
-			return -1;
-		}
+	if (valid_text_line(n->text, TEXT_MAX, true, why, sizeof(why)) < 0) {
+		problem(c, n->line, key, "%s", why);
+		return -1;
 	}
 	return 0;
 }
@@ -485,50 +479,32 @@ static int dup_str(struct ctx *c, int line, const char *key, const char *s, char
 
 /* ---- value validators: each returns 0 or fills why ---- */
 
-/* Debian useradd's default NAME_REGEX with the trailing '$' for machine accounts. Kept local
- * (and with valid_user_name's signature) until domain.c's validator replaces it. */
-static int valid_user_name_local(const char *s, char *why, size_t len)
+/* A path in an /etc/passwd field: valid_abs_path, and no ':'. */
+static int valid_passwd_path(const char *s, char *why, size_t len)
 {
-	size_t n = strlen(s);
+	char rule[128];
 
-	if (n == 0)
-		return snprintf(why, len, "empty name"), -1;
-	if (n > USER_NAME_MAX)
-		return snprintf(why, len, "longer than %d characters", USER_NAME_MAX), -1;
-	if (!(islower((unsigned char)s[0]) || s[0] == '_'))
-		return snprintf(why, len, "must start with a lower-case letter or '_'"), -1;
-	for (size_t i = 1; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '$' && i == n - 1)
-			break;
-		if (!(islower(ch) || isdigit(ch) || ch == '_' || ch == '-')) {
-			if (isprint(ch))
-				snprintf(why, len,
-					 "character '%c' is not allowed (use a-z, 0-9, _ or -)",
-					 ch);
-			else
-				snprintf(why, len,
-					 "byte 0x%02x is not allowed (use a-z, 0-9, _ or -)", ch);
-			return -1;
-		}
-	}
+	if (valid_abs_path(s, rule, sizeof(rule)) < 0)
+		return valid_why(why, len, "'%s': %s", s, rule);
+	if (strchr(s, ':'))
+		return valid_why(why, len, "':' is not allowed (it separates /etc/passwd fields)");
 	return 0;
 }
 
-static int valid_abs_path(const char *s, char *why, size_t len)
+static int valid_home(const char *s, char *why, size_t len)
 {
-	if (s[0] != '/')
-		return snprintf(why, len, "'%s' is not an absolute path", s), -1;
-	if (strchr(s, ':'))
-		return snprintf(why, len, "':' is not allowed (it separates /etc/passwd fields)"),
-		       -1;
+	char rule[128];
+
+	if (valid_passwd_path(s, why, len) < 0)
+		return -1;
+	if (valid_home_dir(s, rule, sizeof(rule)) < 0)
+		return valid_why(why, len, "%s", rule);
 	return 0;
 }
 
 static int valid_shell(const char *s, char *why, size_t len)
 {
-	if (valid_abs_path(s, why, len) < 0)
+	if (valid_passwd_path(s, why, len) < 0)
 		return -1;
 	for (const char *p = s; *p; p++)
 		if (isspace((unsigned char)*p))
@@ -716,23 +692,14 @@ static int valid_import_id(const char *s, char *why, size_t len)
 
 typedef int (*validator)(const char *s, char *why, size_t len);
 
-static int list_push(struct ctx *c, int line, const char *key, struct str_list *l, const char *s,
+static int list_push(struct ctx *c, int line, const char *key, struct strlist *l, const char *s,
 		     size_t n)
 {
-	char **v;
-
 	if (l->n >= USERS_MAX_LIST) {
 		problem(c, line, key, "more than %d items", USERS_MAX_LIST);
 		return -1;
 	}
-	if (!(v = realloc(l->v, (l->n + 1) * sizeof(*v))) || !(v[l->n] = strndup(s, n))) {
-		if (v)
-			l->v = v;
-		problem(c, line, key, "out of memory");
-		return -1;
-	}
-	l->v = v;
-	l->n++;
+	strlist_addn(l, s, n);
 	return 0;
 }
 
@@ -753,7 +720,7 @@ static int check_item(struct ctx *c, int line, const char *key, validator ok, co
 
 /* A list of strings; with split, a single string is split on commas (cloud-init's groups). */
 static int get_list(struct ctx *c, const struct node *n, const char *key, bool split,
-		    bool allow_string, validator ok, struct str_list *out)
+		    bool allow_string, validator ok, struct strlist *out)
 {
 	char ikey[96], d[64];
 	const char *s;
@@ -881,10 +848,10 @@ static int get_sudo(struct ctx *c, const struct node *v, const char *key, struct
 		return -1;
 	}
 	u->sudo = SUDO_RULES;
-	return get_list(c, n, key, false, true, NULL, &u->sudo_rules);
+	return get_list(c, n, key, false, true, valid_sudo_rule, &u->sudo_rules);
 }
 
-/* uid: a decimal 0..4294967294. A leading zero is refused: YAML 1.1 reads it as octal. */
+/* uid: a decimal 0..VALID_UID_MAX. A leading zero is refused: YAML 1.1 reads it as octal. */
 static int get_uid(struct ctx *c, const struct node *v, const char *key, long *out)
 {
 	const struct node *n = deref(v);
@@ -895,8 +862,8 @@ static int get_uid(struct ctx *c, const struct node *v, const char *key, long *o
 		return -1;
 	if (n->kind != N_SCALAR || n->len == 0 || n->len > 10 ||
 	    strspn(n->text, "0123456789") != n->len || (n->text[0] == '0' && n->len > 1)) {
-		problem(c, n->line, key, "expected a decimal number 0..4294967294, got %s%s",
-			describe(n, d, sizeof(d)),
+		problem(c, n->line, key, "expected a decimal number 0..%lu, got %s%s",
+			VALID_UID_MAX, describe(n, d, sizeof(d)),
 			n->kind == N_SCALAR && n->text[0] == '0' && n->len > 1 && !n->tag &&
 					n->plain
 				? " (a leading zero makes it octal in YAML 1.1)"
@@ -904,8 +871,8 @@ static int get_uid(struct ctx *c, const struct node *v, const char *key, long *o
 		return -1;
 	}
 	x = strtoull(n->text, NULL, 10);
-	if (x > 4294967294ULL) {
-		problem(c, n->line, key, "%s is out of range (0..4294967294)", n->text);
+	if (x > VALID_UID_MAX) {
+		problem(c, n->line, key, "%s is out of range (0..%lu)", n->text, VALID_UID_MAX);
 		return -1;
 	}
 	*out = (long)x;
@@ -917,13 +884,13 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 {
 	switch (k) {
 	case K_NAME:
-		return get_string_field(c, v, key, valid_user_name_local, &u->name);
+		return get_string_field(c, v, key, valid_user_name, &u->name);
 	case K_GECOS:
 		return get_string_field(c, v, key, valid_gecos, &u->gecos);
 	case K_GROUPS:
-		return get_list(c, v, key, true, true, valid_user_name_local, &u->groups);
+		return get_list(c, v, key, true, true, valid_user_name, &u->groups);
 	case K_PRIMARY_GROUP:
-		return get_string_field(c, v, key, valid_user_name_local, &u->primary_group);
+		return get_string_field(c, v, key, valid_user_name, &u->primary_group);
 	case K_SUDO:
 		return get_sudo(c, v, key, u);
 	case K_SHELL:
@@ -945,7 +912,7 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 	case K_HASHED_PASSWD:
 		return get_string_field(c, v, key, valid_hash, &u->hashed_passwd);
 	case K_HOMEDIR:
-		return get_string_field(c, v, key, valid_abs_path, &u->homedir);
+		return get_string_field(c, v, key, valid_home, &u->homedir);
 	case K_UID:
 		return get_uid(c, v, key, &u->uid);
 	case K_SYSTEM:
@@ -1033,12 +1000,12 @@ static void user_free(struct user *u)
 {
 	free(u->name);
 	free(u->gecos);
-	str_list_free(&u->groups);
+	strlist_free(&u->groups);
 	free(u->primary_group);
-	str_list_free(&u->sudo_rules);
+	strlist_free(&u->sudo_rules);
 	free(u->shell);
-	str_list_free(&u->ssh_authorized_keys);
-	str_list_free(&u->ssh_import_id);
+	strlist_free(&u->ssh_authorized_keys);
+	strlist_free(&u->ssh_import_id);
 	free(u->passwd);
 	free(u->hashed_passwd);
 	free(u->homedir);
@@ -1233,11 +1200,3 @@ void users_free(struct users *u)
 	u->n = 0;
 }
 
-void str_list_free(struct str_list *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "strlist.h"
 
 #define USERS_MAX      256
 #define USERS_MAX_LIST 256 /* groups, keys, sudo rules, import ids per user */
@@ -17,22 +18,17 @@
 enum user_sudo { SUDO_UNSET, SUDO_NONE /* sudo: false */, SUDO_RULES };
 enum tristate { TRI_UNSET = -1, TRI_FALSE = 0, TRI_TRUE = 1 };
 
-struct str_list {
-	char **v;
-	size_t n;
-};
-
 struct user {
 	bool is_default; /* the `- default` entry: keep the image's default user */
 	char *name;
 	char *gecos;
-	struct str_list groups;
+	struct strlist groups;
 	char *primary_group;
 	enum user_sudo sudo;
-	struct str_list sudo_rules;
+	struct strlist sudo_rules;
 	char *shell;
-	struct str_list ssh_authorized_keys;
-	struct str_list ssh_import_id; /* "gh:USER" / "lp:USER"; tuapd resolves them */
+	struct strlist ssh_authorized_keys;
+	struct strlist ssh_import_id; /* "gh:USER" / "lp:USER"; tuapd resolves them */
 	enum tristate lock_passwd;     /* unset means locked, as cloud-init */
 	char *passwd;		       /* a crypt(3) hash (cloud-init's passwd is a hash) */
 	char *hashed_passwd;
@@ -53,6 +49,5 @@ struct users {
 int users_parse(const char *path, const char *text, size_t len, struct users *out, struct diags *d);
 int users_load(const char *path, struct users *out, struct diags *d);
 void users_free(struct users *u);
-void str_list_free(struct str_list *l);
 
 #endif

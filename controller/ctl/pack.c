@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strlist.h"
 #include "tarball.h"
 
 #define PACK_MAX_DEPTH 64
@@ -23,11 +24,6 @@ struct packer {
 	struct pack_stats *stats;
 	struct tuap_err *err;
 };
-
-static int cmp_names(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
 
 static int add_file_data(struct packer *p, const char *full, const char *rel)
 {
@@ -63,8 +59,7 @@ static int add_path(struct packer *p, const char *rel, int depth);
 static int add_dir_children(struct packer *p, const char *full, const char *rel, int depth)
 {
 	DIR *dir = opendir(full);
-	char **names = NULL;
-	size_t n = 0, cap = 0;
+	struct strlist names = {0};
 	int rc = 0;
 	struct dirent *de;
 
@@ -73,31 +68,22 @@ static int add_dir_children(struct packer *p, const char *full, const char *rel,
 	while ((de = readdir(dir))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		if (n == cap) {
-			char **v = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof(*v));
-			if (!v)
-				abort();
-			names = v;
-		}
-		names[n] = strdup(de->d_name);
-		if (!names[n++])
-			abort();
+		strlist_add(&names, de->d_name);
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), cmp_names);
-	for (size_t i = 0; i < n; i++) {
+	strlist_sort(&names, false);
+	for (size_t i = 0; i < names.n; i++) {
 		char child[PATH_MAX];
 
 		if (rc == 0) {
 			if (snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "",
-				     names[i]) >= (int)sizeof(child))
-				rc = err_set(p->err, "%s/%s: path too long", full, names[i]);
+				     names.v[i]) >= (int)sizeof(child))
+				rc = err_set(p->err, "%s/%s: path too long", full, names.v[i]);
 			else
 				rc = add_path(p, child, depth + 1);
 		}
-		free(names[i]);
 	}
-	free(names);
+	strlist_free(&names);
 	return rc;
 }
 

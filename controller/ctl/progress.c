@@ -7,56 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-static const char *const step_names[] = {
-	[TUAP__STEP__STEP_UNKNOWN] = "unknown",	  [TUAP__STEP__STEP_USERS] = "users",
-	[TUAP__STEP__STEP_PACKAGES] = "packages", [TUAP__STEP__STEP_MAIL] = "mail",
-	[TUAP__STEP__STEP_DATA] = "data",	  [TUAP__STEP__STEP_MAKE] = "make",
-};
-
-const char *progress_step_name(Tuap__Step step)
-{
-	if ((unsigned)step < sizeof(step_names) / sizeof(step_names[0]) && step_names[step])
-		return step_names[step];
-	return "unknown";
-}
-
-static const char *step_state_name(Tuap__StepState s)
-{
-	switch (s) {
-	case TUAP__STEP_STATE__STATE_STARTED:
-		return "started";
-	case TUAP__STEP_STATE__STATE_PROGRESS:
-		return "progress";
-	case TUAP__STEP_STATE__STATE_LOG:
-		return "log";
-	case TUAP__STEP_STATE__STATE_DONE:
-		return "done";
-	case TUAP__STEP_STATE__STATE_FAILED:
-		return "failed";
-	case TUAP__STEP_STATE__STATE_INTERRUPTED:
-		return "interrupted";
-	default:
-		return "unknown";
-	}
-}
-
-static const char *phase_state_name(Tuap__PhaseEvent__State s)
-{
-	switch (s) {
-	case TUAP__PHASE_EVENT__STATE__STARTED:
-		return "started";
-	case TUAP__PHASE_EVENT__STATE__PROGRESS:
-		return "progress";
-	case TUAP__PHASE_EVENT__STATE__DONE:
-		return "done";
-	case TUAP__PHASE_EVENT__STATE__FAILED:
-		return "failed";
-	case TUAP__PHASE_EVENT__STATE__STALLED:
-		return "stalled";
-	default:
-		return "unknown";
-	}
-}
+#include "names.h"
 
 void progress_bytes(unsigned long long n, char *out, size_t len)
 {
@@ -208,7 +159,7 @@ static void phase_event(struct progress *p, const Tuap__CtlEvent *ev, const Tuap
 
 static void step_event(struct progress *p, const Tuap__CtlEvent *ev, const Tuap__StepEvent *st)
 {
-	const char *name = progress_step_name(st->step);
+	const char *name = step_name(st->step);
 	const char *msg = st->message ? st->message : "";
 	const char *sep = *msg ? ": " : "";
 
@@ -267,8 +218,7 @@ static void status_table(struct progress *p, Tuap__DomainStatus **v, size_t n)
 
 			for (size_t j = 0; j < s->n_steps && k < sizeof(steps); j++)
 				k += (size_t)snprintf(steps + k, sizeof(steps) - k, "%s%s %s",
-						      j ? ", " : "",
-						      progress_step_name(s->steps[j]->step),
+						      j ? ", " : "", step_name(s->steps[j]->step),
 						      step_state_name(s->steps[j]->state));
 			line(p, NULL, "  steps: %s", steps);
 		}
@@ -318,7 +268,7 @@ static void json_event(struct progress *p, const Tuap__CtlEvent *ev)
 		break;
 	case TUAP__CTL_EVENT__EV_STEP:
 		ADD_STR("type", "step");
-		ADD_STR("name", progress_step_name(ev->step->step));
+		ADD_STR("name", step_name(ev->step->step));
 		ADD_STR("state", step_state_name(ev->step->state));
 		if (ev->step->has_done)
 			ADD_INT("done", ev->step->done);
@@ -372,7 +322,7 @@ static void json_event(struct progress *p, const Tuap__CtlEvent *ev)
 
 				for (size_t j = 0; j < v[i]->n_steps; j++)
 					json_object_object_add(
-						steps, progress_step_name(v[i]->steps[j]->step),
+						steps, step_name(v[i]->steps[j]->step),
 						json_object_new_string(
 							step_state_name(v[i]->steps[j]->state)));
 				json_object_object_add(d, "steps", steps);

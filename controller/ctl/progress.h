@@ -29,8 +29,6 @@ void progress_event(struct progress *p, const Tuap__CtlEvent *ev);
 /* Clears a status line left on screen. */
 void progress_finish(struct progress *p);
 
-/* The name tuap uses for a step everywhere ("users", "packages", ...). */
-const char *progress_step_name(Tuap__Step step);
 /* "1.5 GiB", "12.0 MiB", "512 B" */
 void progress_bytes(unsigned long long n, char *out, size_t len);
 

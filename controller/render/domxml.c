@@ -1,74 +1,19 @@
 /*
- * The libvirt domain XML of a site's VM, written with libxml2's xmlTextWriter (which does all
- * escaping). Devices: the qcow2 overlay (vda, virtio) over its base image, the seed ISO as a
- * read-only cdrom on virtio-scsi (Debian's cloud kernel has no AHCI driver, so no SATA), the
- * management NIC on the libvirt NAT network and the public NIC on the host bridge (fixed MACs),
- * a serial console logged to a file, a virtio RNG and balloon. No graphics: the console log is
- * what an operator reads when a guest does not say hello.
+ * The libvirt domain XML of a site's VM, written with xmlkit.h's writer (libxml2's, which does
+ * all escaping); its <metadata> is meta.h's. Devices: the qcow2 overlay (vda, virtio) over its base
+ * image, the seed ISO as a read-only cdrom on virtio-scsi (Debian's cloud kernel has no AHCI
+ * driver, so no SATA), the management NIC on the libvirt NAT network and the public NIC on the host
+ * bridge (fixed MACs), a serial console logged to a file, a virtio RNG and balloon. No graphics:
+ * the console log is what an operator reads when a guest does not say hello.
  */
 #include "render.h"
 
-#include <libxml/xmlstring.h>
-#include <libxml/xmlwriter.h>
-#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-struct xw {
-	xmlTextWriterPtr w;
-	bool failed;
-};
-
-static void check(struct xw *x, int rc)
-{
-	if (rc < 0)
-		x->failed = true;
-}
-
-static void start(struct xw *x, const char *name)
-{
-	check(x, xmlTextWriterStartElement(x->w, BAD_CAST name));
-}
-
-static void end(struct xw *x)
-{
-	check(x, xmlTextWriterEndElement(x->w));
-}
-
-static void attr(struct xw *x, const char *name, const char *value)
-{
-	check(x, xmlTextWriterWriteAttribute(x->w, BAD_CAST name, BAD_CAST value));
-}
-
-static void text(struct xw *x, const char *value)
-{
-	check(x, xmlTextWriterWriteString(x->w, BAD_CAST value));
-}
-
-/* <name>value</name> */
-static void elem(struct xw *x, const char *name, const char *value)
-{
-	start(x, name);
-	text(x, value);
-	end(x);
-}
-
-/* <name a="v"/> */
-static void empty1(struct xw *x, const char *name, const char *a, const char *v)
-{
-	start(x, name);
-	attr(x, a, v);
-	end(x);
-}
-
-/* <tuap:name>value</tuap:name>, inside the element that declares the namespace */
-static void tuap_elem(struct xw *x, const char *name, const char *value)
-{
-	check(x,
-	      xmlTextWriterStartElementNS(x->w, BAD_CAST TUAP_XMLNS_PREFIX, BAD_CAST name, NULL));
-	text(x, value);
-	end(x);
-}
+#include "meta.h"
+#include "xmlkit.h"
 
 /* XML 1.0 cannot carry C0 control characters other than tab, LF and CR, even escaped, and the
  * writer passes invalid UTF-8 through; both are refused here instead. */
@@ -145,202 +90,179 @@ static void cpu(struct xw *x, const struct render_input *in)
 
 	if (!strcmp(in->set->virt_type, "qemu"))
 		mode = "maximum";
-	start(x, "cpu");
+	xw_start(x, "cpu");
 	if (!strcmp(mode, "host-passthrough") || !strcmp(mode, "host-model") ||
 	    !strcmp(mode, "maximum")) {
-		attr(x, "mode", mode);
+		xw_attr(x, "mode", mode);
 	} else {
-		attr(x, "mode", "custom");
-		attr(x, "match", "exact");
-		start(x, "model");
-		attr(x, "fallback", "forbid");
-		text(x, mode);
-		end(x);
+		xw_attr(x, "mode", "custom");
+		xw_attr(x, "match", "exact");
+		xw_start(x, "model");
+		xw_attr(x, "fallback", "forbid");
+		xw_text(x, mode);
+		xw_end(x);
 	}
-	end(x);
+	xw_end(x);
 }
 
 static void os(struct xw *x, const struct render_input *in)
 {
-	start(x, "os");
-	elem(x, "type", "hvm");
+	xw_start(x, "os");
+	xw_elem(x, "type", "hvm");
 	if (in->kernel) {
-		elem(x, "kernel", in->kernel);
+		xw_elem(x, "kernel", in->kernel);
 		if (in->initrd)
-			elem(x, "initrd", in->initrd);
+			xw_elem(x, "initrd", in->initrd);
 		if (in->cmdline)
-			elem(x, "cmdline", in->cmdline);
+			xw_elem(x, "cmdline", in->cmdline);
 	} else {
-		empty1(x, "boot", "dev", "hd");
+		xw_empty1(x, "boot", "dev", "hd");
 	}
-	end(x);
+	xw_end(x);
 }
 
-static void metadata(struct xw *x, const struct render_input *in)
+static void metadata(struct xw *x, const struct tuap_meta *m)
 {
-	const char *image = in->conf->image[0] ? in->conf->image : in->set->default_image;
-
-	start(x, "metadata");
-	check(x, xmlTextWriterStartElementNS(x->w, BAD_CAST TUAP_XMLNS_PREFIX, BAD_CAST "domain",
-					     BAD_CAST TUAP_XMLNS_DOMAIN));
-	tuap_elem(x, "version", TUAP_VERSION);
-	tuap_elem(x, "provision-id", in->provision_id);
-	tuap_elem(x, "instance-id", in->instance_id);
-	tuap_elem(x, "agent-public-key", in->agent_public_key);
-	tuap_elem(x, "image", image);
-	end(x);
-	end(x);
+	xw_start(x, "metadata");
+	meta_write(x, m, true);
+	xw_end(x);
 }
 
 static void disks(struct xw *x, const struct render_input *in)
 {
-	start(x, "disk");
-	attr(x, "type", "file");
-	attr(x, "device", "disk");
-	start(x, "driver");
-	attr(x, "name", "qemu");
-	attr(x, "type", "qcow2");
-	end(x);
-	empty1(x, "source", "file", in->disk_path);
-	start(x, "backingStore");
-	attr(x, "type", "file");
-	empty1(x, "format", "type", "qcow2");
-	empty1(x, "source", "file", in->backing_path);
-	end(x);
-	start(x, "target");
-	attr(x, "dev", "vda");
-	attr(x, "bus", "virtio");
-	end(x);
-	end(x);
+	xw_start(x, "disk");
+	xw_attr(x, "type", "file");
+	xw_attr(x, "device", "disk");
+	xw_start(x, "driver");
+	xw_attr(x, "name", "qemu");
+	xw_attr(x, "type", "qcow2");
+	xw_end(x);
+	xw_empty1(x, "source", "file", in->disk_path);
+	xw_start(x, "backingStore");
+	xw_attr(x, "type", "file");
+	xw_empty1(x, "format", "type", "qcow2");
+	xw_empty1(x, "source", "file", in->backing_path);
+	xw_end(x);
+	xw_start(x, "target");
+	xw_attr(x, "dev", "vda");
+	xw_attr(x, "bus", "virtio");
+	xw_end(x);
+	xw_end(x);
 
-	start(x, "disk");
-	attr(x, "type", "file");
-	attr(x, "device", "cdrom");
-	start(x, "driver");
-	attr(x, "name", "qemu");
-	attr(x, "type", "raw");
-	end(x);
-	empty1(x, "source", "file", in->seed_path);
-	start(x, "target");
-	attr(x, "dev", "sda");
-	attr(x, "bus", "scsi");
-	end(x);
-	start(x, "readonly");
-	end(x);
-	end(x);
+	xw_start(x, "disk");
+	xw_attr(x, "type", "file");
+	xw_attr(x, "device", "cdrom");
+	xw_start(x, "driver");
+	xw_attr(x, "name", "qemu");
+	xw_attr(x, "type", "raw");
+	xw_end(x);
+	xw_empty1(x, "source", "file", in->seed_path);
+	xw_start(x, "target");
+	xw_attr(x, "dev", "sda");
+	xw_attr(x, "bus", "scsi");
+	xw_end(x);
+	xw_start(x, "readonly");
+	xw_end(x);
+	xw_end(x);
 }
 
 static void nic(struct xw *x, const char *type, const char *source_attr, const char *source,
 		const char *mac)
 {
-	start(x, "interface");
-	attr(x, "type", type);
-	empty1(x, "mac", "address", mac);
-	empty1(x, "source", source_attr, source);
-	empty1(x, "model", "type", "virtio");
-	end(x);
+	xw_start(x, "interface");
+	xw_attr(x, "type", type);
+	xw_empty1(x, "mac", "address", mac);
+	xw_empty1(x, "source", source_attr, source);
+	xw_empty1(x, "model", "type", "virtio");
+	xw_end(x);
 }
 
 static void devices(struct xw *x, const struct render_input *in)
 {
-	start(x, "devices");
-	start(x, "controller");
-	attr(x, "type", "scsi");
-	attr(x, "index", "0");
-	attr(x, "model", "virtio-scsi");
-	end(x);
+	xw_start(x, "devices");
+	xw_start(x, "controller");
+	xw_attr(x, "type", "scsi");
+	xw_attr(x, "index", "0");
+	xw_attr(x, "model", "virtio-scsi");
+	xw_end(x);
 	disks(x, in);
 	nic(x, "network", "network", in->set->mgmt_network, in->mac_mgmt);
 	nic(x, "bridge", "bridge", in->set->public_bridge, in->mac_public);
 
-	start(x, "serial");
-	attr(x, "type", "pty");
-	start(x, "log");
-	attr(x, "file", in->console_log);
-	attr(x, "append", "on");
-	end(x);
-	empty1(x, "target", "port", "0");
-	end(x);
-	start(x, "console");
-	attr(x, "type", "pty");
-	start(x, "target");
-	attr(x, "type", "serial");
-	attr(x, "port", "0");
-	end(x);
-	end(x);
+	xw_start(x, "serial");
+	xw_attr(x, "type", "pty");
+	xw_start(x, "log");
+	xw_attr(x, "file", in->console_log);
+	xw_attr(x, "append", "on");
+	xw_end(x);
+	xw_empty1(x, "target", "port", "0");
+	xw_end(x);
+	xw_start(x, "console");
+	xw_attr(x, "type", "pty");
+	xw_start(x, "target");
+	xw_attr(x, "type", "serial");
+	xw_attr(x, "port", "0");
+	xw_end(x);
+	xw_end(x);
 
-	start(x, "rng");
-	attr(x, "model", "virtio");
-	start(x, "backend");
-	attr(x, "model", "random");
-	text(x, "/dev/urandom");
-	end(x);
-	end(x);
-	empty1(x, "memballoon", "model", "virtio");
-	end(x);
+	xw_start(x, "rng");
+	xw_attr(x, "model", "virtio");
+	xw_start(x, "backend");
+	xw_attr(x, "model", "random");
+	xw_text(x, "/dev/urandom");
+	xw_end(x);
+	xw_end(x);
+	xw_empty1(x, "memballoon", "model", "virtio");
+	xw_end(x);
 }
 
-static void domain(struct xw *x, const struct render_input *in)
+static void domain(struct xw *x, const struct render_input *in, const struct tuap_meta *m)
 {
 	char num[32];
 
-	start(x, "domain");
-	attr(x, "type", in->set->virt_type);
-	elem(x, "name", in->conf->name);
-	metadata(x, in);
+	xw_start(x, "domain");
+	xw_attr(x, "type", in->set->virt_type);
+	xw_elem(x, "name", in->conf->name);
+	metadata(x, m);
 	snprintf(num, sizeof(num), "%u", in->conf->memory_mib);
-	start(x, "memory");
-	attr(x, "unit", "MiB");
-	text(x, num);
-	end(x);
+	xw_start(x, "memory");
+	xw_attr(x, "unit", "MiB");
+	xw_text(x, num);
+	xw_end(x);
 	snprintf(num, sizeof(num), "%u", in->conf->cpus);
-	elem(x, "vcpu", num);
+	xw_elem(x, "vcpu", num);
 	os(x, in);
-	start(x, "features");
-	start(x, "acpi");
-	end(x);
-	end(x);
+	xw_start(x, "features");
+	xw_start(x, "acpi");
+	xw_end(x);
+	xw_end(x);
 	cpu(x, in);
-	empty1(x, "clock", "offset", "utc");
-	elem(x, "on_poweroff", "destroy");
-	elem(x, "on_reboot", "restart");
-	elem(x, "on_crash", "destroy");
+	xw_empty1(x, "clock", "offset", "utc");
+	xw_elem(x, "on_poweroff", "destroy");
+	xw_elem(x, "on_reboot", "restart");
+	xw_elem(x, "on_crash", "destroy");
 	devices(x, in);
-	end(x);
+	xw_end(x);
 }
 
 int domxml_render(const struct render_input *in, struct buf *out, struct tuap_err *err)
 {
-	struct xw x = {0};
-	xmlBufferPtr xb = NULL;
-	int rc = -1;
+	struct tuap_meta m;
+	struct xw x;
+	char *xml;
 
 	if (render_need_model(in, err) < 0 || check_input(in, err) < 0)
 		return -1;
-	xb = xmlBufferCreate();
-	if (xb)
-		x.w = xmlNewTextWriterMemory(xb, 0);
-	if (!x.w) {
-		err_set(err, "render domain XML: cannot create the XML writer");
-		goto out;
-	}
-	check(&x, xmlTextWriterSetIndent(x.w, 1));
-	check(&x, xmlTextWriterSetIndentString(x.w, BAD_CAST "  "));
-	check(&x, xmlTextWriterStartDocument(x.w, NULL, "UTF-8", NULL));
-	domain(&x, in);
-	check(&x, xmlTextWriterEndDocument(x.w));
-	xmlFreeTextWriter(x.w); /* flushes into xb */
-	x.w = NULL;
-	if (x.failed) {
-		err_set(err, "render domain XML: the XML writer failed");
-		goto out;
-	}
-	buf_add(out, xmlBufferContent(xb), (size_t)xmlBufferLength(xb));
-	rc = 0;
-out:
-	if (x.w)
-		xmlFreeTextWriter(x.w);
-	if (xb)
-		xmlBufferFree(xb);
-	return rc;
+	if (meta_set(&m, TUAP_VERSION, in->provision_id, in->instance_id, in->agent_public_key,
+		     in->conf->image[0] ? in->conf->image : in->set->default_image, err) < 0)
+		return -1;
+	xw_open(&x);
+	xw_declaration(&x);
+	domain(&x, in, &m);
+	xml = xw_finish(&x, "domain", err);
+	if (!xml)
+		return -1;
+	buf_add(out, xml, strlen(xml));
+	free(xml);
+	return 0;
 }

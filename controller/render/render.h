@@ -15,10 +15,6 @@
 #include "settings.h"
 #include "users.h"
 
-/* Namespace of tuap's element in a domain's libvirt <metadata>. */
-#define TUAP_XMLNS_DOMAIN "https://tuap.dev/xmlns/domain/1"
-#define TUAP_XMLNS_PREFIX "tuap"
-
 /* Length of a Z85-encoded CURVE public key. */
 #define RENDER_Z85_KEY_LEN 40
 
@@ -70,11 +66,9 @@ int cloudinit_network_config(const struct render_input *in, struct buf *out, str
  * tuap/agent.conf on the seed). */
 int cloudinit_user_data(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
-/* libvirt domain XML (see domxml.c for the devices). Its <metadata> holds
- *   <tuap:domain xmlns:tuap=TUAP_XMLNS_DOMAIN> with <tuap:version> (TUAP_VERSION),
- *   <tuap:provision-id>, <tuap:instance-id>, <tuap:agent-public-key> and <tuap:image>
- *   (conf->image, or settings' default_image when the site names none),
- * which virDomainGetMetadata(VIR_DOMAIN_METADATA_ELEMENT, TUAP_XMLNS_DOMAIN) returns. */
+/* libvirt domain XML (see domxml.c for the devices). Its <metadata> holds meta.h's element:
+ * TUAP_VERSION, the provision and instance ids, the agent's public key and the image
+ * (conf->image, or settings' default_image when the site names none). */
 int domxml_render(const struct render_input *in, struct buf *out, struct tuap_err *err);
 
 /* Checks shared by the renders (render.c). Errors name the render_input field. */

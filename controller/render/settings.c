@@ -19,6 +19,7 @@
 #include <sys/un.h>
 
 #include "fsutil.h"
+#include "valid.h"
 #include "wire.h"
 
 #define DEADLINE_MAX (7u * 24 * 3600)
@@ -207,12 +208,10 @@ static int check_virt_type(const char *v, char *why, size_t len)
 
 static int check_group(const char *v, char *why, size_t len)
 {
-	if (!*v || strlen(v) > 32 || !(islower((unsigned char)*v) || *v == '_'))
-		return fail(why, len, "'%s' is not a group name", v);
-	for (const char *c = v; *c; c++)
-		if (!islower((unsigned char)*c) && !isdigit((unsigned char)*c) && *c != '_' &&
-		    *c != '-')
-			return fail(why, len, "'%s' is not a group name", v);
+	char rule[128];
+
+	if (valid_user_name(v, rule, sizeof(rule)) < 0)
+		return fail(why, len, "'%s' is not a group name: %s", v, rule);
 	return 0;
 }
 
@@ -288,36 +287,18 @@ static int parse_endpoint(const char *v, char *host, size_t hostlen, unsigned *p
 			  size_t len)
 {
 	const char *h, *colon;
-	char *end;
+	char rule[128];
 	unsigned long p;
 	size_t n;
 
 	if (strncmp(v, "tcp://", 6))
 		return fail(why, len, "'%s' is not a tcp://HOST:PORT endpoint", v);
 	h = v + 6;
+	if (valid_host_port(h, true, rule, sizeof(rule)) < 0)
+		return fail(why, len, "'%s' is not a tcp://HOST:PORT endpoint: %s", v, rule);
 	colon = strrchr(h, ':');
-	if (!colon || colon == h)
-		return fail(why, len, "'%s' is not a tcp://HOST:PORT endpoint", v);
 	n = (size_t)(colon - h);
-	if (*h == '[') {
-		struct in6_addr a6;
-		char tmp[INET6_ADDRSTRLEN];
-
-		if (colon[-1] != ']' || n - 2 >= sizeof(tmp))
-			return fail(why, len, "'%s': an IPv6 host is written [ADDR]", v);
-		memcpy(tmp, h + 1, n - 2);
-		tmp[n - 2] = '\0';
-		if (inet_pton(AF_INET6, tmp, &a6) != 1)
-			return fail(why, len, "'%s': '%s' is not an IPv6 address", v, tmp);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' &&
-			    h[i] != '*')
-				return fail(why, len, "'%s': bad host '%.*s'", v, (int)n, h);
-	}
-	p = strtoul(colon + 1, &end, 10);
-	if (end == colon + 1 || *end || p < 1 || p > 65535)
-		return fail(why, len, "'%s': the port must be 1-65535", v);
+	p = strtoul(colon + 1, NULL, 10);
 	if (host) {
 		if (n >= hostlen)
 			return fail(why, len, "'%s': host too long", v);
@@ -420,17 +401,16 @@ static int store(struct load *ld, const struct key *k, const char *fullname, con
 	if (n >= k->size)
 		return err_at(ld->err, file_of(ld, st), line, fullname, "longer than %zu bytes",
 			      k->size - 1);
-	if (k->kind == K_PATH) {
-		if (v[0] != '/')
-			return err_at(ld->err, file_of(ld, st), line, fullname,
-				      "'%s' is not an absolute path", v);
-		while (n > 1 && v[n - 1] == '/')
-			n--;
-	}
-	if (k->check && k->check(v, why, sizeof(why)) < 0)
-		return err_at(ld->err, file_of(ld, st), line, fullname, "%s", why);
 	memcpy(dst, v, n);
 	dst[n] = '\0';
+	if (k->kind == K_PATH) {
+		while (n > 1 && dst[n - 1] == '/')
+			dst[--n] = '\0';
+		if (valid_abs_path(dst, why, sizeof(why)) < 0)
+			return err_at(ld->err, file_of(ld, st), line, fullname, "'%s': %s", v, why);
+	}
+	if (k->check && k->check(dst, why, sizeof(why)) < 0)
+		return err_at(ld->err, file_of(ld, st), line, fullname, "%s", why);
 	return 0;
 }
 
@@ -511,7 +491,7 @@ static int finish(struct load *ld)
 	struct sockaddr_un sun;
 	char why[600], gw[INET_ADDRSTRLEN];
 	struct in_addr gw_addr;
-	unsigned port;
+	unsigned port = 0;
 
 	if (s->data_chunk + ENVELOPE_ROOM > s->max_message)
 		return err_at(ld->err, ld->path,
@@ -602,8 +582,7 @@ int settings_images_dir(const struct settings *s, char *out, size_t len, struct 
 int settings_domain_dir(const struct settings *s, const char *domain, char *out, size_t len,
 			struct tuap_err *err)
 {
-	if (!*domain || strchr(domain, '/') || !strcmp(domain, ".") || !strcmp(domain, "..") ||
-	    !strcmp(domain, "images"))
+	if (valid_domain_name(domain, NULL, 0) < 0 || !strcmp(domain, "images"))
 		return err_set(err, "'%s' cannot name a directory under %s", domain, s->pool_root);
 	return joined(out, len, err, s->pool_root, domain);
 }

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "session.h"
+#include "valid.h"
 #include "zap.h"
 #include "zmon.h"
 
@@ -91,14 +92,6 @@ static const char *job_owner(const struct hub *h, const char *job_id)
 		if (strcmp(h->jobs[i].id, job_id) == 0)
 			return h->jobs[i].domain;
 	return NULL;
-}
-
-static int valid_domain(const char *d)
-{
-	size_t n = strlen(d);
-
-	return n > 0 && n < HUB_DOMAIN_SIZE &&
-	       strspn(d, "abcdefghijklmnopqrstuvwxyz0123456789.-") == n;
 }
 
 /* ---- logging of rejections ----------------------------------------------------------------- */
@@ -565,8 +558,10 @@ int hub_allow(struct hub *h, const char *domain, const char *pubkey, struct tuap
 {
 	struct peer *p, *other;
 
-	if (!valid_domain(domain))
-		return err_set(err, "hub: '%s' is not a domain name", domain);
+	char why[128];
+
+	if (valid_domain_name(domain, why, sizeof(why)) < 0)
+		return err_set(err, "hub: '%s' is not a domain name: %s", domain, why);
 	if (!keys_valid(pubkey))
 		return err_set(err, "hub: %s: not a Z85 public key", domain);
 	other = find_key(h, pubkey);

@@ -8,11 +8,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct virt_meta m;
+	struct tuap_meta m;
 	struct tuap_err err;
 
 	if (size > 65536)
 		return 0;
-	virt_meta_parse((const char *)data, size, &m, &err);
+	meta_parse((const char *)data, size, &m, &err);
 	return 0;
 }

@@ -311,13 +311,6 @@ static void test_aliases(void **state)
 	t = aliases_set_root(NULL, "a@b.c", &changed);
 	assert_string_equal(t, "root: a@b.c\n");
 	free(t);
-	assert_true(mail_address_ok("first.last+tag@example.org"));
-	assert_false(mail_address_ok("|/bin/sh@x"));
-	assert_false(mail_address_ok("/tmp/f@x"));
-	assert_false(mail_address_ok("a b@c"));
-	assert_false(mail_address_ok("nobody"));
-	assert_false(mail_address_ok("a@b\nroot: evil"));
-	assert_false(mail_address_ok("a,b@c"));
 }
 
 static struct stepjournal *open_journal(const char *dir)
@@ -409,11 +402,6 @@ static void test_journal(void **state)
 			 TUAP__STEP_STATE__STATE_DONE);
 	stepjournal_close(j);
 
-	assert_true(stepjournal_job_ok("job-1.2_x"));
-	assert_false(stepjournal_job_ok("../x"));
-	assert_false(stepjournal_job_ok(".x"));
-	assert_false(stepjournal_job_ok(""));
-	assert_false(stepjournal_job_ok("a/b"));
 	rm_rf(dir);
 }
 

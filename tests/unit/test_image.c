@@ -138,7 +138,7 @@ static void test_catalog_bad(void **state)
 			 "format, kernel, initrd, cmdline)\n");
 	expect_line(out, "cat.conf:8: sha256: missing for url https://example.org/a.qcow2: ");
 	expect_line(out, "cat.conf:13: name: image 'dup' is already defined at line 8\n");
-	expect_line(out, "cat.conf:14: path: 'relative.img' is not an absolute path\n");
+	expect_line(out, "cat.conf:14: path: 'relative.img': it is not an absolute path\n");
 	expect_line(out, "cat.conf:15: format: 'vmdk' is not a supported format (qcow2 or raw)\n");
 	expect_line(out, "cat.conf:16: size: unknown key");
 	expect_line(out, "cat.conf:18: initrd: needs kernel as well\n");

@@ -559,12 +559,10 @@ static void test_hello_deadline_and_resume(void **state)
 	engine_free(e);
 }
 
-static size_t fake_vm_domains(void *ctx, char ***names)
+static void fake_vm_domains(void *ctx, struct strlist *names)
 {
-	*names = calloc(2, sizeof(**names));
-	(*names)[0] = strdup("vm-only.test"); /* a VM of ours whose journal was purged */
-	(*names)[1] = strdup("site.test");    /* also has a job: listed once */
-	return 2;
+	strlist_add(names, "vm-only.test"); /* a VM of ours whose journal was purged */
+	strlist_add(names, "site.test");    /* also has a job: listed once */
 }
 
 static const char *fake_vm_state(void *ctx, const char *domain)

@@ -224,12 +224,14 @@ static void test_agentconf_parse(void **state)
 	expect_error(buf, "agent.conf:9: max_message: empty value");
 
 	expect_error("endpoint = http://x:1\n", "agent.conf:1: endpoint: 'http://x:1' is not tcp");
-	expect_error("endpoint = tcp://x:0\n", "agent.conf:1: endpoint: 'tcp://x:0': port");
-	expect_error("endpoint = tcp://x:99999\n", "port must be 1-65535");
-	expect_error("endpoint = tcp://x y:80\n", "bad host name");
+	expect_error("endpoint = tcp://x:0\n",
+		     "agent.conf:1: endpoint: 'tcp://x:0': the port must be");
+	expect_error("endpoint = tcp://x:99999\n", "the port must be a number from 1 to 65535");
+	expect_error("endpoint = tcp://x y:80\n", "the host holds a space");
 	expect_error("\n\ndomain = Bad_Name\n", "agent.conf:3: domain:");
 	expect_error("domain = a..b\n", "empty label");
-	expect_error("state_dir = relative\n", "agent.conf:1: state_dir: 'relative' is not an");
+	expect_error("state_dir = relative\n",
+		     "agent.conf:1: state_dir: 'relative': it is not an absolute path");
 	expect_error("secret_key = nope\n", "agent.conf:1: secret_key: not a 40-character");
 	expect_error("# only a comment\n", "agent.conf: endpoint: missing (required)");
 

@@ -209,7 +209,7 @@ static void test_remote_command_round_trip(void **state)
 
 /* ---- the ssh command line ---- */
 
-static bool has_arg(const struct push_argv *a, const char *s)
+static bool has_arg(const struct strlist *a, const char *s)
 {
 	for (size_t i = 0; i < a->n; i++)
 		if (!strcmp(a->v[i], s))
@@ -220,7 +220,7 @@ static bool has_arg(const struct push_argv *a, const char *s)
 static void test_ssh_argv(void **state)
 {
 	struct push_conf c = {.ssh_client = "/usr/bin/ssh", .ssh_dir = F.ssh_dir};
-	struct push_argv a = {0};
+	struct strlist a = {0};
 	char kh[200], id[200], cfg[200];
 
 	snprintf(kh, sizeof(kh), "UserKnownHostsFile=%s/known_hosts", F.ssh_dir);
@@ -241,7 +241,7 @@ static void test_ssh_argv(void **state)
 	     *o; o++)
 		if (!has_arg(&a, *o))
 			fail_msg("ssh argv lacks %s", *o);
-	push_argv_free(&a);
+	strlist_free(&a);
 
 	/* an ssh_config of the operator's in SSH_DIR/config is used; verbose shows host keys */
 	assert_int_equal(fs_mkdir_p(F.ssh_dir, 0700, NULL), 0);
@@ -252,7 +252,7 @@ static void test_ssh_argv(void **state)
 	assert_false(has_arg(&a, "none"));
 	assert_true(has_arg(&a, "LogLevel=DEBUG1"));
 	assert_true(has_arg(&a, "ConnectTimeout=3"));
-	push_argv_free(&a);
+	strlist_free(&a);
 
 	assert_int_equal(push_ssh_dir_ok("/var/lib/tuap/ssh", NULL), 0);
 	assert_int_equal(push_ssh_dir_ok("/var/lib/tu ap/ssh", NULL), -1);

@@ -26,6 +26,7 @@
 #include "buf.h"
 #include "fsutil.h"
 #include "hash.h"
+#include "meta.h"
 #include "render.h"
 
 #define TOOL_TIMEOUT 60 /* seconds for one validator run */
@@ -108,12 +109,12 @@ static struct site *example(void)
 	u->shell = s_shell;
 	u->sudo = SUDO_RULES;
 	t->sudo[0] = s_sudo;
-	u->sudo_rules = (struct str_list){t->sudo, 1};
+	u->sudo_rules = (struct strlist){t->sudo, 1, 1};
 	t->keys[0] = s_key;
-	u->ssh_authorized_keys = (struct str_list){t->keys, 1};
+	u->ssh_authorized_keys = (struct strlist){t->keys, 1, 1};
 	t->groups[0] = s_adm;
 	t->groups[1] = s_wwwdata;
-	u->groups = (struct str_list){t->groups, 2};
+	u->groups = (struct strlist){t->groups, 2, 2};
 	u->lock_passwd = TRI_UNSET;
 	u->uid = -1;
 	u->line = 2;
@@ -390,7 +391,7 @@ static void test_validators_example(void **state)
 	char script[700], *meta;
 	const char *virsh[] = {"virsh", "-q", "-c", "test:///default", script, NULL};
 	snprintf(script, sizeof(script), "define %s/domain.xml; metadata example.test %s", dir,
-		 TUAP_XMLNS_DOMAIN);
+		 META_NS);
 	meta = run_ok(dir, virsh, NULL);
 	assert_has(meta, "<instance-id>i-7e3a9c41d2b05f68</instance-id>");
 	assert_has(meta, "<provision-id>p-20260101T120000Z-0001</provision-id>");

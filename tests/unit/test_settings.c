@@ -232,7 +232,9 @@ static void test_bad_types(void **state)
 static void test_bad_values(void **state)
 {
 	expect_error("virt_type = \"xen\";\n", "virt_type: 'xen' is neither kvm nor qemu");
-	expect_error("pool_root = \"vms\";\n", "pool_root: 'vms' is not an absolute path");
+	expect_error("pool_root = \"vms\";\n", "pool_root: 'vms': it is not an absolute path");
+	expect_error("pool_root = \"/vms/../etc\";\n",
+		     "pool_root: '/vms/../etc': it has a '..' component");
 	expect_error("libvirt_uri = \"system\";\n", "libvirt_uri: 'system' is not a libvirt URI");
 	expect_error("mgmt_subnet = \"192.168.251.1/24\";\n", "mgmt_subnet: '192.168.251.1/24' "
 							      "has host bits set");
@@ -242,7 +244,8 @@ static void test_bad_values(void **state)
 		     "public_bridge: longer than 15 bytes");
 	expect_error("public_bridge = \"br 0\";\n", "is not a network interface name");
 	expect_error("agent_listen = \"udp://0.0.0.0:1\";\n", "agent_listen: 'udp://0.0.0.0:1'");
-	expect_error("agent_listen = \"tcp://0.0.0.0:70000\";\n", "the port must be 1-65535");
+	expect_error("agent_listen = \"tcp://0.0.0.0:70000\";\n",
+		     "the port must be a number from 1 to 65535");
 	expect_error("agent_endpoint = \"tcp://0.0.0.0:7807\";\n",
 		     "agent_endpoint: 'tcp://0.0.0.0:7807': agents cannot connect to a wildcard");
 	expect_error("public_endpoint = \"tcp://[zz::1]:7807\";\n", "is not an IPv6 address");

@@ -137,7 +137,7 @@ static void test_all_keys(void **state)
 		"  lock_passwd: false\n"
 		"  passwd: $6$rounds=5000$saltsalt$abcdefghijklmnop./ABC\n"
 		"  homedir: /srv/alice\n"
-		"  uid: 4294967294\n"
+		"  uid: 2147483646\n"
 		"  system: true\n"
 		"  no_create_home: yes\n"
 		"- name: _svc$\n"
@@ -182,7 +182,7 @@ static void test_all_keys(void **state)
 	assert_string_equal(a->passwd, "$6$rounds=5000$saltsalt$abcdefghijklmnop./ABC");
 	assert_null(a->hashed_passwd);
 	assert_string_equal(a->homedir, "/srv/alice");
-	assert_int_equal(a->uid, 4294967294L);
+	assert_int_equal(a->uid, 2147483646L);
 	assert_true(a->system);
 	assert_true(a->no_create_home);
 
@@ -274,18 +274,20 @@ static void test_errors_all_reported_in_order(void **state)
 		"  - name: alice\n"
 		"    system: 2\n"
 		"  - sudo: [ALL, [nested]]\n",
-		"users.yaml:3: users[0].uid: expected a decimal number 0..4294967294, got '-1'\n"
+		"users.yaml:3: users[0].uid: expected a decimal number 0..2147483646, got '-1'\n"
 		"users.yaml:5: users[0].colour: unsupported key (supported: name, gecos, groups, "
 		"primary_group, sudo, shell, ssh_authorized_keys, ssh_import_id, lock_passwd, "
 		"passwd, "
 		"hashed_passwd, homedir, uid, system, no_create_home)\n"
-		"users.yaml:6: users[1].name: must start with a lower-case letter or '_'\n"
-		"users.yaml:7: users[1].groups[1]: character ' ' is not allowed (use a-z, 0-9, _ "
-		"or "
-		"-)\n"
+		"users.yaml:6: users[1].name: it must start with a lower-case letter or '_'\n"
+		"users.yaml:7: users[1].groups[1]: it holds a space (only a-z, 0-9, '_', '-' and a "
+		"final '$')\n"
 		"users.yaml:8: users[1].ssh_import_id[1]: no user name after the service\n"
 		"users.yaml:9: users[2].name: duplicate user 'alice' (first as users[0], line 2)\n"
 		"users.yaml:10: users[2].system: expected true or false, got '2'\n"
+		"users.yaml:11: users[3].sudo[0]: it has no '=' (a rule is HOSTS=(RUNAS) COMMANDS, "
+		"as "
+		"in ALL=(ALL) NOPASSWD:ALL)\n"
 		"users.yaml:11: users[3].sudo[1]: expected a string, got a list\n"
 		"users.yaml:11: users[3].name: missing (every user entry needs a name, or use "
 		"'default')\n");

@@ -182,9 +182,8 @@ static void test_define_errors(void **state)
 static void test_metadata(void **state)
 {
 	struct tuap_err err;
-	struct virt_meta m = {0}, got;
-	char **names;
-	size_t n;
+	struct tuap_meta m = {0}, got;
+	struct strlist names = {0};
 
 	OK(virt_domain_define(v, domain_xml("tuap-meta", NULL), &err));
 	OK(virt_domain_is_ours(v, "tuap-meta", &got, &err));
@@ -209,28 +208,28 @@ static void test_metadata(void **state)
 
 	OK(virt_domain_define(v, domain_xml("tuap-meta2", NULL), &err));
 	OK(virt_domain_set_meta(v, "tuap-meta2", &m, &err));
-	OK(virt_domain_list_ours(v, &names, &n, &err));
-	assert_int_equal(n, 2);
-	assert_string_equal(names[0], "tuap-meta");
-	assert_string_equal(names[1], "tuap-meta2");
-	virt_names_free(names, n);
+	OK(virt_domain_list_ours(v, &names, &err));
+	assert_int_equal(names.n, 2);
+	assert_string_equal(names.v[0], "tuap-meta");
+	assert_string_equal(names.v[1], "tuap-meta2");
+	strlist_free(&names);
 
 	assert_int_equal(virt_domain_is_ours(v, "tuap-nope", NULL, &err), -1);
 	OK(virt_domain_destroy(v, "tuap-meta", &err));
 	OK(virt_domain_undefine(v, "tuap-meta", &err));
 	OK(virt_domain_undefine(v, "tuap-meta2", &err));
-	OK(virt_domain_list_ours(v, &names, &n, &err));
-	assert_int_equal(n, 0);
-	virt_names_free(names, n);
+	OK(virt_domain_list_ours(v, &names, &err));
+	assert_int_equal(names.n, 0);
+	strlist_free(&names);
 }
 
 static void test_meta_xml(void **state)
 {
 	struct tuap_err err;
-	struct virt_meta m = {0}, got;
+	struct tuap_meta m = {0}, got;
 	char *xml;
 	const char *prefixed =
-		"<t:domain xmlns:t='" VIRT_META_NS "'><t:version>1</t:version>"
+		"<t:domain xmlns:t='" META_NS "'><t:version>1</t:version>"
 		"<t:future>x</t:future><other xmlns='urn:x'><image>no</image>"
 		"</other><t:image>img &amp; co</t:image><instance-id>i-1</instance-id>"
 		"</t:domain>";
@@ -238,48 +237,65 @@ static void test_meta_xml(void **state)
 
 	snprintf(m.version, sizeof(m.version), "0.1.0");
 	snprintf(m.image, sizeof(m.image), "a<b>&\"c'");
-	OK(virt_meta_xml(&m, &xml, &err));
-	assert_non_null(strstr(xml, "<tuap:domain xmlns:tuap=\"" VIRT_META_NS "\">"));
+	OK(meta_xml(&m, true, &xml, &err));
+	assert_non_null(strstr(xml, "<tuap:domain xmlns:tuap=\"" META_NS "\">"));
 	assert_non_null(strstr(xml, "<tuap:image>a&lt;b&gt;&amp;&quot;c'</tuap:image>"));
 	assert_null(strstr(xml, "provision-id")); /* empty fields are left out */
-	OK(virt_meta_parse(xml, strlen(xml), &got, &err));
+	OK(meta_parse(xml, strlen(xml), &got, &err));
 	assert_memory_equal(&got, &m, sizeof(m));
 	free(xml);
 
 	/* any prefix; unknown and foreign elements ignored */
-	OK(virt_meta_parse(prefixed, strlen(prefixed), &got, &err));
+	OK(meta_parse(prefixed, strlen(prefixed), &got, &err));
 	assert_string_equal(got.version, "1");
 	assert_string_equal(got.image, "img & co");
 	assert_string_equal(got.instance_id, "i-1");
 
 	const char *bare = "<domain><version>2</version></domain>";
-	assert_int_equal(virt_meta_parse(bare, strlen(bare), &got, &err), 0);
+	assert_int_equal(meta_parse(bare, strlen(bare), &got, &err), 0);
 	assert_string_equal(got.version, "2");
-	const char *wrong_root = "<tuap:dom xmlns:tuap='" VIRT_META_NS "'/>";
-	assert_int_equal(virt_meta_parse(wrong_root, strlen(wrong_root), &got, &err), -1);
+	const char *wrong_root = "<tuap:dom xmlns:tuap='" META_NS "'/>";
+	assert_int_equal(meta_parse(wrong_root, strlen(wrong_root), &got, &err), -1);
 	const char *wrong_ns = "<domain xmlns='urn:other'><version>1</version></domain>";
-	assert_int_equal(virt_meta_parse(wrong_ns, strlen(wrong_ns), &got, &err), -1);
-	assert_non_null(strstr(err.msg, "root element is not {" VIRT_META_NS "}domain"));
-	assert_int_equal(virt_meta_parse("<x", 2, &got, &err), -1);
+	assert_int_equal(meta_parse(wrong_ns, strlen(wrong_ns), &got, &err), -1);
+	assert_non_null(strstr(err.msg, "root element is not {" META_NS "}domain"));
+	assert_int_equal(meta_parse("<x", 2, &got, &err), -1);
 	assert_non_null(strstr(err.msg, "cannot parse the tuap metadata XML"));
 
 	memset(big, 'k', 100);
 	big[100] = '\0';
 	char doc[1024];
-	snprintf(doc, sizeof(doc), "<domain xmlns='%s'><agent-key>%s</agent-key></domain>",
-		 VIRT_META_NS, big);
-	assert_int_equal(virt_meta_parse(doc, strlen(doc), &got, &err), -1);
+	snprintf(doc, sizeof(doc), "<domain xmlns='%s'><agent-key>%s</agent-key></domain>", META_NS,
+		 big);
+	assert_int_equal(meta_parse(doc, strlen(doc), &got, &err), -1);
 	assert_non_null(strstr(err.msg, "<agent-key> is too long (100 bytes, at most 63)"));
 
 	/* the key is written as domxml_render writes it; the older name is still read */
 	snprintf(m.agent_key, sizeof(m.agent_key), "rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7");
-	OK(virt_meta_xml(&m, &xml, &err));
+	OK(meta_xml(&m, true, &xml, &err));
 	assert_non_null(strstr(xml, "<tuap:agent-public-key>rq:rM&gt;}U?@Lns47E1"));
 	free(xml);
 	snprintf(doc, sizeof(doc), "<domain xmlns='%s'><agent-key>k1</agent-key></domain>",
-		 VIRT_META_NS);
-	OK(virt_meta_parse(doc, strlen(doc), &got, &err));
+		 META_NS);
+	OK(meta_parse(doc, strlen(doc), &got, &err));
 	assert_string_equal(got.agent_key, "k1");
+
+	/* an image as long as provision.conf allows is written and read back (the reader once
+	 * capped it at 127 bytes while the writer took 2047) */
+	char image[DOMAIN_IMAGE_MAX];
+	memset(image, 'i', sizeof(image) - 1);
+	image[0] = '/';
+	image[sizeof(image) - 1] = '\0';
+	OK(meta_set(&m, "0.1.0", "p-1", "i-1", "key", image, &err));
+	OK(meta_xml(&m, true, &xml, &err));
+	OK(meta_parse(xml, strlen(xml), &got, &err));
+	assert_string_equal(got.image, image);
+	free(xml);
+	char longer[DOMAIN_IMAGE_MAX + 1];
+	memset(longer, 'i', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	assert_int_equal(meta_set(&m, "0.1.0", "p-1", "i-1", "key", longer, &err), -1);
+	assert_non_null(strstr(err.msg, "<image> is too long (2048 bytes, at most 2047)"));
 }
 
 static void test_snapshots(void **state)

@@ -310,14 +310,14 @@ static void test_network(void **state)
 	assert_int_equal(virt_network_ensure_nat(v, NET, "10.199.78.0/24", BRIDGE, &err), -1);
 }
 
-static char *domain_xml(const struct virt_meta *m)
+static char *domain_xml(const struct tuap_meta *m)
 {
 	static char buf[16384];
 	char *meta = NULL;
 
 	/* Test-controlled paths only (mktemp names under /var/tmp): nothing needs escaping. */
 	assert_null(strpbrk(work, "<>&'\""));
-	OK(virt_meta_xml(m, &meta, &err));
+	OK(meta_xml(m, true, &meta, &err));
 	snprintf(buf, sizeof(buf),
 		 "<domain type='qemu'>\n"
 		 "  <name>" DOM "</name>\n"
@@ -345,10 +345,10 @@ static char *domain_xml(const struct virt_meta *m)
 
 static void test_domain(void **state)
 {
-	struct virt_meta m = {0}, got;
+	struct tuap_meta m = {0}, got;
 	enum virt_state st;
-	char path[512], **names;
-	size_t n;
+	char path[512];
+	struct strlist names = {0};
 
 	need_env();
 	snprintf(console, sizeof(console), "%s/console.log", work);
@@ -365,10 +365,10 @@ static void test_domain(void **state)
 		fail_msg("no defined/added event within 30 s");
 	assert_int_equal(virt_domain_is_ours(v, DOM, &got, &err), 1);
 	assert_memory_equal(&got, &m, sizeof(m));
-	OK(virt_domain_list_ours(v, &names, &n, &err));
-	assert_int_equal(n, 1);
-	assert_string_equal(names[0], DOM);
-	virt_names_free(names, n);
+	OK(virt_domain_list_ours(v, &names, &err));
+	assert_int_equal(names.n, 1);
+	assert_string_equal(names.v[0], DOM);
+	strlist_free(&names);
 	assert_int_equal(virt_domain_console_log(v, DOM, path, sizeof(path), &err), 1);
 	assert_string_equal(path, console);
 	OK(virt_domain_set_autostart(v, DOM, 1, &err));

@@ -282,7 +282,7 @@ static void define(const char *name, const char *devices)
 /* A domain as tuap would have left it: our metadata, made by job_id. */
 static void define_ours(const char *name, const char *job_id, const char *devices)
 {
-	struct virt_meta m = {0};
+	struct tuap_meta m = {0};
 	struct tuap_err err;
 
 	define(name, devices);
@@ -355,7 +355,7 @@ static int teardown(void **state)
 
 static void test_plan_decide(void **state)
 {
-	struct virt_meta m = {0};
+	struct tuap_meta m = {0};
 	struct job_flags none = {0}, resumed = {.resumed = true}, rebuild = {.rebuild = true},
 			 both = {.resumed = true, .rebuild = true};
 
@@ -494,7 +494,7 @@ static void test_rebuild(void **state)
 static void test_metadata(void **state)
 {
 	struct domain_conf c = {0};
-	struct virt_meta m;
+	struct tuap_meta m;
 	struct buf xml = BUF_INIT;
 	struct tuap_err err;
 	char mac0[18], mac1[18];

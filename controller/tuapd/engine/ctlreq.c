@@ -211,60 +211,22 @@ static void job_steps(struct engine *e, struct job *j, struct step_list *sl)
 	}
 }
 
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-struct names {
-	char **v;
-	size_t n, cap;
-};
-
-static void add_name(struct names *l, const char *name)
-{
-	if (l->n == l->cap &&
-	    !(l->v = realloc(l->v, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof(*l->v))))
-		abort();
-	if (!(l->v[l->n++] = strdup(name)))
-		abort();
-}
-
 static void add_enrolled(struct engine *e, const char *domain, const char *pub, void *arg)
 {
-	add_name(arg, domain);
+	strlist_add(arg, domain);
 }
 
 /* The domains tuapd knows, sorted, each once: those with a job, those enrolled
  * (STATE_DIR/keys/DOMAIN.pub: keys made by provision or enroll) and the hypervisor's VMs of
- * ours (a journal lost or purged while the VM was kept). A malloc'd array of malloc'd names. */
-static size_t known_domains(struct engine *e, char ***out)
+ * ours (a journal lost or purged while the VM was kept). */
+static void known_domains(struct engine *e, struct strlist *names)
 {
-	struct names names = {NULL, 0, 0};
-	char **v, **pn = NULL;
-	size_t n, np = 0, k = 0;
-
 	for (struct job *j = e->jobs; j; j = j->next)
-		add_name(&names, j->domain);
-	engine_each_enrolled(e, add_enrolled, &names);
+		strlist_add(names, j->domain);
+	engine_each_enrolled(e, add_enrolled, names);
 	if (e->has_provider && e->provider.domains)
-		np = e->provider.domains(e->provider.ctx, &pn);
-	for (size_t i = 0; i < np; i++) {
-		add_name(&names, pn[i]);
-		free(pn[i]);
-	}
-	free(pn);
-	v = names.v;
-	n = names.n;
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_name);
-	for (size_t i = 0; i < n; i++) /* each once */
-		if (k > 0 && !strcmp(v[k - 1], v[i]))
-			free(v[i]);
-		else
-			v[k++] = v[i];
-	*out = v;
-	return k;
+		e->provider.domains(e->provider.ctx, names);
+	strlist_sort(names, true);
 }
 
 /* Fills d (and sl, which d->steps will point into) for domain; returns whether tuapd has a job
@@ -312,9 +274,13 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	Tuap__ListReply lr = TUAP__LIST_REPLY__INIT;
 	Tuap__DomainStatus *v, **pv;
 	struct step_list *sl;
-	char **names = NULL;
+	struct strlist names = {0};
+	size_t n, m = 0;
+
 	/* one domain: asked about directly, without listing every VM of the hypervisor */
-	size_t n = only ? 1 : known_domains(e, &names), m = 0;
+	if (!only)
+		known_domains(e, &names);
+	n = only ? 1 : names.n;
 
 	v = calloc(n ? n : 1, sizeof(*v));
 	sl = calloc(n ? n : 1, sizeof(*sl));
@@ -322,7 +288,7 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	if (!v || !sl || !pv)
 		abort();
 	for (size_t i = 0; i < n; i++) {
-		const char *name = only ? only : names[i];
+		const char *name = only ? only : names.v[i];
 
 		if (!domain_status(e, name, &v[m], &sl[m]) && only && !engine_enrolled(e, only))
 			continue;
@@ -347,9 +313,7 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 	}
 	e->io.ctl_send(e->io.ctx, peer, &ev);
 out:
-	for (size_t i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
+	strlist_free(&names);
 	free(pv);
 	free(sl);
 	free(v);

@@ -21,6 +21,7 @@
 
 #include "err.h"
 #include "jobsteps.h"
+#include "strlist.h"
 #include "tuap.pb-c.h"
 
 /* A tuap-ctl connection as the control socket names it (its ZeroMQ routing id). */
@@ -88,9 +89,9 @@ struct phase_provider {
 	/* the last lines of the serial console, shown when hello stalls; returns how many were
 	 * put in lines[0..max) (malloc'd strings the engine frees) */
 	size_t (*console_tail)(void *ctx, const char *domain, char **lines, size_t max);
-	/* the names of the VMs of ours the hypervisor has, for list and status (a malloc'd
-	 * array of malloc'd strings the engine frees); returns how many; NULL: none */
-	size_t (*domains)(void *ctx, char ***names);
+	/* appends the names of the VMs of ours the hypervisor has, for list and status; NULL:
+	 * none */
+	void (*domains)(void *ctx, struct strlist *names);
 	void *ctx;
 };
 
@@ -149,8 +150,8 @@ bool job_phase_is_running(const struct job *job);
  * the hub's allow-list), its journal and job inputs (STATE_DIR/domains/DOMAIN), the data
  * tarballs tuapd stored in POOL_ROOT/DOMAIN, and its jobs in memory. Refused (-1) while a job
  * of the domain runs. For `tuap-ctl destroy --purge`. removed gets one line per thing removed
- * (may be NULL); the caller frees the lines. */
-int engine_forget_domain(struct engine *e, const char *domain, char ***removed, size_t *n_removed,
+ * (may be NULL). */
+int engine_forget_domain(struct engine *e, const char *domain, struct strlist *removed,
 			 struct tuap_err *err);
 
 /* What the operator asked for this job. */

@@ -410,25 +410,12 @@ int engine_resume_all(struct engine *e, struct tuap_err *err)
 
 /* ---- forgetting a domain (tuap-ctl destroy --purge) ---- */
 
-static void said(char ***v, size_t *n, const char *fmt, ...) TUAP_PRINTF(3, 4);
-
-static void said(char ***v, size_t *n, const char *fmt, ...)
-{
-	char **nv;
-	char *line;
-	va_list ap;
-	int rc;
-
-	if (!v)
-		return;
-	va_start(ap, fmt);
-	rc = vasprintf(&line, fmt, ap);
-	va_end(ap);
-	if (rc < 0 || !(nv = realloc(*v, (*n + 1) * sizeof(*nv))))
-		abort();
-	nv[(*n)++] = line;
-	*v = nv;
-}
+/* One line for the operator about what was removed; removed may be NULL. */
+#define said(removed, ...)                                                                         \
+	do {                                                                                       \
+		if (removed)                                                                       \
+			strlist_addf(removed, __VA_ARGS__);                                        \
+	} while (0)
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -437,7 +424,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 /* What tuapd itself wrote into POOL_ROOT/DOMAIN (data tarballs, interrupted uploads); the
  * directory goes too when nothing else is left in it. */
-static int forget_data(struct engine *e, const char *domain, char ***v, size_t *n,
+static int forget_data(struct engine *e, const char *domain, struct strlist *v,
 		       struct tuap_err *err)
 {
 	char dir[PATH_MAX], path[PATH_MAX];
@@ -461,15 +448,15 @@ static int forget_data(struct engine *e, const char *domain, char ***v, size_t *
 			closedir(d);
 			return err_set(err, "cannot remove %s: %s", path, strerror(errno));
 		}
-		said(v, n, "removed %s", path);
+		said(v, "removed %s", path);
 	}
 	closedir(d);
 	if (rmdir(dir) == 0)
-		said(v, n, "removed %s/", dir);
+		said(v, "removed %s/", dir);
 	return 0;
 }
 
-int engine_forget_domain(struct engine *e, const char *domain, char ***removed, size_t *n_removed,
+int engine_forget_domain(struct engine *e, const char *domain, struct strlist *removed,
 			 struct tuap_err *err)
 {
 	char path[PATH_MAX], why[128];
@@ -486,7 +473,7 @@ int engine_forget_domain(struct engine *e, const char *domain, char ***removed, 
 	if (fs_path(path, sizeof(path), err, "%s/keys/%s.pub", e->state_dir, domain) < 0)
 		return -1;
 	if (unlink(path) == 0)
-		said(removed, n_removed, "removed the agent key %s", path);
+		said(removed, "removed the agent key %s", path);
 	else if (errno != ENOENT)
 		return err_set(err, "cannot remove %s: %s", path, strerror(errno));
 	e->io.agent_allow(e->io.ctx, domain, NULL);
@@ -495,9 +482,9 @@ int engine_forget_domain(struct engine *e, const char *domain, char ***removed, 
 	if (lstat(path, &st) == 0) {
 		if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 			return err_set(err, "cannot remove %s: %s", path, strerror(errno));
-		said(removed, n_removed, "removed the journal and job inputs %s/", path);
+		said(removed, "removed the journal and job inputs %s/", path);
 	}
-	if (forget_data(e, domain, removed, n_removed, err) < 0)
+	if (forget_data(e, domain, removed, err) < 0)
 		return -1;
 	while (*pp) {
 		struct job *j = *pp;

@@ -22,7 +22,7 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
-static char **copy_list(const struct str_list *l, size_t *n)
+static char **copy_list(const struct strlist *l, size_t *n)
 {
 	char **v = xcalloc(l->n, sizeof(*v));
 

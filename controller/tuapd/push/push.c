@@ -220,7 +220,7 @@ static int start_stage(struct push *p, struct run *r, int in_fd, struct tuap_err
 				 "-c",	 remote_script, "tuap-push", r->domain};
 	bool root = !strcmp(r->user, "root");
 	struct buf cmd = BUF_INIT;
-	struct push_argv av = {0};
+	struct strlist av = {0};
 	pid_t pid;
 
 	if (r->stage == STAGE_CHECK) {
@@ -234,7 +234,7 @@ static int start_stage(struct push *p, struct run *r, int in_fd, struct tuap_err
 	}
 	push_ssh_argv(&p->conf, r->user, r->host, cmd.s, r->stage == STAGE_CHECK, &av);
 	pid = push_spawn(av.v, in_fd, &r->fd, err);
-	push_argv_free(&av);
+	strlist_free(&av);
 	buf_free(&cmd);
 	if (pid < 0)
 		return -1;

@@ -35,6 +35,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "strlist.h"
 
 struct engine;
 struct job;
@@ -96,18 +97,10 @@ void push_remote_command(struct buf *out, const char *const *argv, size_t n);
 int push_resolve(struct engine *e, const struct job *job, char *host, size_t len,
 		 struct tuap_err *err);
 
-/* A growing NULL-terminated argv of malloc'd strings. */
-struct push_argv {
-	char **v;
-	size_t n, cap;
-};
-void push_argv_add(struct push_argv *a, const char *s);
-void push_argv_free(struct push_argv *a);
-
 /* The ssh command line: conf's client and options, login user, host and remote command. With
  * verbose, ssh logs at DEBUG1 (the offered host key appears as "debug1: Server host key: ..."). */
 void push_ssh_argv(const struct push_conf *c, const char *user, const char *host,
-		   const char *remote, bool verbose, struct push_argv *out);
+		   const char *remote, bool verbose, struct strlist *out);
 /* 0 when dir can be handed to ssh as is (-i, UserKnownHostsFile), else -1 with why. */
 int push_ssh_dir_ok(const char *dir, struct tuap_err *err);
 

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,45 +46,6 @@ void push_remote_command(struct buf *out, const char *const *argv, size_t n)
 	}
 }
 
-void push_argv_add(struct push_argv *a, const char *s)
-{
-	if (a->n + 2 > a->cap) {
-		a->cap = a->cap ? a->cap * 2 : 32;
-		a->v = realloc(a->v, a->cap * sizeof(*a->v));
-		if (!a->v)
-			abort();
-	}
-	if (!(a->v[a->n] = strdup(s)))
-		abort();
-	a->v[++a->n] = NULL;
-}
-
-static void argv_addf(struct push_argv *a, const char *fmt, ...) TUAP_PRINTF(2, 3);
-
-static void argv_addf(struct push_argv *a, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		abort();
-	push_argv_add(a, s);
-	free(s);
-}
-
-void push_argv_free(struct push_argv *a)
-{
-	for (size_t i = 0; i < a->n; i++)
-		free(a->v[i]);
-	free(a->v);
-	a->v = NULL;
-	a->n = a->cap = 0;
-}
-
 int push_ssh_dir_ok(const char *dir, struct tuap_err *err)
 {
 	/* ssh splits option values at blanks and expands % and ~ in file names */
@@ -98,29 +58,29 @@ int push_ssh_dir_ok(const char *dir, struct tuap_err *err)
 }
 
 void push_ssh_argv(const struct push_conf *c, const char *user, const char *host,
-		   const char *remote, bool verbose, struct push_argv *out)
+		   const char *remote, bool verbose, struct strlist *out)
 {
 	char config[4096];
 	FILE *f;
 
-	push_argv_add(out, c->ssh_client);
+	strlist_add(out, c->ssh_client);
 	/* the operator's ssh_config in SSH_DIR/config (Port, ProxyJump); never ~/.ssh/config or
 	 * /etc/ssh/ssh_config, which belong to someone else. Options given here win over it. */
 	snprintf(config, sizeof(config), "%s/config", c->ssh_dir);
-	push_argv_add(out, "-F");
+	strlist_add(out, "-F");
 	if ((f = fopen(config, "r"))) {
 		fclose(f);
-		push_argv_add(out, config);
+		strlist_add(out, config);
 	} else {
-		push_argv_add(out, "none");
+		strlist_add(out, "none");
 	}
-	push_argv_add(out, "-T"); /* no tty: the remote command reads our payload */
-	push_argv_add(out, "-x");
-	push_argv_add(out, "-a");
-	push_argv_add(out, "-l");
-	push_argv_add(out, user);
-	push_argv_add(out, "-i");
-	argv_addf(out, "%s/id_ed25519", c->ssh_dir);
+	strlist_add(out, "-T"); /* no tty: the remote command reads our payload */
+	strlist_add(out, "-x");
+	strlist_add(out, "-a");
+	strlist_add(out, "-l");
+	strlist_add(out, user);
+	strlist_add(out, "-i");
+	strlist_addf(out, "%s/id_ed25519", c->ssh_dir);
 	static const char *const fixed[] = {
 		"BatchMode=yes", /* never a password or passphrase prompt */
 		"StrictHostKeyChecking=yes",
@@ -142,18 +102,18 @@ void push_ssh_argv(const struct push_conf *c, const char *user, const char *host
 		"ServerAliveCountMax=4",
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
-		push_argv_add(out, "-o");
-		push_argv_add(out, fixed[i]);
+		strlist_add(out, "-o");
+		strlist_add(out, fixed[i]);
 	}
-	push_argv_add(out, "-o");
-	argv_addf(out, "UserKnownHostsFile=%s/known_hosts", c->ssh_dir);
-	push_argv_add(out, "-o");
-	argv_addf(out, "ConnectTimeout=%u", c->connect_timeout_s ? c->connect_timeout_s : 15);
-	push_argv_add(out, "-o");
-	push_argv_add(out, verbose ? "LogLevel=DEBUG1" : "LogLevel=ERROR");
-	push_argv_add(out, "--");
-	push_argv_add(out, host);
-	push_argv_add(out, remote);
+	strlist_add(out, "-o");
+	strlist_addf(out, "UserKnownHostsFile=%s/known_hosts", c->ssh_dir);
+	strlist_add(out, "-o");
+	strlist_addf(out, "ConnectTimeout=%u", c->connect_timeout_s ? c->connect_timeout_s : 15);
+	strlist_add(out, "-o");
+	strlist_add(out, verbose ? "LogLevel=DEBUG1" : "LogLevel=ERROR");
+	strlist_add(out, "--");
+	strlist_add(out, host);
+	strlist_add(out, remote);
 }
 
 static bool has(const char *line, const char *what)
@@ -283,7 +243,7 @@ int push_ssh_setup(const struct push_conf *c, struct tuap_err *err)
 		"file.\n";
 	char key[PATH_MAX + 16], kh[PATH_MAX + 16], keygen[PATH_MAX + 16], comment[300],
 		host[256] = "tuapd";
-	struct push_argv av = {0};
+	struct strlist av = {0};
 	char *slash;
 	int rc;
 
@@ -305,14 +265,14 @@ int push_ssh_setup(const struct push_conf *c, struct tuap_err *err)
 	snprintf(slash + 1, sizeof(keygen) - (size_t)(slash + 1 - keygen), "ssh-keygen");
 	gethostname(host, sizeof(host) - 1);
 	snprintf(comment, sizeof(comment), "tuapd@%s", host);
-	push_argv_add(&av, keygen);
+	strlist_add(&av, keygen);
 	for (size_t i = 0; i < sizeof(keygen_args) / sizeof(keygen_args[0]); i++)
-		push_argv_add(&av, keygen_args[i]);
-	push_argv_add(&av, comment);
-	push_argv_add(&av, "-f");
-	push_argv_add(&av, key);
+		strlist_add(&av, keygen_args[i]);
+	strlist_add(&av, comment);
+	strlist_add(&av, "-f");
+	strlist_add(&av, key);
 	rc = run_sync(av.v, err);
-	push_argv_free(&av);
+	strlist_free(&av);
 	if (rc == 0)
 		log_info("made tuapd's SSH key %s.pub: authorize it for admin_user on existing "
 			 "hosts",

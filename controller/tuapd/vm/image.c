@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fsutil.h"
+#include "valid.h"
 
 /* ---- field checks ---- */
 
@@ -117,6 +118,7 @@ static void check_entry(const config_setting_t *g, struct image_entry *e,
 			const struct image_catalog *cat, struct diags *d)
 {
 	const char *f = e->file;
+	char why[128];
 
 	if (!e->name[0])
 		diag_error(d, f, e->line, "name", "missing (every image needs a name)");
@@ -137,9 +139,8 @@ static void check_entry(const config_setting_t *g, struct image_entry *e,
 	if (e->url[0] && !url_ok(e->url))
 		diag_error(d, f, key_line(g, "url"), "url",
 			   "'%s' is not an http, https or file:/// URL", e->url);
-	if (e->path[0] && e->path[0] != '/')
-		diag_error(d, f, key_line(g, "path"), "path", "'%s' is not an absolute path",
-			   e->path);
+	if (e->path[0] && valid_abs_path(e->path, why, sizeof(why)) < 0)
+		diag_error(d, f, key_line(g, "path"), "path", "'%s': %s", e->path, why);
 	if (e->sha256[0] && !sha_ok(e->sha256))
 		diag_error(d, f, key_line(g, "sha256"), "sha256",
 			   "'%s' is not a sha256 (64 hex digits, as sha256sum prints)", e->sha256);
@@ -154,12 +155,10 @@ static void check_entry(const config_setting_t *g, struct image_entry *e,
 	else if (strcmp(e->format, "qcow2") && strcmp(e->format, "raw"))
 		diag_error(d, f, key_line(g, "format"), "format",
 			   "'%s' is not a supported format (qcow2 or raw)", e->format);
-	if (e->kernel[0] && e->kernel[0] != '/')
-		diag_error(d, f, key_line(g, "kernel"), "kernel", "'%s' is not an absolute path",
-			   e->kernel);
-	if (e->initrd[0] && e->initrd[0] != '/')
-		diag_error(d, f, key_line(g, "initrd"), "initrd", "'%s' is not an absolute path",
-			   e->initrd);
+	if (e->kernel[0] && valid_abs_path(e->kernel, why, sizeof(why)) < 0)
+		diag_error(d, f, key_line(g, "kernel"), "kernel", "'%s': %s", e->kernel, why);
+	if (e->initrd[0] && valid_abs_path(e->initrd, why, sizeof(why)) < 0)
+		diag_error(d, f, key_line(g, "initrd"), "initrd", "'%s': %s", e->initrd, why);
 	if (!e->kernel[0] && (e->initrd[0] || e->cmdline[0]))
 		diag_error(d, f, key_line(g, e->initrd[0] ? "initrd" : "cmdline"),
 			   e->initrd[0] ? "initrd" : "cmdline", "needs kernel as well");

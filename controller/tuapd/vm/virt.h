@@ -23,14 +23,11 @@
 #include <libvirt/libvirt.h>
 
 #include "err.h"
+#include "meta.h"
+#include "strlist.h"
 
 /* Longest domain, pool, volume, network or snapshot name we handle (DNS names fit). */
 #define VIRT_NAME_MAX 256
-
-/* Our <metadata> element: namespace URI, the prefix libvirt stores it under, and the element. */
-#define VIRT_META_NS	 "https://tuap.dev/xmlns/domain/1"
-#define VIRT_META_PREFIX "tuap"
-#define VIRT_META_ROOT	 "domain"
 
 struct virt; /* one libvirt connection; opaque */
 
@@ -165,7 +162,7 @@ int virt_domain_console_log(struct virt *v, const char *name, char *path, size_t
 
 /* ---- our metadata ---- */
 
-/* What tuap stores in the domain's <metadata> (namespace VIRT_META_NS):
+/* What tuap stores in the domain's <metadata> (namespace META_NS):
  *   <tuap:domain xmlns:tuap="https://tuap.dev/xmlns/domain/1">
  *     <tuap:version>0.1.0</tuap:version>
  *     <tuap:provision-id>...</tuap:provision-id>
@@ -177,28 +174,16 @@ int virt_domain_console_log(struct virt *v, const char *name, char *path, size_t
  * virDomainGetMetadata hands the element back with the namespace stripped, so the parser also
  * takes elements in no namespace. Unknown child elements are ignored (a newer tuap may add
  * some); a missing field is "". */
-struct virt_meta {
-	char version[32];
-	char provision_id[64];
-	char instance_id[64];
-	char agent_key[64];
-	char image[128];
-};
-
 /* 1 when the domain carries our metadata (m, which may be NULL, gets its fields), 0 when it
  * is not tuap's, -1 on error (including a tuap element we cannot parse). */
-int virt_domain_is_ours(struct virt *v, const char *name, struct virt_meta *m,
+int virt_domain_is_ours(struct virt *v, const char *name, struct tuap_meta *m,
 			struct tuap_err *err);
 /* Replaces our metadata, in the persistent definition and, if the domain runs, live. */
-int virt_domain_set_meta(struct virt *v, const char *name, const struct virt_meta *m,
+int virt_domain_set_meta(struct virt *v, const char *name, const struct tuap_meta *m,
 			 struct tuap_err *err);
-/* Names of all defined domains that are ours, sorted. Caller frees with virt_names_free. */
-int virt_domain_list_ours(struct virt *v, char ***names, size_t *n, struct tuap_err *err);
-void virt_names_free(char **names, size_t n);
-/* The metadata element as XML (libxml2 writer); caller frees *xml. For domxml to embed. */
-int virt_meta_xml(const struct virt_meta *m, char **xml, struct tuap_err *err);
-/* Parses our metadata element (as virDomainGetMetadata returns it). */
-int virt_meta_parse(const char *xml, size_t len, struct virt_meta *m, struct tuap_err *err);
+/* Appends the names of all defined domains that are ours, sorted; on error names may hold
+ * none of them. */
+int virt_domain_list_ours(struct virt *v, struct strlist *names, struct tuap_err *err);
 
 /* ---- snapshots (internal, qcow2) ---- */
 

@@ -222,114 +222,11 @@ out:
 
 /* ---- metadata ---- */
 
-/* qualified: the stand-alone element, root and children in our namespace (for domxml). Else the
- * form virDomainSetMetadata takes: no namespace at all, libvirt binds the root to the URI under
- * the prefix it is given (and rejects a snippet that declares it already). */
-static char *meta_xml(const struct virt_meta *m, int qualified, struct tuap_err *err)
+static int dom_meta(virDomainPtr d, const char *name, struct tuap_meta *m, struct tuap_err *err)
 {
-	const struct {
-		const char *name, *value;
-	} f[] = {
-		{"version", m->version},
-		{"provision-id", m->provision_id},
-		{"instance-id", m->instance_id},
-		{"agent-public-key", m->agent_key},
-		{"image", m->image},
-	};
-	struct xw x;
-
-	xw_open(&x);
-	if (!qualified && x.w) /* libvirt indents it within the domain XML */
-		xmlTextWriterSetIndent(x.w, 0);
-	if (qualified)
-		xw_start_ns(&x, VIRT_META_PREFIX, VIRT_META_ROOT, VIRT_META_NS);
-	else
-		xw_start(&x, VIRT_META_ROOT);
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		if (!f[i].value[0])
-			continue;
-		if (qualified)
-			xw_elem_ns(&x, VIRT_META_PREFIX, f[i].name, f[i].value);
-		else
-			xw_elem(&x, f[i].name, f[i].value);
-	}
-	xw_end(&x);
-	return xw_finish(&x, "metadata", err);
-}
-
-int virt_meta_xml(const struct virt_meta *m, char **xml, struct tuap_err *err)
-{
-	*xml = meta_xml(m, 1, err);
-	return *xml ? 0 : -1;
-}
-
-/* Our elements are in our namespace (virt_meta_xml) or in none: virDomainGetMetadata strips
- * the namespace of the element it was asked for by URI. */
-static int ours(xmlNodePtr c)
-{
-	return c->type == XML_ELEMENT_NODE &&
-	       (!c->ns || strcmp((const char *)c->ns->href, VIRT_META_NS) == 0);
-}
-
-int virt_meta_parse(const char *xml, size_t len, struct virt_meta *m, struct tuap_err *err)
-{
-	struct {
-		const char *name;
-		char *out;
-		size_t size;
-	} f[] = {
-		{"version", m->version, sizeof(m->version)},
-		{"provision-id", m->provision_id, sizeof(m->provision_id)},
-		{"instance-id", m->instance_id, sizeof(m->instance_id)},
-		{"agent-public-key", m->agent_key, sizeof(m->agent_key)},
-		{"agent-key", m->agent_key, sizeof(m->agent_key)}, /* before 0.1.0's domxml */
-		{"image", m->image, sizeof(m->image)},
-	};
-	xmlDocPtr doc;
-	xmlNodePtr root;
-	int rc = -1;
-
-	memset(m, 0, sizeof(*m));
-	doc = xr_parse(xml, len, "tuap metadata", err);
-	if (!doc)
-		return -1;
-	root = xmlDocGetRootElement(doc);
-	if (!root || !ours(root) || strcmp((const char *)root->name, VIRT_META_ROOT) != 0) {
-		err_set(err, "tuap metadata: the root element is not {%s}%s", VIRT_META_NS,
-			VIRT_META_ROOT);
-		goto out;
-	}
-	for (xmlNodePtr c = root->children; c; c = c->next) {
-		if (!ours(c))
-			continue;
-		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-			if (strcmp((const char *)c->name, f[i].name) != 0)
-				continue;
-			xmlChar *s = xmlNodeGetContent(c);
-			size_t n = s ? strlen((const char *)s) : 0;
-			if (n >= f[i].size) {
-				xmlFree(s);
-				err_set(err,
-					"tuap metadata: <%s> is too long (%zu bytes, at most "
-					"%zu)",
-					f[i].name, n, f[i].size - 1);
-				goto out;
-			}
-			memcpy(f[i].out, s ? (const char *)s : "", n + 1);
-			xmlFree(s);
-		}
-	}
-	rc = 0;
-out:
-	xmlFreeDoc(doc);
-	return rc;
-}
-
-static int dom_meta(virDomainPtr d, const char *name, struct virt_meta *m, struct tuap_err *err)
-{
-	char *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, VIRT_META_NS,
+	char *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, META_NS,
 					 VIR_DOMAIN_AFFECT_CURRENT);
-	struct virt_meta scratch;
+	struct tuap_meta scratch;
 	int rc;
 
 	if (!xml) {
@@ -339,7 +236,7 @@ static int dom_meta(virDomainPtr d, const char *name, struct virt_meta *m, struc
 		}
 		return virt_fail(err, "cannot read the metadata of domain %s", name);
 	}
-	rc = virt_meta_parse(xml, strlen(xml), m ? m : &scratch, err);
+	rc = meta_parse(xml, strlen(xml), m ? m : &scratch, err);
 	free(xml);
 	if (rc < 0) {
 		char msg[sizeof(err->msg)];
@@ -349,7 +246,7 @@ static int dom_meta(virDomainPtr d, const char *name, struct virt_meta *m, struc
 	return 1;
 }
 
-int virt_domain_is_ours(struct virt *v, const char *name, struct virt_meta *m, struct tuap_err *err)
+int virt_domain_is_ours(struct virt *v, const char *name, struct tuap_meta *m, struct tuap_err *err)
 {
 	virDomainPtr d = dom_get(v, name, err);
 	int rc;
@@ -361,7 +258,7 @@ int virt_domain_is_ours(struct virt *v, const char *name, struct virt_meta *m, s
 	return rc;
 }
 
-int virt_domain_set_meta(struct virt *v, const char *name, const struct virt_meta *m,
+int virt_domain_set_meta(struct virt *v, const char *name, const struct tuap_meta *m,
 			 struct tuap_err *err)
 {
 	virDomainPtr d = dom_get(v, name, err);
@@ -371,13 +268,12 @@ int virt_domain_set_meta(struct virt *v, const char *name, const struct virt_met
 
 	if (!d)
 		return -1;
-	xml = meta_xml(m, 0, err);
-	if (!xml)
+	if (meta_xml(m, false, &xml, err) < 0)
 		goto out;
 	if (virDomainIsActive(d) == 1)
 		flags |= VIR_DOMAIN_AFFECT_LIVE;
-	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, VIRT_META_PREFIX,
-				 VIRT_META_NS, flags) < 0) {
+	if (virDomainSetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, xml, META_PREFIX, META_NS, flags) <
+	    0) {
 		virt_fail(err, "cannot store tuap metadata in domain %s", name);
 		goto out;
 	}
@@ -388,28 +284,15 @@ out:
 	return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int virt_domain_list_ours(struct virt *v, char ***names, size_t *n, struct tuap_err *err)
+int virt_domain_list_ours(struct virt *v, struct strlist *names, struct tuap_err *err)
 {
 	virDomainPtr *doms = NULL;
-	char **out = NULL;
-	size_t k = 0;
+	struct strlist found = {0};
 	int nd, rc = -1;
 
-	*names = NULL;
-	*n = 0;
 	nd = virConnectListAllDomains(v->conn, &doms, 0);
 	if (nd < 0)
 		return virt_fail(err, "cannot list domains");
-	out = calloc((size_t)nd + 1, sizeof(*out));
-	if (!out) {
-		err_set(err, "out of memory");
-		goto out;
-	}
 	for (int i = 0; i < nd; i++) {
 		const char *name = virDomainGetName(doms[i]);
 		int ours = dom_meta(doms[i], name, NULL, err);
@@ -418,32 +301,19 @@ int virt_domain_list_ours(struct virt *v, char ***names, size_t *n, struct tuap_
 			continue;
 		if (ours < 0)
 			goto out;
-		if (ours && !(out[k++] = strdup(name))) {
-			err_set(err, "out of memory");
-			goto out;
-		}
+		if (ours)
+			strlist_add(&found, name);
 	}
-	qsort(out, k, sizeof(*out), cmp_str);
-	*names = out;
-	*n = k;
-	out = NULL;
+	strlist_sort(&found, false);
+	for (size_t i = 0; i < found.n; i++)
+		strlist_add(names, found.v[i]);
 	rc = 0;
 out:
-	if (out)
-		virt_names_free(out, k);
+	strlist_free(&found);
 	for (int i = 0; i < nd; i++)
 		virDomainFree(doms[i]);
 	free(doms);
 	return rc;
-}
-
-void virt_names_free(char **names, size_t n)
-{
-	if (!names)
-		return;
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }
 
 /* ---- snapshots ---- */

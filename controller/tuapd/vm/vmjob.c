@@ -117,7 +117,7 @@ struct virt *vmjob_virt(struct vmjob *vj, struct tuap_err *err)
 	return vj->v;
 }
 
-int vmjob_lookup(struct virt *v, const char *domain, struct virt_meta *m, struct tuap_err *err)
+int vmjob_lookup(struct virt *v, const char *domain, struct tuap_meta *m, struct tuap_err *err)
 {
 	int rc = virt_domain_exists(v, domain, err);
 
@@ -195,28 +195,6 @@ void vmjob_instance_id(const char *job_id, char *out, size_t len)
 	snprintf(out, len, "tuap-%s", job_id);
 }
 
-void vmjob_line_add(char ***lines, size_t *n, const char *fmt, ...)
-{
-	char **nv, *line;
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vasprintf(&line, fmt, ap);
-	va_end(ap);
-	if (rc < 0 || !(nv = realloc(*lines, (*n + 1) * sizeof(*nv))))
-		abort();
-	nv[(*n)++] = line;
-	*lines = nv;
-}
-
-void vmjob_lines_free(char **lines, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(lines[i]);
-	free(lines);
-}
-
 /* ---- the console log ---- */
 
 /* Copies one console line without terminal escape sequences and control characters; bytes
@@ -252,8 +230,8 @@ static char *clean_line(const char *s, size_t len)
 	return out;
 }
 
-int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, char ***lines,
-			size_t *n_lines, struct tuap_err *err)
+int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct strlist *lines,
+			struct tuap_err *err)
 {
 	char path[PATH_MAX], *data = NULL;
 	struct virt *v = vmjob_virt(vj, err);
@@ -263,8 +241,6 @@ int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, char ***
 	ssize_t r;
 	int fd = -1, rc = -1, found;
 
-	*lines = NULL;
-	*n_lines = 0;
 	if (!v)
 		return -1;
 	found = virt_domain_console_log(v, domain, path, sizeof(path), err);
@@ -299,12 +275,9 @@ int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, char ***
 			e++;
 		if (!n || count - l <= n) {
 			char *line = clean_line(data + i, e - i);
-			char **nv = realloc(*lines, (*n_lines + 1) * sizeof(*nv));
 
-			if (!nv)
-				abort();
-			nv[(*n_lines)++] = line;
-			*lines = nv;
+			strlist_add(lines, line);
+			free(line);
 		}
 		i = e + 1;
 	}
@@ -352,35 +325,35 @@ static size_t console_tail(void *ctx, const char *domain, char **out, size_t max
 {
 	struct vmjob *vj = ctx;
 	struct tuap_err err;
-	char **lines;
-	size_t n;
+	struct strlist lines = {0};
+	size_t n = 0;
 
-	if (vmjob_console_lines(vj, domain, max, &lines, &n, &err) < 0) {
+	if (vmjob_console_lines(vj, domain, max, &lines, &err) < 0) {
+		strlist_free(&lines);
 		out[0] = NULL;
 		if (max == 0 || asprintf(&out[0], "(no console: %s)", err.msg) < 0)
 			return 0;
 		return 1;
 	}
-	for (size_t i = 0; i < n && i < max; i++)
-		out[i] = lines[i];
-	free(lines);
-	return n < max ? n : max;
+	for (; n < lines.n && n < max; n++) { /* the engine frees them */
+		out[n] = lines.v[n];
+		lines.v[n] = NULL;
+	}
+	for (size_t i = n; i < lines.n; i++)
+		free(lines.v[i]);
+	free(lines.v);
+	return n;
 }
 
-static size_t domains(void *ctx, char ***names)
+static void domains(void *ctx, struct strlist *names)
 {
 	struct vmjob *vj = ctx;
 	struct tuap_err err;
 	struct virt *v;
-	size_t n = 0;
 
-	*names = NULL;
-	if (!(v = virt_for_status(vj, &err)) || virt_domain_list_ours(v, names, &n, &err) < 0) {
-		if (err.msg[0])
-			log_warn("listing the hypervisor's domains: %s", err.msg);
-		return 0;
-	}
-	return n;
+	if ((!(v = virt_for_status(vj, &err)) || virt_domain_list_ours(v, names, &err) < 0) &&
+	    err.msg[0])
+		log_warn("listing the hypervisor's domains: %s", err.msg);
 }
 
 void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
@@ -469,7 +442,7 @@ void vmjob_dispatch(struct vmjob *vj, struct engine *e)
 
 /* ---- plan ---- */
 
-enum vmjob_plan vmjob_plan_decide(bool exists, bool ours, const struct virt_meta *meta,
+enum vmjob_plan vmjob_plan_decide(bool exists, bool ours, const struct tuap_meta *meta,
 				  const char *job_id, struct job_flags flags)
 {
 	if (!exists)

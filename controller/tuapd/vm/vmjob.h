@@ -53,7 +53,7 @@ enum vmjob_plan {
 
 /* exists/ours: what libvirt says of the domain; meta: its metadata (when ours). A domain whose
  * metadata names this very job (provision-id == job_id) is this job's own VM: continued. */
-enum vmjob_plan vmjob_plan_decide(bool exists, bool ours, const struct virt_meta *meta,
+enum vmjob_plan vmjob_plan_decide(bool exists, bool ours, const struct tuap_meta *meta,
 				  const char *job_id, struct job_flags flags);
 
 #endif

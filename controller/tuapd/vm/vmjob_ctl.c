@@ -94,8 +94,8 @@ static void destroy(struct vmjob *vj, struct engine *e, const struct ctl_peer *p
 	t = task_new(vj, T_DESTROY, e, r->domain, NULL);
 	t->purge = purge;
 	if (job) {
-		vmjob_line_add(&t->lines, &t->n_lines, "job %s cancelled (it was in phase %s)",
-			       job_id(job), job_phase_name(job_current_phase(job)));
+		strlist_addf(&t->lines, "job %s cancelled (it was in phase %s)", job_id(job),
+			     job_phase_name(job_current_phase(job)));
 		engine_phase_failed(e, job,
 				    "cancelled: the domain is being destroyed (tuap-ctl "
 				    "destroy)",
@@ -136,8 +136,7 @@ static void console_log(struct vmjob *vj, struct engine *e, const struct ctl_pee
 {
 	struct tuap_err err;
 	struct virt *v;
-	char **lines;
-	size_t n;
+	struct strlist lines = {0};
 	int rc = ours_or_answer(vj, e, peer, r->domain, &v);
 
 	if (rc == -2)
@@ -145,13 +144,11 @@ static void console_log(struct vmjob *vj, struct engine *e, const struct ctl_pee
 				   r->domain);
 	if (rc != 1)
 		return;
-	if (vmjob_console_lines(vj, r->domain, r->has_lines ? r->lines : 0, &lines, &n, &err) < 0) {
+	if (vmjob_console_lines(vj, r->domain, r->has_lines ? r->lines : 0, &lines, &err) < 0)
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
-		return;
-	}
-	/* at most VMJOB_CONSOLE_MAX bytes of text: one message holds them */
-	engine_reply(e, peer, 0, (const char *const *)lines, n);
-	vmjob_lines_free(lines, n);
+	else /* at most VMJOB_CONSOLE_MAX bytes of text: one message holds them */
+		engine_reply(e, peer, 0, (const char *const *)lines.v, lines.n);
+	strlist_free(&lines);
 }
 
 void vmjob_ctl_request(void *ctx, struct engine *e, const struct ctl_peer *peer,
@@ -183,29 +180,24 @@ void vmjob_ctl_request(void *ctx, struct engine *e, const struct ctl_peer *peer,
 void vmjob_ctl_finished(struct vmjob *vj, struct task *t)
 {
 	struct tuap_err err;
-	char **more = NULL;
-	size_t n_more = 0;
 
 	if (t->rc == 0 && t->kind == T_DESTROY && t->purge) {
 		vmjob_state_drop(vj, t->domain);
-		if (engine_forget_domain(t->e, t->domain, &more, &n_more, &err) < 0) {
+		if (engine_forget_domain(t->e, t->domain, &t->lines, &err) < 0) {
 			t->rc = -1;
 			snprintf(t->msg, sizeof(t->msg), "the VM is gone, but: %s", err.msg);
 		}
-		for (size_t i = 0; i < n_more; i++)
-			vmjob_line_add(&t->lines, &t->n_lines, "%s", more[i]);
-		vmjob_lines_free(more, n_more);
 	}
 	if (t->rc < 0) {
 		struct buf done = BUF_INIT;
 
-		for (size_t i = 0; i < t->n_lines; i++) /* what was done before it failed */
-			buf_addf(&done, "%s%s", i ? "; " : " (done before: ", t->lines[i]);
+		for (size_t i = 0; i < t->lines.n; i++) /* what was done before it failed */
+			buf_addf(&done, "%s%s", i ? "; " : " (done before: ", t->lines.v[i]);
 		engine_reply_error(t->e, &t->peer, TUAP__ERROR__CODE__INTERNAL, "%s%s%s", t->msg,
 				   done.s ? done.s : "", done.s ? ")" : "");
 		buf_free(&done);
 		return;
 	}
-	log_info("%s: %s", t->domain, t->n_lines ? t->lines[t->n_lines - 1] : "done");
-	engine_reply(t->e, &t->peer, 0, (const char *const *)t->lines, t->n_lines);
+	log_info("%s: %s", t->domain, t->lines.n ? t->lines.v[t->lines.n - 1] : "done");
+	engine_reply(t->e, &t->peer, 0, (const char *const *)t->lines.v, t->lines.n);
 }

@@ -97,8 +97,7 @@ struct task {
 	/* outputs (worker), read by the main thread once the task is done */
 	int rc;
 	char msg[1024];
-	char **lines; /* request answers */
-	size_t n_lines;
+	struct strlist lines; /* request answers */
 
 	/* progress (worker writes under the worker's lock; main reads) */
 	uint64_t done, total;
@@ -127,14 +126,11 @@ struct virt *vmjob_virt(struct vmjob *vj, struct tuap_err *err);
 struct vmstate *vmjob_state(struct vmjob *vj, const char *domain, const char *job_id);
 void vmjob_state_drop(struct vmjob *vj, const char *domain);
 /* 1 ours (m filled), 0 not ours, -2 no such domain, -1 error. */
-int vmjob_lookup(struct virt *v, const char *domain, struct virt_meta *m, struct tuap_err *err);
+int vmjob_lookup(struct virt *v, const char *domain, struct tuap_meta *m, struct tuap_err *err);
 /* The last n lines of the domain's console log, cleaned of escape sequences and control
- * characters (n 0: all within VMJOB_CONSOLE_MAX). malloc'd lines; -1 with err. */
-int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, char ***lines,
-			size_t *n_lines, struct tuap_err *err);
-void vmjob_lines_free(char **lines, size_t n);
-void vmjob_line_add(char ***lines, size_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+ * characters (n 0: all within VMJOB_CONSOLE_MAX), appended to lines; -1 with err. */
+int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct strlist *lines,
+			struct tuap_err *err);
 /* Directory paths. */
 int vmjob_domain_dir(const struct vmjob *vj, const char *domain, char *out, size_t len,
 		     struct tuap_err *err);

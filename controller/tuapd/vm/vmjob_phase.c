@@ -83,7 +83,7 @@ static struct task *phase_task(struct vmjob *vj, struct engine *e, struct job *j
 static int plan(struct vmjob *vj, struct engine *e, struct job *job, struct virt *v)
 {
 	const char *d = job_domain(job);
-	struct virt_meta meta = {0};
+	struct tuap_meta meta = {0};
 	struct tuap_err err;
 	struct task *t;
 	char msg[512];
@@ -249,7 +249,7 @@ static int creation_phase(struct vmjob *vj, struct engine *e, struct job *job, e
 int vmjob_run(void *ctx, struct engine *e, struct job *job, enum job_phase ph)
 {
 	struct vmjob *vj = ctx;
-	struct virt_meta meta = {0};
+	struct tuap_meta meta = {0};
 	struct tuap_err err;
 	struct virt *v = vmjob_virt(vj, &err);
 	char msg[512];

@@ -49,7 +49,7 @@ void task_free(struct task *t)
 			keys_wipe(t->files[i].data.s, t->files[i].data.cap);
 		buf_free(&t->files[i].data);
 	}
-	vmjob_lines_free(t->lines, t->n_lines);
+	strlist_free(&t->lines);
 	free(t);
 }
 
@@ -397,16 +397,14 @@ static int purge_pool(struct task *t, struct tuap_err *err)
 	if (virStoragePoolIsActive(p) == 1 && virStoragePoolRefresh(p, 0) == 0)
 		n = virStoragePoolListAllVolumes(p, &vols, 0);
 	for (int i = 0; i < n; i++) {
-		vmjob_line_add(&t->lines, &t->n_lines, "deleted volume %s",
-			       virStorageVolGetName(vols[i]));
+		strlist_addf(&t->lines, "deleted volume %s", virStorageVolGetName(vols[i]));
 		virStorageVolFree(vols[i]);
 	}
 	free(vols);
 	virStoragePoolFree(p);
 	if (virt_pool_delete(v, pool, err) < 0)
 		return -1;
-	vmjob_line_add(&t->lines, &t->n_lines, "deleted storage pool %s and its directory %s", pool,
-		       dir);
+	strlist_addf(&t->lines, "deleted storage pool %s and its directory %s", pool, dir);
 	return 0;
 }
 
@@ -424,17 +422,17 @@ static int work_destroy(struct task *t, struct tuap_err *err)
 		    virt_domain_destroy(v, t->domain, err) < 0 ||
 		    virt_domain_undefine(v, t->domain, err) < 0)
 			return -1;
-		vmjob_line_add(&t->lines, &t->n_lines, "destroyed and undefined %s (it was %s)",
-			       t->domain, virt_state_name(st));
+		strlist_addf(&t->lines, "destroyed and undefined %s (it was %s)", t->domain,
+			     virt_state_name(st));
 	} else {
-		vmjob_line_add(&t->lines, &t->n_lines, "%s had no VM defined", t->domain);
+		strlist_addf(&t->lines, "%s had no VM defined", t->domain);
 	}
 	if (t->purge)
 		return purge_pool(t, err);
-	vmjob_line_add(&t->lines, &t->n_lines,
-		       "kept: storage pool %s (disks, seeds, console log), the agent key and the "
-		       "journal; 'tuap-ctl destroy --purge %s' deletes them",
-		       pool, t->domain);
+	strlist_addf(&t->lines,
+		     "kept: storage pool %s (disks, seeds, console log), the agent key and the "
+		     "journal; 'tuap-ctl destroy --purge %s' deletes them",
+		     pool, t->domain);
 	return 0;
 }
 
@@ -446,9 +444,9 @@ static int work_snapshot(struct task *t, struct tuap_err *err)
 	if (virt_domain_state(t->vj->v, t->domain, &st, err) < 0 ||
 	    virt_snapshot_create(t->vj->v, t->domain, t->snap_name, name, sizeof(name), err) < 0)
 		return -1;
-	vmjob_line_add(&t->lines, &t->n_lines, "snapshot %s of %s taken (%s%s)", name, t->domain,
-		       virt_state_name(st),
-		       st == VIRT_STATE_RUNNING ? ", with memory" : ", disks only");
+	strlist_addf(&t->lines, "snapshot %s of %s taken (%s%s)", name, t->domain,
+		     virt_state_name(st),
+		     st == VIRT_STATE_RUNNING ? ", with memory" : ", disks only");
 	return 0;
 }
 
@@ -486,8 +484,8 @@ static int work_restore(struct task *t, struct tuap_err *err)
 	at = (time_t)pick->created;
 	gmtime_r(&at, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-	vmjob_line_add(&t->lines, &t->n_lines, "%s restored to snapshot %s (taken %s, %s); it runs",
-		       t->domain, pick->name, when, pick->state);
+	strlist_addf(&t->lines, "%s restored to snapshot %s (taken %s, %s); it runs", t->domain,
+		     pick->name, when, pick->state);
 	rc = 0;
 out:
 	free(list);
