@@ -213,7 +213,7 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	struct stat st;
 	uid_t uid = 0;
 	gid_t gid = 0;
-	bool changed;
+	bool changed, made_ssh = false;
 	size_t len;
 
 	if (passwd_lookup(r, k->name, &uid, &gid, home_rel, sizeof(home_rel), err) < 0)
@@ -236,9 +236,9 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 		goto fail_errno;
 	if (fstat(hfd, &st) < 0)
 		goto fail_errno;
-	if (st.st_uid != uid && st.st_uid != 0) {
-		err_set(err, "user %s: home %s belongs to uid %u; keys not installed", k->name,
-			home, (unsigned)st.st_uid);
+	if (st.st_uid != uid) { /* never hand a .ssh inside another's home to this user */
+		err_set(err, "user %s: home %s belongs to uid %u, not to %s; keys not installed",
+			k->name, home, (unsigned)st.st_uid, k->name);
 		goto out;
 	}
 	sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -250,12 +250,13 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 		if (mkdirat(hfd, ".ssh", 0700) < 0)
 			goto fail_errno;
 		sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		made_ssh = true; /* ours: chowned below */
 	}
 	if (sfd < 0 || fstat(sfd, &st) < 0)
 		goto fail_errno;
-	if (st.st_uid != uid && st.st_uid != 0) {
-		err_set(err, "user %s: %s/.ssh belongs to uid %u; keys not installed", k->name,
-			home, (unsigned)st.st_uid);
+	if (st.st_uid != uid && !made_ssh) {
+		err_set(err, "user %s: %s/.ssh belongs to uid %u, not to %s; keys not installed",
+			k->name, home, (unsigned)st.st_uid, k->name);
 		goto out;
 	}
 	if (read_at(sfd, "authorized_keys", &old, err) < 0)

@@ -4,9 +4,11 @@
  */
 #include "users.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "buf.h"
 #include "valid.h"
@@ -378,6 +380,33 @@ static void plan_password(struct planner *p, const Tuap__User *u, const struct r
 	}
 }
 
+/* A new user's home must not be somebody else's directory: useradd would leave its owner as
+ * it is, and the keys step would then hand its .ssh to the new user (homedir: /root did just
+ * that). It may exist only when it already belongs to the uid the entry asks for. */
+static int new_home_ok(const struct planner *p, const Tuap__User *u, struct tuap_err *err)
+{
+	char home[4096], path[8192];
+	struct stat st;
+
+	snprintf(home, sizeof(home), "%s%s", u->homedir ? u->homedir : "/home/",
+		 u->homedir ? "" : u->name);
+	snprintf(path, sizeof(path), "%s%s", strcmp(p->root, "/") ? p->root : "", home);
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0
+				       : err_set(err, "user %s: home %s: %s", u->name, home,
+						 strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(err, "user %s: home %s exists and is not a directory", u->name,
+			       home);
+	if (!u->has_uid || st.st_uid != u->uid)
+		return err_set(err,
+			       "user %s: home %s already exists and belongs to uid %u; a new user "
+			       "does not take over another's directory (remove it, choose another "
+			       "homedir, or give uid: %u)",
+			       u->name, home, (unsigned)st.st_uid, (unsigned)st.st_uid);
+	return 0;
+}
+
 int user_plan_build(const Tuap__UsersArgs *a, const char *passwd, const char *group,
 		    const char *shadow, const char *root, struct user_plan *plan,
 		    struct tuap_err *err)
@@ -408,6 +437,8 @@ int user_plan_build(const Tuap__UsersArgs *a, const char *passwd, const char *gr
 			ensure_group(&p, u->groups[k], false);
 		if (pw)
 			plan_existing_user(&p, u, pw);
+		else if (new_home_ok(&p, u, err) < 0)
+			goto out;
 		else
 			plan_new_user(&p, u);
 		plan_password(&p, u, pw);

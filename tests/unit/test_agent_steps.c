@@ -615,6 +615,8 @@ static void test_users_step_root(void **state)
 	assert_int_equal(system(cmd), 0);
 	snprintf(path, sizeof(path), "%s/home/bob/.ssh/authorized_keys", s.root);
 	write_text(path, "ssh-rsa BOBS-OWN bob\n");
+	snprintf(cmd, sizeof(cmd), "chown -R 1001:1001 %s/home/bob", s.root);
+	assert_int_equal(system(cmd), 0);
 	make_req(&q);
 	q.u[1].ssh_authorized_keys = q.alice_keys; /* bob gets alice's key too */
 	q.u[1].n_ssh_authorized_keys = 1;
@@ -625,7 +627,8 @@ static void test_users_step_root(void **state)
 	req.users = &q.args;
 	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
 	assert_true(drive(run, 20000));
-	assert_true(evlog_final_is(&s.log, TUAP__STEP_STATE__STATE_DONE));
+	if (!evlog_final_is(&s.log, TUAP__STEP_STATE__STATE_DONE))
+		fail_msg("users step: %s", s.log.msg);
 	assert_true(evlog_find(&s.log, "$ useradd --root", 0) >= 0);
 	assert_true(evlog_find(&s.log, "--password *** bob", 0) >= 0);
 	assert_true(evlog_find(&s.log, "$6$new", 0) < 0); /* never logged */
@@ -688,7 +691,44 @@ static void test_users_step_root(void **state)
 		free(text);
 		snprintf(path, sizeof(path), "%s/etc/sudoers.d/.tuap-alice.tmp", s.root);
 		assert_false(fs_exists(path));
+		q.alice_sudo[0] = "ALL=(ALL) NOPASSWD:ALL";
 	}
+
+	/* a home that is not the user's: never handed over (homedir: /root chowned root's .ssh
+	 * to the new user once) */
+	snprintf(cmd, sizeof(cmd), "chown -R 0:0 %s/home/bob && mkdir -p %s/srv/taken", s.root,
+		 s.root);
+	assert_int_equal(system(cmd), 0);
+	q.args.n_users = 2; /* alice, and bob whose home root now owns */
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j4", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(s.log.msg, "home"));
+	assert_non_null(strstr(s.log.msg, "belongs to uid 0, not to bob; keys not installed"));
+	step_free(run);
+	snprintf(path, sizeof(path), "%s/home/bob/.ssh", s.root);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_uid, 0);
+
+	q.u[2].name = "dave"; /* new, and its home exists: refused before useradd runs */
+	q.u[2].homedir = "/srv/taken";
+	q.up[0] = &q.u[2];
+	q.args.n_users = 1;
+	evlog_free(&s.log);
+	const char *why = err.msg;
+	if (step_start(&s.env, "j5", "site.example", &req, &run, &err) == 0) {
+		assert_true(drive(run, 20000));
+		assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+		why = s.log.msg;
+		step_free(run);
+	}
+	assert_non_null(strstr(why, "user dave: home /srv/taken already exists and belongs to "
+				    "uid 0; a new user does not take over another's directory"));
+	snprintf(path, sizeof(path), "%s/etc/passwd", s.root);
+	text = fs_read_file(path, 1 << 20, NULL, NULL);
+	assert_null(strstr(text, "dave:"));
+	free(text);
 	scratch_free(&s);
 }
 
