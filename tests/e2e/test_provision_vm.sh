@@ -40,7 +40,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/libvirtd.sh"
 . "$src/tests/lib/aptrepo.sh"
 . "$src/tests/lib/tuap.sh"

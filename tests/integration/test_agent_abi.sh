@@ -1,10 +1,13 @@
-#!/bin/sh
+#!/bin/bash
 # tuap-agent is copied into guests and existing hosts built by others: its dynamic dependencies
 # must be libraries every supported system has (Debian 12, Ubuntu 22.04 and 24.04), and it must
 # not ask for newer symbol versions than Ubuntu 22.04 provides (glibc 2.35, libstdc++ of GCC 12).
 # Everything else (zmq, sodium, protobuf-c, libarchive, OpenSSL, ...) is linked in statically.
 # Skipped (77) when the build has no tuap-agent or links it for a sanitizer.
-set -eu
+set -eu -o pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
+. "$src/tests/lib/harness.sh"
 
 MAX_GLIBC=2.35
 MAX_GLIBCXX=3.4.30
@@ -13,17 +16,13 @@ ALLOWED="libc.so.6 libm.so.6 libstdc++.so.6 libgcc_s.so.1 libgssapi_krb5.so.2
 ld-linux-x86-64.so.2 libpthread.so.0 libdl.so.2"
 
 bin=${1:-${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}}}
-if [ -z "$bin" ]; then
-	echo "skip: TUAP_AGENT is not set (this build has no tuap-agent)"
-	exit 77
-fi
-[ -f "$bin" ] || { echo "FAIL: $bin does not exist"; exit 1; }
+[ -n "$bin" ] || tuapt_skip "TUAP_AGENT is not set (this build has no tuap-agent)"
+[ -f "$bin" ] || tuapt_die "$bin does not exist"
 
 needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 case $needed in
 *libasan* | *libubsan*)
-	echo "skip: $bin is a sanitizer build (linked dynamically on purpose)"
-	exit 77
+	tuapt_skip "$bin is a sanitizer build (linked dynamically on purpose)"
 	;;
 esac
 
@@ -61,9 +60,10 @@ check CXXABI $MAX_CXXABI
 
 # The libraries meant to be static must really be inside (not just absent from NEEDED by luck):
 # the link code uses these on every run.
-if readelf -S --wide "$bin" | grep -q '\.symtab'; then
+if grep -q '\.symtab' <<<"$(readelf -S --wide "$bin")"; then
+	syms=$(nm "$bin")
 	for sym in zmq_ctx_new sodium_init protobuf_c_message_unpack; do
-		if ! nm "$bin" | grep -q " T $sym\$"; then
+		if ! grep -q " T $sym\$" <<<"$syms"; then
 			echo "FAIL: $sym is not defined in $bin (not linked statically?)"
 			rc=1
 		fi

@@ -20,7 +20,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/chroot.sh"
 . "$src/tests/lib/aptrepo.sh"
 . "$src/tests/lib/tuap.sh"
@@ -29,19 +29,7 @@ skip_unless_root
 skip_unless_netns
 skip_unless_cmd debootstrap curl
 tuap_need_bins
-CADDR=198.51.100.1 # tuapd and the apt repository
-HADDR=198.51.100.2 # the site's host (the chroot)
-
-tmpdir_new W
-mkdir -p "$W/logs"
-TUAPT_LOGDIR=$W/logs
-
-phase root
-chroot_root_cached BASE
-chroot_new R
-netns_new C ctl
-netns_new H host
-netns_veth "$C" veth-c "$CADDR/24" "$H" veth-h "$HADDR/24"
+agent_host_setup
 
 # nginx is started by the example's Makefile (no systemd in the chroot): stopped by its PID
 stop_site_nginx() {

@@ -18,7 +18,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/chroot.sh"
 . "$src/tests/lib/tuap.sh"
 
@@ -26,30 +26,14 @@ skip_unless_root
 skip_unless_netns
 skip_unless_cmd debootstrap tc
 tuap_need_bins
-CADDR=198.51.100.1
-HADDR=198.51.100.2
 RUNS=/var/lib/tuap-test-make-runs # in the chroot: one line per make run
 BLOBS=12                          # x 8 MiB of random data
 MIB=$((1024 * 1024))
 
-tmpdir_new W
-mkdir -p "$W/logs"
-TUAPT_LOGDIR=$W/logs
-
-phase root
-chroot_root_cached BASE
-chroot_new R
-netns_new C ctl
-netns_new H host
-netns_veth "$C" veth-c "$CADDR/24" "$H" veth-h "$HADDR/24"
+agent_host_setup
 
 phase tuapd
-tuapd_conf "$W/d" "$CADDR"
-tuapd_start "$C" "$W/d" TUAPD_PID
-ctl enroll example.test -o "$W/agent.conf" >/dev/null
-agent_install "$R" "$W/agent.conf"
-agent_start "$H" "$R" AGENT_PID "$W/logs/agent.log"
-wait_for "the agent's hello" 30 tuapd_saw "$W/d" "example.test: hello from agent"
+agent_up example.test
 
 # ------------------------------------------------------------------------------------------
 phase data-site

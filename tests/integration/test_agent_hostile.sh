@@ -24,7 +24,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/chroot.sh"
 . "$src/tests/lib/tuap.sh"
 
@@ -35,29 +35,14 @@ tuap_need_bins
 "$TUAPT_PY" -c 'import zmq; assert zmq.has("curve")' 2>/dev/null ||
 	tuapt_skip "python3-zmq with CURVE is not installed (deploy/packages)"
 WIRE=$src/tests/lib/tuapwire.py
-CADDR=198.51.100.1
-HADDR=198.51.100.2
 RUNS=/var/lib/tuap-test-make-runs
 
-tmpdir_new W
-mkdir -p "$W/logs" "$W/hostile"
-TUAPT_LOGDIR=$W/logs
-
-phase root
-chroot_root_cached BASE
-chroot_new R
-netns_new C ctl
-netns_new H host
-netns_veth "$C" veth-c "$CADDR/24" "$H" veth-h "$HADDR/24"
+agent_host_setup
+mkdir -p "$W/hostile"
 
 phase good-provision
 MAXMSG=1048576
-tuapd_conf "$W/d" "$CADDR" "max_message = $MAXMSG;"
-tuapd_start "$C" "$W/d" TUAPD_PID
-ctl enroll example.test -o "$W/agent.conf" >/dev/null
-agent_install "$R" "$W/agent.conf"
-agent_start "$H" "$R" AGENT_PID "$W/logs/agent.log"
-wait_for "the agent's hello" 30 tuapd_saw "$W/d" "example.test: hello from agent"
+agent_up example.test "max_message = $MAXMSG;"
 site_copy "$W/sites"
 S=$W/sites/example.test
 sed -i '/^packages=/d' "$S/provision.conf"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_harness.sh — tests the test harness itself (tests/lib), without tuap and without a VM:
-#   1. cleanup: a child script that sources netns.sh, creates a namespace, a temp dir and a
+#   1. cleanup: a child script that sources harness.sh, creates a namespace, a temp dir and a
 #      background process that ignores SIGTERM, then fails with exit 3 -> its exit code is kept,
 #      the process is KILLed after the deadline, the namespace and temp dir are gone;
 #   2. wait_for: times out with "timeout after Ns waiting for PHASE" and fails;
@@ -13,7 +13,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/chroot.sh"
 . "$src/tests/lib/aptrepo.sh"
 
@@ -28,7 +28,7 @@ TUAPT_LOGDIR=$W/logs
 phase cleanup
 cat >"$W/child.sh" <<'EOF'
 set -eu
-. "$1/tests/lib/netns.sh"
+. "$1/tests/lib/harness.sh"
 TUAPT_KILL_DEADLINE=2
 netns_new NS child
 tmpdir_new T

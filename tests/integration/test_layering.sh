@@ -4,7 +4,7 @@
 # compiled with that library's own compile flags (from the build's compile_commands.json):
 # a header of a folder it may use must compile (the probe is sound), a header of a folder above
 # or beside it must fail to compile. Then tuap-ctl's NEEDED list: no libvirt, libisofs or curl.
-. "$(dirname "$0")/../lib/netns.sh"
+. "$(dirname "$0")/../lib/harness.sh"
 : "${TUAP_BUILD:?}" "${TUAP_SRC:?}" "${TUAP_CTL:?}"
 skip_unless_cmd python3 readelf
 db=$TUAP_BUILD/compile_commands.json

@@ -22,7 +22,7 @@ set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
-. "$src/tests/lib/netns.sh"
+. "$src/tests/lib/harness.sh"
 . "$src/tests/lib/chroot.sh"
 
 skip_unless_root

@@ -1,17 +1,13 @@
-#!/bin/sh
+#!/bin/bash
 # The seed installer (deploy/seed/install) run for real under dash against a throwaway root,
 # with a recording systemctl: first install, idempotent re-run, changed config, baked binary,
 # broken seed. And the unit file through `systemd-analyze verify`.
-set -eu
-
-SRC=${TUAP_SRC:?TUAP_SRC is not set}
-T=$(mktemp -d /tmp/tuap-seed-install.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
+set -eu -o pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
+. "$src/tests/lib/harness.sh"
+SRC=$src
+tmpdir_new T
 
 mode() {
 	stat -c %a "$1"
@@ -35,56 +31,56 @@ run() {
 }
 
 # 1. first install: everything copied with its mode, unit loaded, agent (re)started
-run || fail "first run: $(cat "$T/out")"
-cmp -s "$SEED/tuap/tuap-agent" "$ROOT/usr/local/sbin/tuap-agent" || fail "binary not installed"
-[ "$(mode "$ROOT/usr/local/sbin/tuap-agent")" = 755 ] || fail "binary mode"
-[ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || fail "agent.conf mode"
-[ "$(mode "$ROOT/etc/tuap-agent")" = 700 ] || fail "config dir mode"
-[ "$(mode "$ROOT/etc/systemd/system/tuap-agent.service")" = 644 ] || fail "unit mode"
+run || tuapt_die "first run: $(cat "$T/out")"
+cmp -s "$SEED/tuap/tuap-agent" "$ROOT/usr/local/sbin/tuap-agent" || tuapt_die "binary not installed"
+[ "$(mode "$ROOT/usr/local/sbin/tuap-agent")" = 755 ] || tuapt_die "binary mode"
+[ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || tuapt_die "agent.conf mode"
+[ "$(mode "$ROOT/etc/tuap-agent")" = 700 ] || tuapt_die "config dir mode"
+[ "$(mode "$ROOT/etc/systemd/system/tuap-agent.service")" = 644 ] || tuapt_die "unit mode"
 [ "$(cat "$LOG")" = "daemon-reload
 --no-block enable tuap-agent.service
---no-block restart tuap-agent.service" ] || fail "first run systemctl calls: $(cat "$LOG")"
+--no-block restart tuap-agent.service" ] || tuapt_die "first run systemctl calls: $(cat "$LOG")"
 
 # 2. same seed again (the next boot): nothing rewritten, the agent is only ensured running
-run || fail "second run: $(cat "$T/out")"
+run || tuapt_die "second run: $(cat "$T/out")"
 [ "$(cat "$LOG")" = "--no-block enable --now tuap-agent.service" ] ||
-	fail "second run systemctl calls: $(cat "$LOG")"
-grep -q installed "$T/out" && fail "second run rewrote files: $(cat "$T/out")"
+	tuapt_die "second run systemctl calls: $(cat "$LOG")"
+grep -q installed "$T/out" && tuapt_die "second run rewrote files: $(cat "$T/out")"
 
 # 3. a changed config: installed, agent restarted, no daemon-reload (the unit is the same)
 printf 'secret = "two"\n' > "$SEED/tuap/agent.conf"
-run || fail "third run: $(cat "$T/out")"
-grep -q '"two"' "$ROOT/etc/tuap-agent/agent.conf" || fail "config not updated"
-[ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || fail "agent.conf mode after update"
+run || tuapt_die "third run: $(cat "$T/out")"
+grep -q '"two"' "$ROOT/etc/tuap-agent/agent.conf" || tuapt_die "config not updated"
+[ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || tuapt_die "agent.conf mode after update"
 [ "$(cat "$LOG")" = "--no-block enable tuap-agent.service
---no-block restart tuap-agent.service" ] || fail "third run systemctl calls: $(cat "$LOG")"
+--no-block restart tuap-agent.service" ] || tuapt_die "third run systemctl calls: $(cat "$LOG")"
 
 # 3b. a changed unit alone: reloaded and restarted
 echo "# changed" >> "$SEED/tuap/tuap-agent.service"
-run || fail "unit change run: $(cat "$T/out")"
+run || tuapt_die "unit change run: $(cat "$T/out")"
 [ "$(cat "$LOG")" = "daemon-reload
 --no-block enable tuap-agent.service
---no-block restart tuap-agent.service" ] || fail "unit change systemctl calls: $(cat "$LOG")"
+--no-block restart tuap-agent.service" ] || tuapt_die "unit change systemctl calls: $(cat "$LOG")"
 
 # 4. a binary baked into the image wins over the seed's
 mkdir -p "$ROOT/usr/sbin"
 printf '#!/bin/sh\necho baked\n' > "$ROOT/usr/sbin/tuap-agent"
 chmod 755 "$ROOT/usr/sbin/tuap-agent"
-run || fail "fourth run: $(cat "$T/out")"
+run || tuapt_die "fourth run: $(cat "$T/out")"
 [ "$(readlink "$ROOT/usr/local/sbin/tuap-agent")" = /usr/sbin/tuap-agent ] ||
-	fail "baked binary not linked"
-grep -q restart "$LOG" || fail "agent not restarted onto the baked binary"
-run || fail "fifth run: $(cat "$T/out")"
+	tuapt_die "baked binary not linked"
+grep -q restart "$LOG" || tuapt_die "agent not restarted onto the baked binary"
+run || tuapt_die "fifth run: $(cat "$T/out")"
 [ "$(cat "$LOG")" = "--no-block enable --now tuap-agent.service" ] ||
-	fail "baked re-run systemctl calls: $(cat "$LOG")"
+	tuapt_die "baked re-run systemctl calls: $(cat "$LOG")"
 
 # 5. not a tuap seed: refused, nothing started
 rm "$SEED/tuap/agent.conf"
 if run; then
-	fail "a seed without agent.conf was accepted"
+	tuapt_die "a seed without agent.conf was accepted"
 fi
-grep -q "agent.conf is missing" "$T/out" || fail "no message for a broken seed: $(cat "$T/out")"
-[ ! -s "$LOG" ] || fail "systemctl called for a broken seed"
+grep -q "agent.conf is missing" "$T/out" || tuapt_die "no message for a broken seed: $(cat "$T/out")"
+[ ! -s "$LOG" ] || tuapt_die "systemctl called for a broken seed"
 
 # The unit file: systemd's own checks (the binary does not exist on this machine, which is the
 # only complaint allowed).
@@ -92,7 +88,7 @@ if command -v systemd-analyze > /dev/null; then
 	cp "$SRC/deploy/seed/tuap-agent.service" "$T/tuap-agent.service"
 	systemd-analyze verify --man=no "$T/tuap-agent.service" > "$T/verify" 2>&1 || true
 	if grep -v "Command /usr/local/sbin/tuap-agent is not executable" "$T/verify" | grep -q .; then
-		fail "systemd-analyze verify: $(cat "$T/verify")"
+		tuapt_die "systemd-analyze verify: $(cat "$T/verify")"
 	fi
 else
 	echo "systemd-analyze not found: unit file not verified"

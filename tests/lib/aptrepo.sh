@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/lib/aptrepo.sh — sourced (bash) after netns.sh. A local flat apt repository for guests and
+# tests/lib/aptrepo.sh — sourced (bash) after harness.sh. A local flat apt repository for guests and
 # test roots, which have no internet: the .debs are fetched on the host with `apt-get download`
 # (from the host's configured mirror, verified against its apt lists) and cached in
 # ${TUAP_CACHE:-/var/cache/tuap}/apt; the repository index is made with dpkg-scanpackages

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/lib/chroot.sh — sourced (bash) after netns.sh. Throwaway Debian 12 roots for tests that
+# tests/lib/chroot.sh — sourced (bash) after harness.sh. Throwaway Debian 12 roots for tests that
 # need a real system without booting one (the loopback controller<->agent integration tests:
 # real user creation, real make, real apt from the local repository).
 #

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/lib/libvirtd.sh — sourced (bash) after netns.sh. Starts a private system-mode libvirtd
+# tests/lib/libvirtd.sh — sourced (bash) after harness.sh. Starts a private system-mode libvirtd
 # and virtlogd inside one of the test's network namespaces, each under `tini -s` (a child
 # subreaper: PID 1 on these hosts does not reap libvirt's daemonized probe processes, and libvirt
 # then hangs on its own zombies).
@@ -14,7 +14,9 @@
 # (the empty /run/libvirt mount point is created if missing). Paths of disks, kernels and seed
 # ISOs are the host's (qemu runs in that mount namespace, which is a slave copy of the host's).
 #
-#   libvirtd_start NS URIVAR        # daemons up and answering; URI stored in URIVAR
+#   libvirtd_start NS URIVAR        # daemons up and answering; URI stored in URIVAR, the
+#                                   # state dir in TUAPT_LIBVIRT_DIR, libvirtd's PID in
+#                                   # TUAPT_LIBVIRTD_PID
 #   libvirt_net_nat URI NAME BRIDGE ADDR/P DHCP_FIRST DHCP_LAST   # NAT network, inside NS only
 #   libvirtd_start_default NS URIVAR  # both plus the standard layout (below)
 #
@@ -96,6 +98,7 @@ EOF
 	netns_check_pid "$ns" "$vlog_pid"
 	netns_check_pid "$ns" "$lvd_pid"
 	TUAPT_LIBVIRT_DIR=$d
+	TUAPT_LIBVIRTD_PID=$lvd_pid
 	printf -v "$2" '%s' "$uri"
 }
 

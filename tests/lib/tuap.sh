@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# tests/lib/tuap.sh — sourced (bash) after netns.sh (and chroot.sh, for agent_start). The real
+# tests/lib/tuap.sh — sourced (bash) after harness.sh (and chroot.sh, for agent_start). The real
 # tuapd, tuap-ctl and a chrooted tuap-agent for the loopback controller<->agent tests
 # (tests/integration/test_agent_*.sh; the e2e tests use its tuapd helpers): tuapd runs inside
 # one of the test's namespaces with its own tuapd.conf (state, run dir and pool in a temp dir),
@@ -23,6 +23,9 @@
 #   json_phases FILE                  # the "phase" events of a --json stream as "name:state"
 #   json_final FILE                   # the exit code of the stream's final event ("" if none)
 #   agent_job_dir ROOT                # the agent's newest job directory in ROOT's state dir
+#   agent_host_setup                  # the layout the agent tests share (below)
+#   agent_up DOMAIN [LINE...]         # tuapd in C (LINEs as tuapd_conf's), DOMAIN enrolled,
+#                                     # its agent installed in R and started in H, hello seen
 
 TUAPT_CTL_DEADLINE=${TUAPT_CTL_DEADLINE:-60}
 TUAPT_AGENT_PORT=7807
@@ -131,4 +134,37 @@ print(code)' "$1"
 # agent_job_dir ROOT: the newest ROOT/var/lib/tuap-agent/jobs/JOB (empty when none)
 agent_job_dir() {
 	ls -1dt "$1"/var/lib/tuap-agent/jobs/*/ 2>/dev/null | head -n 1 | sed 's:/$::'
+}
+
+# agent_host_setup: W (a temp dir; logs in W/logs), BASE (the cached Debian root) and R (a
+# throwaway root over it), namespaces C (tuapd, CADDR) and H (the site's host, HADDR) joined
+# by a veth; nothing else reaches them.
+agent_host_setup() {
+	CADDR=198.51.100.1 # tuapd (and an apt repository)
+	HADDR=198.51.100.2 # the site's host (the chroot)
+	tmpdir_new W
+	mkdir -p "$W/logs"
+	TUAPT_LOGDIR=$W/logs
+	phase root
+	chroot_root_cached BASE
+	chroot_new R
+	netns_new C ctl
+	netns_new H host
+	netns_veth "$C" veth-c "$CADDR/24" "$H" veth-h "$HADDR/24"
+}
+
+# agent_up DOMAIN [LINE...]: after agent_host_setup. tuapd in C (TUAPD_PID), DOMAIN's keys
+# enrolled into W/agent.conf, the agent installed in R and started in H (AGENT_PID, log
+# W/logs/agent.log); returns once tuapd logged its hello.
+agent_up() {
+	local domain=$1
+	shift
+	tuapd_conf "$W/d" "$CADDR" "$@"
+	tuapd_start "$C" "$W/d" TUAPD_PID
+	netns_check_pid "$C" "$TUAPD_PID"
+	ctl enroll "$domain" -o "$W/agent.conf" >/dev/null
+	agent_install "$R" "$W/agent.conf"
+	agent_start "$H" "$R" AGENT_PID "$W/logs/agent.log"
+	wait_for "the agent's hello in tuapd's log" 30 tuapd_saw "$W/d" "$domain: hello from agent" ||
+		{ tail -n 20 "$W/logs/agent.log" "$W/d/tuapd.log" >&2; return 1; }
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "fsutil.h"
+#include "stepjournal.h"
 #include "steps.h"
 
 struct evlog {
@@ -144,6 +146,50 @@ static inline void write_text(const char *path, const char *text)
 		abort();
 	fputs(text, f);
 	fclose(f);
+}
+
+/* A scratch directory for a step: DIR/state (the step journal, opened), DIR/srv (the site
+ * root) and, with own_root, DIR/root/etc as the root the step works in (else "/"). Events go
+ * to s->log. */
+struct scratch {
+	char dir[64], root[128], state[128], site[128];
+	struct stepjournal *j;
+	struct evlog log;
+	struct step_env env;
+};
+
+static inline void scratch_init(struct scratch *s, const char *name, bool own_root)
+{
+	struct tuap_err err;
+	char etc[200];
+
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/tuap-%s-XXXXXX", name);
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->root, sizeof(s->root), "/");
+	if (own_root) {
+		snprintf(s->root, sizeof(s->root), "%s/root", s->dir);
+		snprintf(etc, sizeof(etc), "%s/etc", s->root);
+		assert_int_equal(fs_mkdir_p(etc, 0755, NULL), 0);
+	}
+	snprintf(s->state, sizeof(s->state), "%s/state", s->dir);
+	snprintf(s->site, sizeof(s->site), "%s/srv", s->dir);
+	if (stepjournal_open(&s->j, s->state, &err) < 0)
+		fail_msg("%s", err.msg);
+	evlog_init(&s->log);
+	s->env.root = s->root;
+	s->env.state_dir = s->state;
+	s->env.site_root = s->site;
+	s->env.journal = s->j;
+	s->env.emit = evlog_emit;
+	s->env.ctx = &s->log;
+}
+
+static inline void scratch_free(struct scratch *s)
+{
+	stepjournal_close(s->j);
+	evlog_free(&s->log);
+	rm_rf(s->dir);
 }
 
 #endif

@@ -25,10 +25,8 @@
 #define DOMAIN "site.example"
 
 struct t {
-	char dir[64], state[128], site[128], tree[192];
-	struct stepjournal *j;
-	struct evlog log;
-	struct step_env env;
+	struct scratch sc;
+	char tree[192];
 };
 
 static const char *MAKEFILE = "all:\n"
@@ -46,32 +44,18 @@ static const char *MAKEFILE = "all:\n"
 static void t_init(struct t *t)
 {
 	char path[300];
-	struct tuap_err err;
 
 	memset(t, 0, sizeof(*t));
-	snprintf(t->dir, sizeof(t->dir), "/tmp/tuap-make-XXXXXX");
-	assert_non_null(mkdtemp(t->dir));
-	snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
-	snprintf(t->site, sizeof(t->site), "%s/srv", t->dir);
-	snprintf(t->tree, sizeof(t->tree), "%s/" DOMAIN, t->site);
+	scratch_init(&t->sc, "make", false);
+	snprintf(t->tree, sizeof(t->tree), "%s/" DOMAIN, t->sc.site);
 	assert_int_equal(fs_mkdir_p(t->tree, 0755, NULL), 0);
 	snprintf(path, sizeof(path), "%s/Makefile", t->tree);
 	write_text(path, MAKEFILE);
-	assert_int_equal(stepjournal_open(&t->j, t->state, &err), 0);
-	evlog_init(&t->log);
-	t->env.root = "/";
-	t->env.state_dir = t->state;
-	t->env.site_root = t->site;
-	t->env.journal = t->j;
-	t->env.emit = evlog_emit;
-	t->env.ctx = &t->log;
 }
 
 static void t_free(struct t *t)
 {
-	stepjournal_close(t->j);
-	evlog_free(&t->log);
-	rm_rf(t->dir);
+	scratch_free(&t->sc);
 }
 
 static struct step_run *t_start(struct t *t, const char *job, const char *target,
@@ -91,7 +75,7 @@ static struct step_run *t_start(struct t *t, const char *job, const char *target
 	ma.pre_make_script = (char *)script;
 	ma.has_rerun = rerun;
 	ma.rerun = rerun;
-	assert_int_equal(step_start(&t->env, job, DOMAIN, &req, &run, &err), 0);
+	assert_int_equal(step_start(&t->sc.env, job, DOMAIN, &req, &run, &err), 0);
 	return run;
 }
 
@@ -114,9 +98,9 @@ static bool drive_until_line(struct t *t, struct step_run *run, const char *s, i
 {
 	uint64_t end = test_now_ms() + (uint64_t)max_ms;
 
-	while (evlog_find(&t->log, s, 0) < 0 && !step_done(run) && test_now_ms() < end)
+	while (evlog_find(&t->sc.log, s, 0) < 0 && !step_done(run) && test_now_ms() < end)
 		drive(run, 50);
-	return evlog_find(&t->log, s, 0) >= 0;
+	return evlog_find(&t->sc.log, s, 0) >= 0;
 }
 
 static void test_make_streams(void **state)
@@ -128,55 +112,55 @@ static void test_make_streams(void **state)
 
 	t_init(&t);
 	run = t_start(&t, "job1", NULL, NULL, false, 0);
-	assert_int_equal(t.log.started, 1);
+	assert_int_equal(t.sc.log.started, 1);
 	assert_true(drive(run, 20000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
-	assert_true(t.log.has_code);
-	assert_int_equal(t.log.code, 0);
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(t.sc.log.has_code);
+	assert_int_equal(t.sc.log.code, 0);
 	/* every line, in order, batched */
 	at = 0;
 	for (int i = 1; i <= 300; i++) {
 		char want[32];
 
 		snprintf(want, sizeof(want), "line %d", i);
-		at = evlog_find(&t.log, want, (size_t)at);
+		at = evlog_find(&t.sc.log, want, (size_t)at);
 		assert_true(at >= 0);
-		assert_string_equal(t.log.lines[at], want);
+		assert_string_equal(t.sc.log.lines[at], want);
 	}
-	assert_true(evlog_find(&t.log, "to-stderr", (size_t)at) > at);
-	assert_true(t.log.logs >= 300 / STEP_LOG_BATCH);
+	assert_true(evlog_find(&t.sc.log, "to-stderr", (size_t)at) > at);
+	assert_true(t.sc.log.logs >= 300 / STEP_LOG_BATCH);
 	step_free(run);
-	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
+	assert_int_equal(stepjournal_get(t.sc.j, "job1", TUAP__STEP__STEP_MAKE)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
-	snprintf(path, sizeof(path), "%s/jobs/job1/make.status", t.state);
+	snprintf(path, sizeof(path), "%s/jobs/job1/make.status", t.sc.state);
 	assert_true(fs_exists(path));
 	assert_int_equal(count_runs(&t), 1);
 
 	/* never twice for the job */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job1", NULL, NULL, false, 0);
 	assert_true(step_done(run));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
-	assert_non_null(strstr(t.log.msg, "already done"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_non_null(strstr(t.sc.log.msg, "already done"));
 	step_free(run);
 	usleep(200000);
 	assert_int_equal(count_runs(&t), 1);
 
 	/* a failing target: FAILED with make's exit code */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job2", "bad", NULL, false, 0);
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_int_equal(t.log.code, 2);
-	assert_non_null(strstr(t.log.msg, "make exited with code 2"));
-	assert_true(evlog_find(&t.log, "failing", 0) >= 0);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_int_equal(t.sc.log.code, 2);
+	assert_non_null(strstr(t.sc.log.msg, "make exited with code 2"));
+	assert_true(evlog_find(&t.sc.log, "failing", 0) >= 0);
 	step_free(run);
 	/* and a failed make is not run again either */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job2", "bad", NULL, false, 0);
 	assert_true(step_done(run));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_int_equal(t.log.code, 2);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_int_equal(t.sc.log.code, 2);
 	step_free(run);
 	t_free(&t);
 }
@@ -192,12 +176,12 @@ static void test_make_pre_script(void **state)
 	write_text(path, "echo pre via sh; echo $0\n"); /* not executable: run with sh */
 	run = t_start(&t, "job1", NULL, "setup.sh", false, 0);
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
-	assert_int_equal(evlog_find(&t.log, "pre via sh", 0), 0);
-	assert_true(evlog_find(&t.log, "line 1", 0) > 0);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_int_equal(evlog_find(&t.sc.log, "pre via sh", 0), 0);
+	assert_true(evlog_find(&t.sc.log, "line 1", 0) > 0);
 	step_free(run);
 
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	snprintf(path, sizeof(path), "%s/bin", t.tree);
 	mkdir(path, 0755);
 	snprintf(path, sizeof(path), "%s/bin/pre", t.tree);
@@ -205,22 +189,22 @@ static void test_make_pre_script(void **state)
 	chmod(path, 0755);
 	run = t_start(&t, "job2", NULL, "bin/pre", false, 0);
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_int_equal(t.log.code, 4);
-	assert_non_null(strstr(t.log.msg, "pre_make_script exited with code 4"));
-	assert_true(evlog_find(&t.log, "executable pre", 0) >= 0);
-	assert_true(evlog_find(&t.log, "line 1", 0) < 0); /* make did not run */
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_int_equal(t.sc.log.code, 4);
+	assert_non_null(strstr(t.sc.log.msg, "pre_make_script exited with code 4"));
+	assert_true(evlog_find(&t.sc.log, "executable pre", 0) >= 0);
+	assert_true(evlog_find(&t.sc.log, "line 1", 0) < 0); /* make did not run */
 	step_free(run);
 
 	/* a script path leaving the tree is refused before anything runs */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job3", NULL, "../../etc/evil", false, 0);
 	assert_true(step_done(run));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(t.log.msg, "pre_make_script"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.sc.log.msg, "pre_make_script"));
 	step_free(run);
 	run = t_start(&t, "job4", "-f/etc/passwd", NULL, false, 0);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
 	step_free(run);
 	t_free(&t);
 }
@@ -260,46 +244,47 @@ static void test_make_reattach(void **state)
 	step_free(run); /* the agent goes away; make goes on */
 
 	/* a new agent finds it in the journal: reattaches, does not resend "begin", sees the end */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	{
 		struct stepjournal *j;
 		struct tuap_err err;
 
-		stepjournal_close(t.j);
-		assert_int_equal(stepjournal_open(&j, t.state, &err), 0);
-		t.j = t.env.journal = j;
-		assert_int_equal(step_recover(&t.env, &run, &err), 1);
+		stepjournal_close(t.sc.j);
+		assert_int_equal(stepjournal_open(&j, t.sc.state, &err), 0);
+		t.sc.j = t.sc.env.journal = j;
+		assert_int_equal(step_recover(&t.sc.env, &run, &err), 1);
 	}
 	assert_string_equal(step_job(run), "job1");
 	assert_int_equal(step_which(run), TUAP__STEP__STEP_MAKE);
 	assert_false(step_done(run));
-	assert_true(evlog_find(&t.log, "reattached", 0) >= 0);
+	assert_true(evlog_find(&t.sc.log, "reattached", 0) >= 0);
 	snprintf(path, sizeof(path), "%s/fast", t.tree);
 	write_text(path, "");
 	/* the running sleep 30 still has to go: stop the shell's group */
 	snprintf(path, sizeof(path), "%s/shell.pid", t.tree);
 	kill_group_of(read_pid(path), SIGTERM);
 	assert_true(drive(run, 20000));
-	assert_true(evlog_find(&t.log, "begin", 0) < 0);
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED); /* sleep was killed */
+	assert_true(evlog_find(&t.sc.log, "begin", 0) < 0);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED); /* sleep was killed */
 	step_free(run);
 	assert_int_equal(count_runs(&t), 1);
 	{
 		struct tuap_err err;
 
-		assert_int_equal(step_recover(&t.env, &run, &err), 0); /* nothing left to recover */
+		assert_int_equal(step_recover(&t.sc.env, &run, &err),
+				 0); /* nothing left to recover */
 		assert_null(run);
 	}
 
 	/* rerun: runs again, now quickly */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job1", "slow", NULL, true, 0);
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_DONE);
-	assert_true(evlog_find(&t.log, "end", 0) >= 0);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&t.sc.log, "end", 0) >= 0);
 	step_free(run);
 	assert_int_equal(count_runs(&t), 2);
-	snprintf(path, sizeof(path), "%s/jobs/job1/make.log.1", t.state);
+	snprintf(path, sizeof(path), "%s/jobs/job1/make.log.1", t.sc.state);
 	assert_true(fs_exists(path)); /* the first run's log */
 	t_free(&t);
 }
@@ -316,7 +301,7 @@ static void test_make_supervisor_gone(void **state)
 	assert_true(drive_until_line(&t, run, "begin", 10000));
 	step_free(run);
 	/* the supervisor dies (OOM killer, kill -9), and make and its recipe with it */
-	snprintf(path, sizeof(path), "%s/jobs/job1/make.pid", t.state);
+	snprintf(path, sizeof(path), "%s/jobs/job1/make.pid", t.sc.state);
 	sup = read_pid(path);
 	assert_true(sup > 1);
 	snprintf(path, sizeof(path), "%s/shell.pid", t.tree);
@@ -337,19 +322,19 @@ static void test_make_supervisor_gone(void **state)
 		usleep(20000);
 	}
 
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job1", "slow", NULL, false, 0);
 	assert_true(drive(run, 10000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_INTERRUPTED);
-	assert_non_null(strstr(t.log.msg, "interrupted"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_INTERRUPTED);
+	assert_non_null(strstr(t.sc.log.msg, "interrupted"));
 	step_free(run);
-	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_MAKE)->state,
+	assert_int_equal(stepjournal_get(t.sc.j, "job1", TUAP__STEP__STEP_MAKE)->state,
 			 TUAP__STEP_STATE__STATE_INTERRUPTED);
 	/* and it stays so: not restarted */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job1", "slow", NULL, false, 0);
 	assert_true(step_done(run));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_INTERRUPTED);
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_INTERRUPTED);
 	step_free(run);
 	usleep(200000);
 	assert_int_equal(count_runs(&t), 1);
@@ -366,18 +351,18 @@ static void test_make_deadline_and_cancel(void **state)
 	t0 = test_now_ms();
 	run = t_start(&t, "job1", "slow", NULL, false, 1);
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(t.log.msg, "deadline"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.sc.log.msg, "deadline"));
 	assert_true(test_now_ms() - t0 < 8000);
 	step_free(run);
 
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job2", "slow", NULL, false, 0);
 	assert_true(drive_until_line(&t, run, "begin", 10000));
 	step_cancel(run, "operator asked");
 	assert_true(drive(run, 20000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(t.log.msg, "cancelled: operator asked"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.sc.log.msg, "cancelled: operator asked"));
 	step_free(run);
 	t_free(&t);
 }

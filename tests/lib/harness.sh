@@ -1,6 +1,7 @@
 # shellcheck shell=bash
-# tests/lib/netns.sh — sourced (bash) by integration and e2e test scripts. Owns the test's
-# process and namespace bookkeeping: uniquely named network namespaces (prefix tuapt-), veth pairs
+# tests/lib/harness.sh — the test harness, sourced (bash) by every integration and e2e test
+# script (the other files in tests/lib are sourced after it). Owns the test's process and
+# namespace bookkeeping: uniquely named network namespaces (prefix tuapt-), veth pairs
 # and bridges inside them (TEST-NET addresses only), background commands whose PIDs are recorded,
 # bounded waits that name the phase that stalled, phase timing, and one EXIT trap that undoes it
 # all: cleanup hooks (LIFO), recorded PIDs (TERM, then KILL after a deadline), leftover processes
@@ -12,16 +13,16 @@
 #
 # Tests skip (exit 77, ctest SKIP_RETURN_CODE) when not root or without netns support.
 #
-#   . "$TUAP_SRC/tests/lib/netns.sh"        (or relative to the test script)
+#   . "$TUAP_SRC/tests/lib/harness.sh"        (or relative to the test script)
 #   skip_unless_root; skip_unless_netns; skip_unless_cmd virsh qemu-system-x86_64
 #   netns_new NS pub                          # NS=tuapt-pub-<pid>-1
 #   tmpdir_new T
 #   netns_bg NS HTTP_PID python3 -m http.server --bind 192.0.2.1 8080
 #   wait_for "http server" 10 port_open NS 192.0.2.1 8080
 
-[ -n "${BASH_VERSION:-}" ] || { echo "netns.sh needs bash" >&2; exit 1; }
-[ -z "${TUAPT_NETNS_SH:-}" ] || return 0
-TUAPT_NETNS_SH=1
+[ -n "${BASH_VERSION:-}" ] || { echo "harness.sh needs bash" >&2; exit 1; }
+[ -z "${TUAPT_HARNESS_SH:-}" ] || return 0
+TUAPT_HARNESS_SH=1
 
 TUAPT_SKIP=77
 TUAPT_KILL_DEADLINE=${TUAPT_KILL_DEADLINE:-10}

@@ -32,10 +32,8 @@
 #define DOMAIN "site.example"
 
 struct t {
-	char dir[64], state[128], site[128], tgz[128], src[128], out[256];
-	struct stepjournal *j;
-	struct evlog log;
-	struct step_env env;
+	struct scratch sc;
+	char tgz[128], src[128], out[256];
 	unsigned char *data;
 	size_t size;
 	unsigned char sha[32];
@@ -61,32 +59,17 @@ static void t_load(struct t *t, const char *path)
 
 static void t_init(struct t *t)
 {
-	struct tuap_err err;
-
 	memset(t, 0, sizeof(*t));
-	snprintf(t->dir, sizeof(t->dir), "/tmp/tuap-data-XXXXXX");
-	assert_non_null(mkdtemp(t->dir));
-	snprintf(t->state, sizeof(t->state), "%s/state", t->dir);
-	snprintf(t->site, sizeof(t->site), "%s/srv", t->dir);
-	snprintf(t->tgz, sizeof(t->tgz), "%s/data.tar.gz", t->dir);
-	snprintf(t->src, sizeof(t->src), "%s/src", t->dir);
-	snprintf(t->out, sizeof(t->out), "%s/srv/" DOMAIN, t->dir);
-	assert_int_equal(stepjournal_open(&t->j, t->state, &err), 0);
-	evlog_init(&t->log);
-	t->env.root = "/";
-	t->env.state_dir = t->state;
-	t->env.site_root = t->site;
-	t->env.journal = t->j;
-	t->env.emit = evlog_emit;
-	t->env.ctx = &t->log;
+	scratch_init(&t->sc, "data", false);
+	snprintf(t->tgz, sizeof(t->tgz), "%s/data.tar.gz", t->sc.dir);
+	snprintf(t->src, sizeof(t->src), "%s/src", t->sc.dir);
+	snprintf(t->out, sizeof(t->out), "%s/srv/" DOMAIN, t->sc.dir);
 }
 
 static void t_free(struct t *t)
 {
-	stepjournal_close(t->j);
-	evlog_free(&t->log);
 	free(t->data);
-	rm_rf(t->dir);
+	scratch_free(&t->sc);
 }
 
 /* A site tree with a Makefile, a symlink, and `big` bytes of incompressible data, as tar.gz. */
@@ -130,7 +113,7 @@ static struct step_run *t_start(struct t *t, const char *job, const unsigned cha
 		da.has_chunk_size = 1;
 		da.chunk_size = t->chunk_size;
 	}
-	assert_int_equal(step_start(&t->env, job, DOMAIN, &req, &run, &err), 0);
+	assert_int_equal(step_start(&t->sc.env, job, DOMAIN, &req, &run, &err), 0);
 	return run;
 }
 
@@ -216,13 +199,13 @@ static void test_data_end_to_end(void **state)
 	t_init(&t);
 	make_site_tgz(&t, 12 << 20); /* more than the window */
 	run = t_start(&t, "job1", NULL);
-	assert_int_equal(t.log.started, 1);
+	assert_int_equal(t.sc.log.started, 1);
 	feed(&t, run, 1 << 20, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
-	assert_true(t.log.progress_monotonic);
-	assert_int_equal(t.log.done, t.size);
-	assert_int_equal(t.log.total, t.size);
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(t.sc.log.progress_monotonic);
+	assert_int_equal(t.sc.log.done, t.size);
+	assert_int_equal(t.sc.log.total, t.size);
 	assert_int_equal(step_data_want(run, &off, &credit), 0);
 	step_free(run);
 
@@ -242,16 +225,16 @@ static void test_data_end_to_end(void **state)
 		snprintf(cmd, sizeof(cmd), "cmp -s %s/big.bin %s/big.bin", t.src, t.out);
 		assert_int_equal(system(cmd), 0);
 	}
-	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.state);
+	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.sc.state);
 	assert_false(fs_exists(spool)); /* removed once in place */
-	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+	assert_int_equal(stepjournal_get(t.sc.j, "job1", TUAP__STEP__STEP_DATA)->state,
 			 TUAP__STEP_STATE__STATE_DONE);
 
 	/* the same job again: done, nothing asked */
-	evlog_free(&t.log);
+	evlog_free(&t.sc.log);
 	run = t_start(&t, "job1", NULL);
 	assert_true(step_done(run));
-	assert_string_equal(t.log.msg, "already done");
+	assert_string_equal(t.sc.log.msg, "already done");
 	assert_int_equal(step_data_want(run, &off, &credit), 0);
 	step_free(run);
 	t_free(&t);
@@ -293,7 +276,7 @@ static void test_data_out_of_order(void **state)
 	if (!step_done(run))
 		assert_int_equal(step_data_chunk(run, t.size, t.data, 1, &err), -1);
 	assert_true(drive(run, 60000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
 	step_free(run);
 	t_free(&t);
 }
@@ -335,7 +318,7 @@ static void test_data_capped_requests(void **state)
 	}
 	assert_int_equal(got, t.size);
 	assert_true(drive(run, 60000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
 	step_free(run);
 	t_free(&t);
 }
@@ -367,8 +350,8 @@ static void test_data_resume(void **state)
 	step_data_rewind(run);
 	feed(&t, run, 1 << 20, 7 << 20);
 	step_free(run);
-	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.state);
-	snprintf(mark, sizeof(mark), "%s/jobs/job1/data.mark", t.state);
+	snprintf(spool, sizeof(spool), "%s/jobs/job1/data.tar.gz", t.sc.state);
+	snprintf(mark, sizeof(mark), "%s/jobs/job1/data.mark", t.sc.state);
 	write_text(mark, "6291456 0 0\n"); /* another size: not ours, start over */
 	run = t_start(&t, "job1", NULL);
 	assert_int_equal(step_data_want(run, &off, &credit), 1);
@@ -388,8 +371,8 @@ static void test_data_resume(void **state)
 	step_data_rewind(run);
 	feed(&t, run, 1 << 20, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
-	assert_true(evlog_find(&t.log, "resuming data.tar.gz at byte 3145728", 0) >= 0);
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(evlog_find(&t.sc.log, "resuming data.tar.gz at byte 3145728", 0) >= 0);
 	step_free(run);
 	t_free(&t);
 }
@@ -406,13 +389,13 @@ static void test_data_bad_sha(void **state)
 	run = t_start(&t, "job1", wrong);
 	feed(&t, run, 4096, UINT64_MAX);
 	assert_true(drive(run, 10000));
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(t.log.msg, "sha256"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.sc.log.msg, "sha256"));
 	step_free(run);
 	assert_false(fs_exists(t.out));
 	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
 	assert_false(fs_exists(staging));
-	assert_int_equal(stepjournal_get(t.j, "job1", TUAP__STEP__STEP_DATA)->state,
+	assert_int_equal(stepjournal_get(t.sc.j, "job1", TUAP__STEP__STEP_DATA)->state,
 			 TUAP__STEP_STATE__STATE_FAILED);
 	t_free(&t);
 }
@@ -497,27 +480,27 @@ static void test_data_hostile(void **state)
 		char staging[300], job[16];
 
 		t_init(&t);
-		snprintf(abs_target, sizeof(abs_target), "%s/abs-pwned", t.dir);
-		snprintf(outside, sizeof(outside), "%s/escape", t.site);
+		snprintf(abs_target, sizeof(abs_target), "%s/abs-pwned", t.sc.dir);
+		snprintf(outside, sizeof(outside), "%s/escape", t.sc.site);
 		write_tgz(t.tgz, cases[i], sizes[i]);
 		t_load(&t, t.tgz);
 		snprintf(job, sizeof(job), "job%zu", i);
 		run = t_start(&t, job, NULL);
 		feed(&t, run, 1 << 16, UINT64_MAX);
 		assert_true(drive(run, 10000));
-		if (!evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_FAILED))
+		if (!evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_FAILED))
 			fail_msg("case %zu was extracted", i);
-		assert_non_null(strstr(t.log.msg, "entry"));
+		assert_non_null(strstr(t.sc.log.msg, "entry"));
 		step_free(run);
 		/* nothing outside, no site, no staging left */
 		assert_false(fs_exists(abs_target));
 		assert_false(fs_exists(outside));
-		snprintf(outside, sizeof(outside), "%s/escape", t.dir);
+		snprintf(outside, sizeof(outside), "%s/escape", t.sc.dir);
 		assert_false(fs_exists(outside));
 		assert_false(fs_exists(t.out));
 		snprintf(staging, sizeof(staging), "%s.new-%s", t.out, job);
 		assert_false(fs_exists(staging));
-		assert_int_equal(count_entries(t.site), 0);
+		assert_int_equal(count_entries(t.sc.site), 0);
 		t_free(&t);
 	}
 }
@@ -584,8 +567,8 @@ static void test_data_streams(void **state)
 	step_data_rewind(run);		/* feed() sends only what it is asked for afresh */
 	feed(&t, run, 1 << 16, UINT64_MAX);
 	assert_true(drive(run, 60000));
-	assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
-	assert_true(t.log.progress_monotonic);
+	assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
+	assert_true(t.sc.log.progress_monotonic);
 	step_free(run);
 	snprintf(early, sizeof(early), "%s/big.txt", t.out);
 	assert_int_equal(stat(early, &st), 0);
@@ -599,13 +582,13 @@ static void test_data_streams(void **state)
 	run = t_start(&t, "job1", NULL);
 	feed(&t, run, 1 << 16, t.size / 2);
 	assert_true(drive(run, 10000)); /* no more bytes are coming: it ends on its own */
-	assert_int_equal(t.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(t.log.msg, "'../escape'"));
+	assert_int_equal(t.sc.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(t.sc.log.msg, "'../escape'"));
 	step_free(run);
 	snprintf(staging, sizeof(staging), "%s.new-job1", t.out);
 	assert_false(fs_exists(staging));
 	assert_false(fs_exists(t.out));
-	snprintf(early, sizeof(early), "%s/escape", t.site);
+	snprintf(early, sizeof(early), "%s/escape", t.sc.site);
 	assert_false(fs_exists(early));
 	t_free(&t);
 	free(big);
@@ -617,7 +600,7 @@ static void test_data_streams(void **state)
 static void test_data_compression_forms(void **state)
 {
 	static const struct {
-		const char *make; /* shell, in t.dir, from data.tar.gz to form.gz */
+		const char *make; /* shell, in t.sc.dir, from data.tar.gz to form.gz */
 		const char *error;
 	} forms[] = {
 		{"gzip -dc data.tar.gz >form.gz", NULL},
@@ -639,22 +622,23 @@ static void test_data_compression_forms(void **state)
 
 		t_init(&t);
 		make_site_tgz(&t, 300000);
-		snprintf(cmd, sizeof(cmd), "cd %s && %s", t.dir, forms[i].make);
+		snprintf(cmd, sizeof(cmd), "cd %s && %s", t.sc.dir, forms[i].make);
 		assert_int_equal(system(cmd), 0);
-		snprintf(path, sizeof(path), "%s/form.gz", t.dir);
+		snprintf(path, sizeof(path), "%s/form.gz", t.sc.dir);
 		t_load(&t, path);
 		snprintf(job, sizeof(job), "job%zu", i);
 		run = t_start(&t, job, NULL);
 		feed(&t, run, 1 << 16, UINT64_MAX);
 		assert_true(drive(run, 20000));
 		if (forms[i].error) {
-			if (t.log.final != TUAP__STEP_STATE__STATE_FAILED)
+			if (t.sc.log.final != TUAP__STEP_STATE__STATE_FAILED)
 				fail_msg("form %zu (%s) was extracted", i, forms[i].make);
-			if (!strstr(t.log.msg, forms[i].error))
-				fail_msg("form %zu: '%s' lacks '%s'", i, t.log.msg, forms[i].error);
+			if (!strstr(t.sc.log.msg, forms[i].error))
+				fail_msg("form %zu: '%s' lacks '%s'", i, t.sc.log.msg,
+					 forms[i].error);
 			assert_false(fs_exists(t.out));
 		} else {
-			if (!evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE))
+			if (!evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE))
 				fail_msg("form %zu (%s) failed", i, forms[i].make);
 			snprintf(path, sizeof(path), "%s/big.bin", t.out);
 			assert_int_equal(stat(path, &st), 0);
@@ -690,21 +674,21 @@ static void test_data_setuid_stripped_and_replace(void **state)
 		char job[16];
 
 		snprintf(job, sizeof(job), "job%d", i);
-		evlog_free(&t.log);
+		evlog_free(&t.sc.log);
 		run = t_start(&t, job, NULL);
 		feed(&t, run, 1 << 16, UINT64_MAX);
 		assert_true(drive(run, 10000));
-		assert_true(evlog_final_is(&t.log, TUAP__STEP_STATE__STATE_DONE));
+		assert_true(evlog_final_is(&t.sc.log, TUAP__STEP_STATE__STATE_DONE));
 		step_free(run);
 		if (i == 0) {
-			DIR *d = opendir(t.site);
+			DIR *d = opendir(t.sc.site);
 			struct dirent *de;
 			int found = 0;
 
 			while ((de = readdir(d)))
 				if (strncmp(de->d_name, DOMAIN ".prev-", strlen(DOMAIN ".prev-")) ==
 				    0) {
-					snprintf(path, sizeof(path), "%s/%s/old-marker", t.site,
+					snprintf(path, sizeof(path), "%s/%s/old-marker", t.sc.site,
 						 de->d_name);
 					found = fs_exists(path);
 				}
@@ -714,7 +698,7 @@ static void test_data_setuid_stripped_and_replace(void **state)
 		}
 	}
 	/* the site and at most STEP_PREV_KEEP previous trees */
-	assert_int_equal(count_entries(t.site), 1 + STEP_PREV_KEEP);
+	assert_int_equal(count_entries(t.sc.site), 1 + STEP_PREV_KEEP);
 	snprintf(path, sizeof(path), "%s/tool", t.out);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0755); /* setuid dropped */

@@ -1,9 +1,8 @@
 /*
- * Agent steps, the parts that need no network and no privileges: the users plan (from sample
- * passwd/group/shadow texts) and its idempotence, the authorized_keys merge, sudoers text,
- * /etc/aliases edit and the mail step in a scratch root, the journal (reload, torn and corrupt
- * lines, records for Hello), and packages argument checks. As root, the users step also runs
- * for real against a scratch root (useradd --root).
+ * agent/steps/users.c and users_plan.c: the users plan (from sample passwd/group/shadow texts)
+ * and its idempotence, the validation of what tuapd sends, the authorized_keys merge and the
+ * sudoers text; as root, the users step for real against a scratch root (useradd --root),
+ * including homes that are not the user's.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,7 +101,6 @@ static void make_req(struct req *q)
 	q->u[2].name = "carol"; /* a group of that name exists already */
 }
 
-/* The plan's commands as one line each, joined by '\n'. */
 static char *plan_text(const struct user_plan *p)
 {
 	char *out = NULL;
@@ -291,301 +289,6 @@ static void test_sudoers_render(void **state)
 	free(t);
 }
 
-static void test_aliases(void **state)
-{
-	bool changed;
-	char *t, *t2;
-
-	t = aliases_set_root("# aliases\npostmaster: root\nroot: bob,\n  carl\nRoot : again\n"
-			     "www: root\n",
-			     "ops@example.org", &changed);
-	assert_true(changed);
-	assert_string_equal(t, "# aliases\npostmaster: root\nroot: ops@example.org\nwww: root\n");
-	t2 = aliases_set_root(t, "ops@example.org", &changed);
-	assert_false(changed);
-	free(t2);
-	free(t);
-	t = aliases_set_root("postmaster: root", "a@b.c", &changed);
-	assert_string_equal(t, "postmaster: root\nroot: a@b.c\n");
-	free(t);
-	t = aliases_set_root(NULL, "a@b.c", &changed);
-	assert_string_equal(t, "root: a@b.c\n");
-	free(t);
-}
-
-static struct stepjournal *open_journal(const char *dir)
-{
-	struct stepjournal *j;
-	struct tuap_err err;
-
-	if (stepjournal_open(&j, dir, &err) < 0) {
-		fprintf(stderr, "%s\n", err.msg);
-		return NULL;
-	}
-	return j;
-}
-
-static void jrec(struct stepjournal *j, const char *job, Tuap__Step step, Tuap__StepState st,
-		 int code)
-{
-	struct stepjournal_rec r;
-	struct tuap_err err;
-
-	memset(&r, 0, sizeof(r));
-	snprintf(r.job, sizeof(r.job), "%s", job);
-	snprintf(r.domain, sizeof(r.domain), "site.example");
-	r.step = step;
-	r.state = st;
-	r.has_exit_code = code >= 0;
-	r.exit_code = code;
-	assert_int_equal(stepjournal_append(j, &r, &err), 0);
-}
-
-static void test_journal(void **state)
-{
-	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256];
-	const struct stepjournal_rec *r;
-	Tuap__StepRecord **recs;
-	struct tuap_err err;
-	struct stepjournal *j;
-	size_t n;
-	int fd;
-
-	assert_non_null(mkdtemp(dir));
-	assert_non_null(j = open_journal(dir));
-	jrec(j, "job1", TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_STARTED, -1);
-	jrec(j, "job1", TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, 0);
-	jrec(j, "job1", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_STARTED, -1);
-	jrec(j, "job2", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_FAILED, 3);
-	stepjournal_close(j);
-
-	/* a torn last record and a corrupted one in the middle */
-	snprintf(path, sizeof(path), "%s/journal", dir);
-	fd = open(path, O_WRONLY | O_APPEND);
-	assert_true(write(fd, "J1 1700000000 job3 - mail done 0 1234", 37) == 37);
-	close(fd);
-	assert_non_null(j = open_journal(dir));
-	assert_int_equal(stepjournal_count(j), 3);
-	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
-	assert_non_null(r);
-	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_DONE);
-	assert_string_equal(r->domain, "site.example");
-	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_MAKE);
-	assert_int_equal(r->state, TUAP__STEP_STATE__STATE_STARTED);
-	assert_false(r->has_exit_code);
-	r = stepjournal_get(j, "job2", TUAP__STEP__STEP_DATA);
-	assert_int_equal(r->exit_code, 3);
-	assert_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
-	/* the next record starts its own line */
-	jrec(j, "job3", TUAP__STEP__STEP_MAIL, TUAP__STEP_STATE__STATE_DONE, 0);
-
-	assert_int_equal(stepjournal_records(j, false, &recs, &n, &err), 0);
-	assert_int_equal(n, 3); /* users done, data failed, mail done */
-	stepjournal_records_free(recs, n);
-	assert_int_equal(stepjournal_records(j, true, &recs, &n, &err), 0);
-	assert_int_equal(n, 4);
-	for (size_t i = 0; i < n; i++)
-		if (recs[i]->step == TUAP__STEP__STEP_MAKE)
-			assert_int_equal(recs[i]->state, TUAP__STEP_STATE__STATE_INTERRUPTED);
-	stepjournal_records_free(recs, n);
-	stepjournal_close(j);
-
-	/* flip a byte in the first record: its checksum no longer matches */
-	fd = open(path, O_RDWR);
-	assert_true(pwrite(fd, "X", 1, 16) == 1);
-	close(fd);
-	assert_non_null(j = open_journal(dir));
-	r = stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS);
-	assert_non_null(r); /* the DONE record still stands */
-	assert_non_null(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL));
-	assert_int_equal(stepjournal_get(j, "job3", TUAP__STEP__STEP_MAIL)->state,
-			 TUAP__STEP_STATE__STATE_DONE);
-	stepjournal_close(j);
-
-	rm_rf(dir);
-}
-
-static uint32_t fnv1a(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
-static void test_journal_bounded(void **state)
-{
-	static const char *steps[] = {"users", "packages", "mail", "data", "make"};
-	char dir[] = "/tmp/tuap-journal-XXXXXX", path[256], line[256];
-	struct stepjournal *j;
-	struct stat st;
-	FILE *f;
-
-	/* a journal just under STEPJOURNAL_MAX_BYTES, written as the agent writes it */
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/journal", dir);
-	assert_non_null(f = fopen(path, "w"));
-	for (int i = 0; ftell(f) < STEPJOURNAL_MAX_BYTES - 40; i++) {
-		int n = snprintf(line, sizeof(line), "J1 %d job%d site.example %s %s -",
-				 1700000000 + i, i / 5 % 2000, steps[i % 5],
-				 i % 2 ? "done" : "started");
-
-		fprintf(f, "%s %08x\n", line, fnv1a(line, (size_t)n));
-	}
-	fclose(f);
-	assert_non_null(j = open_journal(dir));
-	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
-	assert_null(stepjournal_get(j, "job1", TUAP__STEP__STEP_USERS)); /* the oldest forgotten */
-	jrec(j, "last", TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0);
-	jrec(j, "last", TUAP__STEP__STEP_DATA, TUAP__STEP_STATE__STATE_DONE, 0);
-	stepjournal_close(j);
-	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size < STEPJOURNAL_MAX_BYTES / 2); /* compacted */
-	assert_non_null(j = open_journal(dir));
-	assert_int_equal(stepjournal_count(j), STEPJOURNAL_MAX_RECORDS);
-	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_MAKE));
-	assert_non_null(stepjournal_get(j, "last", TUAP__STEP__STEP_DATA));
-	stepjournal_close(j);
-	rm_rf(dir);
-}
-
-struct scratch {
-	char dir[64], root[128], state[128], site[128];
-	struct stepjournal *j;
-	struct evlog log;
-	struct step_env env;
-};
-
-static void scratch_init(struct scratch *s)
-{
-	char etc[200];
-
-	snprintf(s->dir, sizeof(s->dir), "/tmp/tuap-steps-XXXXXX");
-	assert_non_null(mkdtemp(s->dir));
-	snprintf(s->root, sizeof(s->root), "%s/root", s->dir);
-	snprintf(s->state, sizeof(s->state), "%s/state", s->dir);
-	snprintf(s->site, sizeof(s->site), "%s/srv", s->dir);
-	snprintf(etc, sizeof(etc), "%s/etc", s->root);
-	assert_int_equal(fs_mkdir_p(etc, 0755, NULL), 0);
-	assert_non_null(s->j = open_journal(s->state));
-	evlog_init(&s->log);
-	s->env.root = s->root;
-	s->env.state_dir = s->state;
-	s->env.site_root = s->site;
-	s->env.journal = s->j;
-	s->env.emit = evlog_emit;
-	s->env.ctx = &s->log;
-}
-
-static void scratch_free(struct scratch *s)
-{
-	stepjournal_close(s->j);
-	evlog_free(&s->log);
-	rm_rf(s->dir);
-}
-
-static void test_mail_step(void **state)
-{
-	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
-	Tuap__MailArgs mail = TUAP__MAIL_ARGS__INIT;
-	struct scratch s;
-	struct step_run *run;
-	struct tuap_err err;
-	char path[256], *text;
-
-	scratch_init(&s);
-	snprintf(path, sizeof(path), "%s/etc/aliases", s.root);
-	write_text(path, "postmaster: root\nroot: old@example.org\n");
-	chmod(path, 0640);
-	req.step = TUAP__STEP__STEP_MAIL;
-	req.args_case = TUAP__STEP_REQUEST__ARGS_MAIL;
-	req.mail = &mail;
-	mail.contact_email = "ops@example.org";
-	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
-	assert_true(drive(run, 5000));
-	assert_int_equal(step_state(run), TUAP__STEP_STATE__STATE_DONE);
-	assert_int_equal(s.log.started, 1);
-	step_free(run);
-	text = fs_read_file(path, 4096, NULL, NULL);
-	assert_string_equal(text, "postmaster: root\nroot: ops@example.org\n");
-	free(text);
-	{
-		struct stat st;
-
-		assert_int_equal(stat(path, &st), 0);
-		assert_int_equal(st.st_mode & 0777, 0640); /* the mode is kept */
-	}
-	assert_int_equal(stepjournal_get(s.j, "j1", TUAP__STEP__STEP_MAIL)->state,
-			 TUAP__STEP_STATE__STATE_DONE);
-
-	/* the same job again: not repeated */
-	evlog_free(&s.log);
-	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
-	assert_true(step_done(run));
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
-	assert_string_equal(s.log.msg, "already done");
-	assert_int_equal(s.log.started, 0);
-	step_free(run);
-
-	/* a bad address fails the step, journaled, file untouched */
-	evlog_free(&s.log);
-	mail.contact_email = "|/bin/sh -c evil";
-	assert_int_equal(step_start(&s.env, "j2", "site.example", &req, &run, &err), 0);
-	assert_true(step_done(run));
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(s.log.msg, "contact_email"));
-	assert_int_equal(stepjournal_get(s.j, "j2", TUAP__STEP__STEP_MAIL)->state,
-			 TUAP__STEP_STATE__STATE_FAILED);
-	step_free(run);
-
-	/* wrong arguments for the step, a bad job id */
-	evlog_free(&s.log);
-	req.step = TUAP__STEP__STEP_USERS;
-	assert_int_equal(step_start(&s.env, "j3", "site.example", &req, &run, &err), 0);
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	step_free(run);
-	req.step = TUAP__STEP__STEP_MAIL;
-	assert_int_equal(step_start(&s.env, "../../etc", "site.example", &req, &run, &err), 0);
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(s.log.msg, "job id"));
-	step_free(run);
-	scratch_free(&s);
-}
-
-static void test_packages_args(void **state)
-{
-	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
-	Tuap__PackagesArgs pk = TUAP__PACKAGES_ARGS__INIT;
-	char *pkgs[] = {"nginx", "-oAPT::Get::Whatever=1"};
-	struct scratch s;
-	struct step_run *run;
-	struct tuap_err err;
-
-	scratch_init(&s);
-	req.step = TUAP__STEP__STEP_PACKAGES;
-	req.args_case = TUAP__STEP_REQUEST__ARGS_PACKAGES;
-	req.packages = &pk;
-	pk.packages = pkgs;
-	pk.n_packages = 2;
-	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(s.log.msg, "not a package name"));
-	step_free(run);
-	evlog_free(&s.log);
-	pk.n_packages = 0;
-	assert_int_equal(step_start(&s.env, "j2", "site.example", &req, &run, &err), 0);
-	assert_true(drive(run, 5000));
-	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
-	assert_true(evlog_find(&s.log, "no packages", 0) >= 0);
-	step_free(run);
-	assert_non_null(step_pkg_manager()); /* this machine has apt-get */
-	scratch_free(&s);
-}
-
-/* Root only: the users step for real, with useradd --root into a scratch root. */
 static void test_users_step_root(void **state)
 {
 	Tuap__StepRequest req = TUAP__STEP_REQUEST__INIT;
@@ -605,7 +308,7 @@ static void test_users_step_root(void **state)
 
 	if (geteuid() != 0 || access("/usr/sbin/useradd", X_OK) != 0)
 		skip();
-	scratch_init(&s);
+	scratch_init(&s, "steps", true);
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/etc/%s", s.root, files[i][0]);
 		write_text(path, files[i][1]);
@@ -740,11 +443,6 @@ int main(void)
 		cmocka_unit_test(test_users_validation),
 		cmocka_unit_test(test_authkeys_merge),
 		cmocka_unit_test(test_sudoers_render),
-		cmocka_unit_test(test_aliases),
-		cmocka_unit_test(test_journal),
-		cmocka_unit_test(test_journal_bounded),
-		cmocka_unit_test(test_mail_step),
-		cmocka_unit_test(test_packages_args),
 		cmocka_unit_test(test_users_step_root),
 	};
 
