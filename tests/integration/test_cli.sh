@@ -102,7 +102,7 @@ for n in 0 -3 abc 99999999999 1000001; do
 done
 
 # Every command has --help.
-for cmd in validate provision status list watch log run update-data enroll new pack; do
+for cmd in validate provision status list watch log run update-data enroll new pack destroy snapshot restore console-log help completion version; do
 	"$TUAP_CTL" "$cmd" --help | grep -q "^usage: tuap-ctl $cmd" || tuapt_die "$cmd --help"
 done
 echo "ok"

@@ -14,20 +14,12 @@
 #include "fsutil.h"
 #include "keys.h"
 
-static const char usage[] =
-	"usage: tuap-ctl enroll [--rotate] [--endpoint tcp://HOST:PORT] DOMAIN -o FILE\n"
-	"\n"
-	"Makes DOMAIN's agent keys and writes the agent's config to FILE (mode 0600): copy it to\n"
-	"the host as /etc/tuap-agent/agent.conf and start tuap-agent there, then run\n"
-	"'tuap-ctl provision --existing DOMAIN'. --rotate replaces existing keys (the agent that\n"
-	"holds the old ones is refused from then on). --endpoint: the address the agent connects\n"
-	"to, if not tuapd.conf's public_endpoint.\n";
-
-int cmd_enroll(int argc, char **argv)
+int cmd_enroll(const struct cli_args *a)
 {
 	Tuap__CtlRequest req = TUAP__CTL_REQUEST__INIT;
 	Tuap__EnrollRequest er = TUAP__ENROLL_REQUEST__INIT;
-	const char *domain = NULL, *out = NULL;
+	const char *domain = cli_domain_name(cli_domain_arg(a->operands[0]));
+	const char *out = cli_opt(a, "output");
 	struct buf text = BUF_INIT;
 	struct ctlclient c;
 	struct agentconf ac;
@@ -35,24 +27,11 @@ int cmd_enroll(int argc, char **argv)
 	char path[4096];
 	int rc = CLI_FAIL;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(usage, stdout);
-		return CLI_OK;
-	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-o") && i + 1 < argc)
-			out = argv[++i];
-		else if (!strcmp(argv[i], "--endpoint") && i + 1 < argc)
-			er.endpoint = argv[++i];
-		else if (!strcmp(argv[i], "--rotate"))
-			er.has_rotate = er.rotate = 1;
-		else if (argv[i][0] == '-' || domain)
-			return cli_usage_error("enroll", "unexpected '%s'", argv[i]);
-		else
-			domain = cli_domain_name(cli_domain_arg(argv[i]));
-	}
-	if (!domain || !out)
-		return cli_usage_error("enroll", "expected DOMAIN -o FILE");
+	if (!out)
+		return cli_usage_error("enroll", "where to? (-o FILE)");
+	er.endpoint = (char *)cli_opt(a, "endpoint");
+	if (cli_flag(a, "rotate"))
+		er.has_rotate = er.rotate = 1;
 	if (fs_exists(out) && !er.rotate) {
 		fprintf(stderr, "tuap-ctl enroll: %s exists; not overwritten\n", out);
 		return CLI_FAIL;

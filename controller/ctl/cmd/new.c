@@ -17,15 +17,6 @@
 #include "domain.h"
 #include "fsutil.h"
 
-static const char usage[] =
-	"usage: tuap-ctl new DOMAIN\n"
-	"\n"
-	"Creates the directory DOMAIN/ with a commented provision.conf, a users.yaml and a site/\n"
-	"tree whose Makefile installs a static page. Edit them, run 'tuap-ctl pack DOMAIN' to "
-	"build\n"
-	"data.tar.gz, 'tuap-ctl validate DOMAIN' to check, then 'tuap-ctl provision DOMAIN'.\n"
-	"DOMAIN must not exist yet.\n";
-
 /* @DOMAIN@ in a template is replaced by the (validated) domain name. */
 static const char conf_tmpl[] =
 	"# @DOMAIN@: where and how the site runs. Every key: man provision.conf "
@@ -137,19 +128,12 @@ static void remove_skeleton(const char *tmp)
 	}
 }
 
-int cmd_new(int argc, char **argv)
+int cmd_new(const struct cli_args *a)
 {
 	char tmp[PATH_MAX], sub[PATH_MAX], why[128], name[DOMAIN_NAME_MAX + 2];
-	const char *dir, *base;
+	const char *dir = cli_domain_arg(a->operands[0]), *base;
 	struct tuap_err err;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(usage, stdout);
-		return CLI_OK;
-	}
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error("new", "expected exactly one DOMAIN");
-	dir = cli_domain_arg(argv[1]);
 	base = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
 	snprintf(name, sizeof(name), "%s", base);
 	if (valid_domain_name(name, why, sizeof(why)) < 0) {

@@ -9,32 +9,16 @@
 #include "pack.h"
 #include "tarball.h"
 
-static const char usage[] =
-	"usage: tuap-ctl pack DOMAIN\n"
-	"\n"
-	"Builds DOMAIN/data.tar.gz from the files under DOMAIN/site/ (which must hold the "
-	"top-level\n"
-	"Makefile whose default target sets the site up), replacing the previous data.tar.gz only\n"
-	"when the new one is complete. Entries are sorted and owned by root; only files,\n"
-	"directories and symlinks that stay inside site/ are accepted.\n";
-
-int cmd_pack(int argc, char **argv)
+int cmd_pack(const struct cli_args *a)
 {
 	char src[PATH_MAX], out[PATH_MAX];
 	struct tarball_info info;
 	struct pack_stats st;
 	struct tuap_err err;
 	struct diags d;
-	char *dir;
+	char *dir = cli_domain_arg(a->operands[0]);
 	int rc;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(usage, stdout);
-		return CLI_OK;
-	}
-	if (argc != 2 || argv[1][0] == '-')
-		return cli_usage_error("pack", "expected exactly one DOMAIN");
-	dir = cli_domain_arg(argv[1]);
 	if (snprintf(src, sizeof(src), "%s/site", dir) >= (int)sizeof(src) ||
 	    snprintf(out, sizeof(out), "%s/data.tar.gz", dir) >= (int)sizeof(out))
 		return cli_usage_error("pack", "path too long");

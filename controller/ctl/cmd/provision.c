@@ -13,73 +13,33 @@
 #include "dryrun.h"
 #include "fsutil.h"
 
-static const char usage[] =
-	"usage: tuap-ctl provision [OPTIONS] DOMAIN\n"
-	"\n"
-	"Makes the site in the directory DOMAIN live: tuapd creates its VM (or, with depends_on "
-	"or\n"
-	"--existing, uses the existing host), its agent creates the users, installs the packages,\n"
-	"sets the contact e-mail, restores data.tar.gz and runs make. Progress is shown live;\n"
-	"Ctrl-C detaches and the job goes on ('tuap-ctl watch DOMAIN').\n"
-	"\n"
-	"  --dry-run       validate and show domain.xml, meta-data, network-config and user-data;\n"
-	"                  create nothing\n"
-	"  --output DIR    with --dry-run: write those files into DIR instead\n"
-	"  --existing      the host exists and its agent is enrolled ('tuap-ctl enroll'): create\n"
-	"                  no VM, wait for the agent's hello, run the steps\n"
-	"  --resume        continue the domain's last failed job where it stopped (or attach to\n"
-	"                  the running one)\n"
-	"  --rerun-make    with --resume: run make again even though it was started before\n"
-	"  --rebuild       snapshot the VM, then recreate it with new keys and instance-id\n"
-	"  --detach        start the job and return at once\n"
-	"  --json          one JSON object per event on stdout\n";
-
-static const char update_usage[] =
-	"usage: tuap-ctl update-data [--json] DOMAIN\n"
-	"\n"
-	"Sends DOMAIN/data.tar.gz (checked first) to the domain's host, where the agent replaces\n"
-	"the site tree (the previous one is kept beside it) and runs make again.\n";
-
 struct opts {
 	bool dry_run, existing, resume, rerun_make, rebuild, detach, json;
 	const char *output;
 	char *dir;
 };
 
-static int parse_opts(int argc, char **argv, struct opts *o, bool update)
+static int parse_opts(const struct cli_args *a, struct opts *o, bool update)
 {
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+	const char *cmd = a->cmd->name;
 
-		if (!strcmp(a, "--json"))
-			o->json = true;
-		else if (!update && !strcmp(a, "--dry-run"))
-			o->dry_run = true;
-		else if (!update && !strcmp(a, "--existing"))
-			o->existing = true;
-		else if (!update && !strcmp(a, "--resume"))
-			o->resume = true;
-		else if (!update && !strcmp(a, "--rerun-make"))
-			o->rerun_make = true;
-		else if (!update && !strcmp(a, "--rebuild"))
-			o->rebuild = true;
-		else if (!update && !strcmp(a, "--detach"))
-			o->detach = true;
-		else if (!update && !strcmp(a, "--output") && i + 1 < argc)
-			o->output = argv[++i];
-		else if (a[0] == '-' || o->dir)
-			return cli_usage_error(argv[0], "unexpected '%s'", a);
-		else
-			o->dir = cli_domain_arg(argv[i]);
-	}
-	if (!o->dir)
-		return cli_usage_error(argv[0], "which DOMAIN?");
+	o->json = cli_flag(a, "json");
+	o->dir = cli_domain_arg(a->operands[0]);
+	if (update)
+		return 0;
+	o->dry_run = cli_flag(a, "dry-run");
+	o->existing = cli_flag(a, "existing");
+	o->resume = cli_flag(a, "resume");
+	o->rerun_make = cli_flag(a, "rerun-make");
+	o->rebuild = cli_flag(a, "rebuild");
+	o->detach = cli_flag(a, "detach");
+	o->output = cli_opt(a, "output");
 	if (o->output && !o->dry_run)
-		return cli_usage_error(argv[0], "--output goes with --dry-run");
+		return cli_usage_error(cmd, "--output goes with --dry-run");
 	if (o->rerun_make && !o->resume)
-		return cli_usage_error(argv[0], "--rerun-make goes with --resume");
+		return cli_usage_error(cmd, "--rerun-make goes with --resume");
 	if (o->resume && o->rebuild)
-		return cli_usage_error(argv[0], "--resume and --rebuild exclude each other");
+		return cli_usage_error(cmd, "--resume and --rebuild exclude each other");
 	return 0;
 }
 
@@ -171,18 +131,14 @@ out:
 	return code;
 }
 
-static int run(int argc, char **argv, bool update)
+static int run(const struct cli_args *a, bool update)
 {
 	struct opts o = {0};
 	struct domain dom;
 	struct diags d;
 	int rc;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(update ? update_usage : usage, stdout);
-		return CLI_OK;
-	}
-	if ((rc = parse_opts(argc, argv, &o, update)))
+	if ((rc = parse_opts(a, &o, update)))
 		return rc;
 	/* nothing is sent, let alone created, unless the whole directory is valid */
 	diags_init(&d);
@@ -204,12 +160,12 @@ static int run(int argc, char **argv, bool update)
 	return rc;
 }
 
-int cmd_provision(int argc, char **argv)
+int cmd_provision(const struct cli_args *a)
 {
-	return run(argc, argv, false);
+	return run(a, false);
 }
 
-int cmd_update_data(int argc, char **argv)
+int cmd_update_data(const struct cli_args *a)
 {
-	return run(argc, argv, true);
+	return run(a, true);
 }

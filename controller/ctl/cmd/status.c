@@ -4,36 +4,13 @@
 
 #include "cli.h"
 
-static const char status_usage[] =
-	"usage: tuap-ctl status [--json] [DOMAIN]\n"
-	"\n"
-	"Shows each domain tuapd manages (or only DOMAIN): whether it is a VM or an existing\n"
-	"host, its last job and the phase it reached, and its agent (version, host, last seen).\n";
-
-static const char list_usage[] = "usage: tuap-ctl list [--json]\n"
-				 "\n"
-				 "Lists the domains tuapd manages, one line each.\n";
-
-static int run(int argc, char **argv, bool list)
+static int run(const struct cli_args *a, bool list)
 {
 	Tuap__CtlRequest req = TUAP__CTL_REQUEST__INIT;
 	Tuap__DomainRequest dr = TUAP__DOMAIN_REQUEST__INIT;
 	Tuap__ListRequest lr = TUAP__LIST_REQUEST__INIT;
-	const char *domain = NULL;
-	bool json = false;
+	const char *domain = a->n_operands ? cli_domain_name(cli_domain_arg(a->operands[0])) : NULL;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(list ? list_usage : status_usage, stdout);
-		return CLI_OK;
-	}
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			json = true;
-		else if (argv[i][0] == '-' || domain || list)
-			return cli_usage_error(argv[0], "unexpected '%s'", argv[i]);
-		else
-			domain = cli_domain_name(cli_domain_arg(argv[i]));
-	}
 	if (list) {
 		req.req_case = TUAP__CTL_REQUEST__REQ_LIST;
 		req.list = &lr;
@@ -42,15 +19,15 @@ static int run(int argc, char **argv, bool list)
 		req.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
 		req.status = &dr;
 	}
-	return cli_daemon_request(&req, domain, NULL, json, false);
+	return cli_daemon_request(&req, domain, NULL, cli_flag(a, "json"), false);
 }
 
-int cmd_status(int argc, char **argv)
+int cmd_status(const struct cli_args *a)
 {
-	return run(argc, argv, false);
+	return run(a, false);
 }
 
-int cmd_list(int argc, char **argv)
+int cmd_list(const struct cli_args *a)
 {
-	return run(argc, argv, true);
+	return run(a, true);
 }

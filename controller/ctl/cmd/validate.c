@@ -6,13 +6,6 @@
 #include "cli.h"
 #include "domain.h"
 
-static const char usage[] =
-	"usage: tuap-ctl validate DOMAIN...\n"
-	"\n"
-	"Reads DOMAIN/provision.conf, DOMAIN/users.yaml and DOMAIN/data.tar.gz (the last two when\n"
-	"present) and reports every problem on stderr as FILE:LINE: key: message. Nothing is\n"
-	"created or changed. Exit status: 0 when every DOMAIN is valid, 1 otherwise.\n";
-
 static void summary(const struct domain *dom)
 {
 	const struct domain_conf *c = &dom->conf;
@@ -31,22 +24,15 @@ static void summary(const struct domain *dom)
 	printf("\n");
 }
 
-int cmd_validate(int argc, char **argv)
+int cmd_validate(const struct cli_args *a)
 {
 	int rc = CLI_OK;
 
-	if (cli_wants_help(argc, argv)) {
-		fputs(usage, stdout);
-		return CLI_OK;
-	}
-	if (argc < 2)
-		return cli_usage_error("validate", "which DOMAIN?");
-	for (int i = 1; i < argc; i++) {
+	for (int i = 0; i < a->n_operands; i++) {
+		char **argv = a->operands;
 		struct domain dom;
 		struct diags d;
 
-		if (argv[i][0] == '-')
-			return cli_usage_error("validate", "unknown option '%s'", argv[i]);
 		diags_init(&d);
 		if (domain_load(cli_domain_arg(argv[i]), &dom, &d) < 0 || d.errors) {
 			diags_print(&d, stderr);
