@@ -165,3 +165,12 @@ int fs_path(char *out, size_t len, struct tuap_err *err, const char *fmt, ...)
 		return err_set(err, "path too long: %.64s...", out);
 	return 0;
 }
+
+char *fs_strip_slashes(char *path)
+{
+	size_t n = strlen(path);
+
+	while (n > 1 && path[n - 1] == '/')
+		path[--n] = '\0';
+	return path;
+}

@@ -27,4 +27,8 @@ int fs_path(char *out, size_t len, struct tuap_err *err, const char *fmt, ...) T
 /* 1 if path exists (any type), 0 if not. */
 int fs_exists(const char *path);
 
+/* Removes trailing slashes from path in place ("/" stays "/"): "example.test/" names the
+ * directory "example.test". Returns path. */
+char *fs_strip_slashes(char *path);
+
 #endif

@@ -266,6 +266,24 @@ int valid_home_dir(const char *s, char *why, size_t len)
 	return 0;
 }
 
+int valid_make_target(const char *s, char *why, size_t len)
+{
+	size_t n = strlen(s), ok;
+	char cb[8];
+
+	if (n == 0)
+		return valid_why(why, len, "it is empty");
+	if (n > 255)
+		return valid_why(why, len, "it is longer than 255 characters");
+	if (s[0] == '-')
+		return valid_why(why, len, "it starts with '-' (make would take an option)");
+	ok = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+-");
+	if (ok < n)
+		return valid_why(why, len, "it holds %s (letters, digits and . _ / + -)",
+				 valid_show_char(s[ok], cb));
+	return 0;
+}
+
 /* name[:arch][=version], as apt takes it; RPM names fit the name part. */
 int valid_package_name(const char *s, char *why, size_t len)
 {

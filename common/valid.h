@@ -33,6 +33,9 @@ int valid_user_name(const char *s, char *why, size_t len);
 int valid_package_name(const char *s, char *why, size_t len);
 /* A plain address whose local part is inert in /etc/aliases. */
 int valid_email(const char *s, char *why, size_t len);
+/* A make target for `tuap-ctl run DOMAIN make TARGET`: 1 to 255 of [A-Za-z0-9._/+-], not
+ * starting with '-' (make would take it as an option). */
+int valid_make_target(const char *s, char *why, size_t len);
 /* A job id made by tuapd: 1 to 64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 int valid_job_id(const char *s, char *why, size_t len);
 /* HOST:PORT or [IPV6]:PORT with a port from 1 to 65535; wildcard allows '*' as the host. */

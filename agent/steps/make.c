@@ -29,6 +29,7 @@
 
 #include "fsutil.h"
 #include "run.h"
+#include "valid.h"
 
 #define TAIL_MS		 100
 #define SAVE_MS		 1000
@@ -534,15 +535,6 @@ static int rel_path_ok(const char *s)
 	return 1;
 }
 
-static int target_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n > 0 && n < 256 && s[0] != '-' &&
-	       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/+-") ==
-		       n;
-}
-
 static void follow_from_sent(struct make_run *m)
 {
 	char buf[64];
@@ -574,10 +566,11 @@ int make_start(struct step_run *r, const Tuap__MakeArgs *a, struct tuap_err *err
 	struct sup_args sa;
 	struct make_run *m;
 	struct status st;
-	char rotated[PATH_MAX + 8];
+	char rotated[PATH_MAX + 8], why[160];
 
-	if (a->target && a->target[0] && !target_ok(a->target))
-		return err_at(err, NULL, 0, "target", "'%s' is not a make target", a->target);
+	if (a->target && a->target[0] && valid_make_target(a->target, why, sizeof(why)) < 0)
+		return err_at(err, NULL, 0, "target", "'%s' is not a make target: %s", a->target,
+			      why);
 	if (a->pre_make_script && a->pre_make_script[0] && !rel_path_ok(a->pre_make_script))
 		return err_at(err, NULL, 0, "pre_make_script",
 			      "'%s' must be a relative path inside the tree", a->pre_make_script);

@@ -5,20 +5,10 @@
 #include <string.h>
 
 #include "run.h"
+#include "valid.h"
 
 #define PKG_MAX	     512
 #define PKG_ARGV_MAX (PKG_MAX + 16)
-
-static int package_ok(const char *s)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > 200 || s[0] == '-')
-		return 0;
-	return strspn(s,
-		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_:=~*/@") ==
-	       n;
-}
 
 int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_err *err)
 {
@@ -29,10 +19,13 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 	if (a->n_packages > PKG_MAX)
 		return err_at(err, NULL, 0, "packages", "%zu packages; at most %d", a->n_packages,
 			      PKG_MAX);
-	for (size_t i = 0; i < a->n_packages; i++)
-		if (!package_ok(a->packages[i]))
-			return err_at(err, NULL, 0, "packages", "'%s' is not a package name",
-				      a->packages[i]);
+	for (size_t i = 0; i < a->n_packages; i++) {
+		char why[160];
+
+		if (!a->packages[i] || valid_package_name(a->packages[i], why, sizeof(why)) < 0)
+			return err_at(err, NULL, 0, "packages", "'%s' is not a package name: %s",
+				      a->packages[i] ? a->packages[i] : "", why);
+	}
 	if (a->n_packages == 0 && !(a->has_update && a->update)) {
 		run_log(r, "no packages to install");
 		return 0;

@@ -251,13 +251,15 @@ static bool same_addr(const struct ip_addr *a, const struct ip_addr *b)
 	return a->family == b->family && !memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
-static void key_ips(struct ctx *x)
+/* A list of addresses (ips, resolvers) into out[*n]: each parsed and checked with flags; a
+ * repeated one is an error, or with dup_warns only a warning (and kept once). */
+static void addr_list(struct ctx *x, const char *what, size_t max, bool allow_prefix, int flags,
+		      const char *example, bool dup_warns, struct ip_addr *out, size_t *n)
 {
-	struct domain_conf *c = x->c;
 	char why[160];
 
-	if (x->e->n_values > DOMAIN_MAX_IPS) {
-		bad(x, "%zu addresses; at most %d", x->e->n_values, DOMAIN_MAX_IPS);
+	if (x->e->n_values > max) {
+		bad(x, "%zu %s; at most %zu", x->e->n_values, what, max);
 		return;
 	}
 	for (size_t i = 0; i < x->e->n_values; i++) {
@@ -267,23 +269,30 @@ static void key_ips(struct ctx *x)
 
 		if (!v)
 			continue;
-		if (parse_ip(v, true, &ip, why, sizeof(why)) < 0) {
-			bad(x, "'%s' is not a valid address: %s (e.g. 192.0.2.10 or 192.0.2.10/24)",
-			    shown(x, v), why);
+		if (parse_ip(v, allow_prefix, &ip, why, sizeof(why)) < 0) {
+			bad(x, "'%s' is not a valid address: %s (e.g. %s)", shown(x, v), why,
+			    example);
 			continue;
 		}
-		if (addr_problem(&ip, ADDR_OWN, why, sizeof(why)) < 0) {
+		if (addr_problem(&ip, flags, why, sizeof(why)) < 0) {
 			bad(x, "%s %s", shown(x, v), why);
 			continue;
 		}
-		for (size_t k = 0; k < c->n_ips; k++)
-			dup = dup || same_addr(&c->ips[k], &ip);
-		if (dup) {
+		for (size_t k = 0; k < *n; k++)
+			dup = dup || same_addr(&out[k], &ip);
+		if (dup && dup_warns)
+			warn(x, "%s is listed twice", shown(x, v));
+		else if (dup)
 			bad(x, "%s is listed twice", shown(x, v));
-			continue;
-		}
-		c->ips[c->n_ips++] = ip;
+		else
+			out[(*n)++] = ip;
 	}
+}
+
+static void key_ips(struct ctx *x)
+{
+	addr_list(x, "addresses", DOMAIN_MAX_IPS, true, ADDR_OWN, "192.0.2.10 or 192.0.2.10/24",
+		  false, x->c->ips, &x->c->n_ips);
 }
 
 static void key_gateway(struct ctx *x)
@@ -317,37 +326,8 @@ static void key_gateway(struct ctx *x)
 
 static void key_resolvers(struct ctx *x)
 {
-	struct domain_conf *c = x->c;
-	char why[160];
-
-	if (x->e->n_values > DOMAIN_MAX_RESOLVERS) {
-		bad(x, "%zu resolvers; at most %d", x->e->n_values, DOMAIN_MAX_RESOLVERS);
-		return;
-	}
-	for (size_t i = 0; i < x->e->n_values; i++) {
-		const char *v = item(x, i);
-		struct ip_addr ip;
-		bool dup = false;
-
-		if (!v)
-			continue;
-		if (parse_ip(v, false, &ip, why, sizeof(why)) < 0) {
-			bad(x,
-			    "'%s' is not a valid address: %s (e.g. resolvers=192.0.2.53, 9.9.9.9)",
-			    shown(x, v), why);
-			continue;
-		}
-		if (addr_problem(&ip, ADDR_LOOPBACK_OK, why, sizeof(why)) < 0) {
-			bad(x, "%s %s", shown(x, v), why);
-			continue;
-		}
-		for (size_t k = 0; k < c->n_resolvers; k++)
-			dup = dup || same_addr(&c->resolvers[k], &ip);
-		if (dup)
-			warn(x, "%s is listed twice", shown(x, v));
-		else
-			c->resolvers[c->n_resolvers++] = ip;
-	}
+	addr_list(x, "resolvers", DOMAIN_MAX_RESOLVERS, false, ADDR_LOOPBACK_OK,
+		  "resolvers=192.0.2.53, 9.9.9.9", true, x->c->resolvers, &x->c->n_resolvers);
 }
 
 static void key_size(struct ctx *x)

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "ctlclient.h"
+#include "fsutil.h"
 #include "progress.h"
 
 #include <errno.h>
@@ -306,11 +307,7 @@ int cli_lines_arg(const char *cmd, const char *text, uint32_t *lines)
 
 char *cli_domain_arg(char *arg)
 {
-	size_t n = strlen(arg);
-
-	while (n > 1 && arg[n - 1] == '/')
-		arg[--n] = '\0';
-	return arg;
+	return fs_strip_slashes(arg);
 }
 
 const char *cli_domain_name(const char *dir)

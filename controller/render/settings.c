@@ -404,8 +404,7 @@ static int store(struct load *ld, const struct key *k, const char *fullname, con
 	memcpy(dst, v, n);
 	dst[n] = '\0';
 	if (k->kind == K_PATH) {
-		while (n > 1 && dst[n - 1] == '/')
-			dst[--n] = '\0';
+		fs_strip_slashes(dst);
 		if (valid_abs_path(dst, why, sizeof(why)) < 0)
 			return err_at(ld->err, file_of(ld, st), line, fullname, "'%s': %s", v, why);
 	}

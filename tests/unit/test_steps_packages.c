@@ -39,7 +39,15 @@ static void test_packages_args(void **state)
 	pk.n_packages = 2;
 	assert_int_equal(step_start(&s.env, "j1", "site.example", &req, &run, &err), 0);
 	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
-	assert_non_null(strstr(s.log.msg, "not a package name"));
+	assert_non_null(strstr(s.log.msg, "not a package name: it must start with a letter"));
+	step_free(run);
+	/* the rule tuap-ctl validate applies (common/valid.c), not a looser one of its own */
+	pkgs[1] = "nginx/bookworm-backports";
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j1b", "site.example", &req, &run, &err), 0);
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_FAILED);
+	assert_non_null(strstr(s.log.msg,
+			       "'nginx/bookworm-backports' is not a package name: it holds '/'"));
 	step_free(run);
 	evlog_free(&s.log);
 	pk.n_packages = 0;

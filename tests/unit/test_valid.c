@@ -233,6 +233,18 @@ static void test_job_id(void **state)
 	expect(valid_job_id, "a/b", "");
 }
 
+static void test_make_target(void **state)
+{
+	(void)state;
+	expect(valid_make_target, "reload", NULL);
+	expect(valid_make_target, "sub/dir.o", NULL);
+	expect(valid_make_target, "", "empty");
+	expect(valid_make_target, "-j8", "starts with '-'");
+	expect(valid_make_target, "CC=evil", "holds '='");
+	expect(valid_make_target, "a b", "holds a space");
+	expect(valid_make_target, "a;rm", "holds ';'");
+}
+
 static void test_mail_inert(void **state)
 {
 	(void)state;
@@ -362,9 +374,9 @@ int main(void)
 		cmocka_unit_test(test_valid_names), cmocka_unit_test(test_valid_packages_and_mail),
 		cmocka_unit_test(test_parse_size),  cmocka_unit_test(test_parse_ip),
 		cmocka_unit_test(test_job_id),	    cmocka_unit_test(test_mail_inert),
-		cmocka_unit_test(test_host_port),   cmocka_unit_test(test_abs_path),
-		cmocka_unit_test(test_text_line),   cmocka_unit_test(test_sudo_rule),
-		cmocka_unit_test(test_home_dir),
+		cmocka_unit_test(test_make_target), cmocka_unit_test(test_host_port),
+		cmocka_unit_test(test_abs_path),    cmocka_unit_test(test_text_line),
+		cmocka_unit_test(test_sudo_rule),   cmocka_unit_test(test_home_dir),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

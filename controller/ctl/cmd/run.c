@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "valid.h"
 
 int cmd_run(const struct cli_args *a)
 {
@@ -13,8 +14,10 @@ int cmd_run(const struct cli_args *a)
 
 	if (strcmp(a->operands[1], "make"))
 		return cli_usage_error("run", "only 'make' can be run, not '%s'", a->operands[1]);
-	if (target && (!*target || target[0] == '-' || strpbrk(target, " \t\n=")))
-		return cli_usage_error("run", "'%s' is not a make target", target);
+	char why[160];
+
+	if (target && valid_make_target(target, why, sizeof(why)) < 0)
+		return cli_usage_error("run", "'%s' is not a make target: %s", target, why);
 	rr.domain = (char *)domain;
 	rr.target = (char *)target;
 	req.req_case = TUAP__CTL_REQUEST__REQ_RUN;

@@ -17,6 +17,8 @@
 
 #include <libvirt/virterror.h>
 
+#include "fsutil.h"
+
 #define UPLOAD_CHUNK (1024 * 1024)
 
 /* ---- pools ---- */
@@ -36,15 +38,6 @@ static char *pool_xml(const char *name, const char *dir, struct tuap_err *err)
 	return xw_finish(&x, "storage pool", err);
 }
 
-/* Strips trailing slashes (but keeps "/") so paths compare as libvirt stores them. */
-static void trim_slashes(char *p)
-{
-	size_t n = strlen(p);
-
-	while (n > 1 && p[n - 1] == '/')
-		p[--n] = '\0';
-}
-
 static int pool_check_existing(virStoragePoolPtr pool, const char *name, const char *dir,
 			       struct tuap_err *err)
 {
@@ -60,9 +53,9 @@ static int pool_check_existing(virStoragePoolPtr pool, const char *name, const c
 		goto out;
 	xr_str(doc, "/pool/@type", type, sizeof(type));
 	xr_str(doc, "/pool/target/path", path, sizeof(path));
-	trim_slashes(path);
+	fs_strip_slashes(path);
 	snprintf(want, sizeof(want), "%s", dir);
-	trim_slashes(want);
+	fs_strip_slashes(want);
 	if (strcmp(type, "dir") != 0)
 		err_set(err,
 			"storage pool %s exists with type '%s', not 'dir'; remove it or pick "
