@@ -51,6 +51,9 @@
 #define PROGRESS_MS   250
 #define PENDING_MAX   (2 * STEP_DATA_WINDOW)
 #define DEFAULT_CHUNK (256u << 10) /* bytes per ChunkRequest when tuapd names no chunk size */
+/* Free space kept on the site's filesystem beyond each file written (for make, logs and the
+ * system itself): a file that would leave less fails the step before it is written. */
+#define FREE_RESERVE (32ull << 20)
 
 /* ------------------------------------------------------------------------------------------ */
 /* The entry rule */
@@ -165,6 +168,7 @@ struct data_run {
 	int rfd;
 	unsigned char *rbuf;
 	uint64_t entries, bytes_out;
+	char cur[TAR_SHOWN_MAX + 8]; /* the entry being written, as shown to the operator */
 	int rc; /* how it ended (with th_err): written before its byte to wake[1] */
 	char th_err[600];
 	uint64_t written_ms, synced_ms; /* when the tree was written, and synced */
@@ -678,6 +682,28 @@ static la_ssize_t ring_read(struct archive *a, void *ctx, const void **buf)
 	return n;
 }
 
+/* Whether the site's filesystem can take a file of size bytes and keep FREE_RESERVE free:
+ * the step fails with the figures before anything of it is written (a full disk must never
+ * become a truncated file under a "data done"). */
+static int room_for(struct data_run *d, const char *name, la_int64_t size, struct tuap_err *err)
+{
+	struct statvfs vfs;
+	uint64_t free_bytes, need = size > 0 ? (uint64_t)size : 0;
+	char show[TAR_SHOWN_MAX + 8];
+
+	if (statvfs(d->staging, &vfs) < 0)
+		return err_set(err, "%s: statvfs: %s", d->staging, strerror(errno));
+	free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	if (free_bytes >= need && free_bytes - need >= FREE_RESERVE)
+		return 0;
+	return err_set(err,
+		       "data.tar.gz: no room for '%s' (%" PRIu64 " bytes): %" PRIu64
+		       " bytes free on %s after %" PRIu64 " bytes unpacked, and %llu MiB are kept "
+		       "free; the site's tree was not changed",
+		       tar_shown(name, show, sizeof(show)), need, free_bytes, d->site, d->bytes_out,
+		       FREE_RESERVE >> 20);
+}
+
 /* Checks and writes one header; 1 when the entry is the tree's root (skipped). */
 static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_err *err)
 {
@@ -691,6 +717,12 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 		ln = archive_entry_symlink(e);
 	else if (type == TAR_HARDLINK)
 		ln = archive_entry_hardlink(e);
+	/* checked before the copies below, which would cut a longer name to a shorter, other one */
+	if ((pn && strlen(pn) >= sizeof(name)) || (ln && strlen(ln) >= sizeof(link)))
+		return err_set(err, "data.tar.gz: entry '%s': %s longer than %d bytes",
+			       tar_shown(pn ? pn : "", show, sizeof(show)),
+			       pn && strlen(pn) >= sizeof(name) ? "name" : "link target",
+			       TARBALL_MAX_PATH - 1);
 	/* copies: the entry's strings change when the paths are rewritten below */
 	snprintf(name, sizeof(name), "%s", pn ? pn : "");
 	if (ln)
@@ -700,6 +732,7 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 			       tar_shown(name, show, sizeof(show)), why);
 	if (plain_depth(name) == 0)
 		return 1; /* "./" */
+	tar_shown(name, d->cur, sizeof(d->cur));
 	snprintf(full, sizeof(full), "%s/%s", d->staging, name);
 	archive_entry_copy_pathname(e, full);
 	if (type == TAR_HARDLINK) {
@@ -709,8 +742,10 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 	archive_entry_set_perm(e, archive_entry_perm(e) & ~(mode_t)(S_ISUID | S_ISGID));
 	archive_entry_set_uid(e, 0);
 	archive_entry_set_gid(e, 0);
+	if (type == TAR_FILE && room_for(d, name, archive_entry_size(e), err) < 0)
+		return -1;
 	ret = archive_write_header(d->aw, e);
-	if (ret < ARCHIVE_WARN)
+	if (ret != ARCHIVE_OK) /* a warning too: the entry is not what the tarball says */
 		return err_set(err, "data.tar.gz: entry '%s': %s",
 			       tar_shown(name, show, sizeof(show)), archive_error_string(d->aw));
 	d->entries++;
@@ -729,12 +764,15 @@ static int copy_data(struct data_run *d, struct tuap_err *err)
 			break;
 		if (ret < ARCHIVE_WARN)
 			return err_set(err, "data.tar.gz: %s", archive_error_string(d->ar));
-		if (archive_write_data_block(d->aw, buf, len, off) < ARCHIVE_WARN)
-			return err_set(err, "data.tar.gz: %s", archive_error_string(d->aw));
+		/* libarchive reports a failed write(2) (ENOSPC, EFBIG, EIO) as ARCHIVE_WARN */
+		if (archive_write_data_block(d->aw, buf, len, off) != ARCHIVE_OK)
+			return err_set(err, "data.tar.gz: writing '%s': %s", d->cur,
+				       archive_error_string(d->aw));
 		d->bytes_out += len;
 	}
-	if (archive_write_finish_entry(d->aw) < ARCHIVE_WARN)
-		return err_set(err, "data.tar.gz: %s", archive_error_string(d->aw));
+	if (archive_write_finish_entry(d->aw) != ARCHIVE_OK)
+		return err_set(err, "data.tar.gz: writing '%s': %s", d->cur,
+			       archive_error_string(d->aw));
 	return 0;
 }
 

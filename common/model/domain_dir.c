@@ -4,6 +4,7 @@
  * reads.
  */
 #include <limits.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -44,6 +45,16 @@ int domain_load(const char *dir, struct domain *dom, struct diags *d)
 	if (fs_path(path, sizeof(path), &err, "%s/data.tar.gz", dir) == 0 && fs_exists(path)) {
 		tarball_check(path, &dom->data, d);
 		snprintf(dom->data.path, sizeof(dom->data.path), "%s", path);
+		/* the site's tree goes onto the VM's disk with the system: it cannot be larger
+		 * (the agent also checks the free space before each file) */
+		if (!dom->conf.depends_on[0] && dom->conf.size &&
+		    dom->data.total_bytes >= dom->conf.size)
+			diag_error(d, path, 0, "",
+				   "unpacks to %" PRIu64
+				   " bytes (%.1f GiB), more than the VM's whole "
+				   "disk (size=%" PRIu64 " bytes in provision.conf)",
+				   dom->data.total_bytes, dom->data.total_bytes / 1073741824.0,
+				   dom->conf.size);
 	}
 	return d->errors > errors ? -1 : 0;
 }

@@ -39,6 +39,15 @@ grep -qx "bad.test/provision.conf:4: memroy: unknown key 'memroy' (did you mean 
 grep -q "^bad.test/users.yaml:2: users\[0\].name: " err || tuapt_die "no users.yaml error: $(cat err)"
 grep -q "^bad.test/users.yaml:3: users\[0\].shell: " err || tuapt_die "no shell error: $(cat err)"
 
+# A data.tar.gz that unpacks to more than the VM's disk is refused at validate.
+cp -r example.test small.test
+sed -i 's/^size=.*/size=2M/' small.test/provision.conf
+head -c $((3 * 1024 * 1024)) /dev/zero >small.test/site/zeros.bin
+"$TUAP_CTL" pack small.test >/dev/null
+if "$TUAP_CTL" validate small.test 2>err; then tuapt_die "a tarball larger than the disk validated"; fi
+grep -q "^small.test/data.tar.gz: unpacks to [0-9]* bytes (0.0 GiB), more than the VM's whole disk (size=2097152 bytes" err ||
+	tuapt_die "$(cat err)"
+
 # A missing provision.conf is named; nothing is created by any of this.
 mkdir empty.test
 if "$TUAP_CTL" validate empty.test 2>err; then tuapt_die "empty.test validated"; fi

@@ -14,10 +14,14 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -707,6 +711,98 @@ static void test_data_setuid_stripped_and_replace(void **state)
 	t_free(&t);
 }
 
+/* One data step of the tarball entries e[0..n) onto the site's filesystem; the step's final
+ * state (its message in t->sc.log). */
+static Tuap__StepState run_entries(struct t *t, const char *job, const struct entry *e, size_t n)
+{
+	struct step_run *run;
+
+	write_tgz(t->tgz, e, n);
+	t_load(t, t->tgz);
+	evlog_free(&t->sc.log);
+	run = t_start(t, job, NULL);
+	feed(t, run, 1 << 16, UINT64_MAX);
+	assert_true(drive(run, 30000));
+	step_free(run);
+	return t->sc.log.final;
+}
+
+/* The old tree is there as it was, and nothing half-written is left beside it. */
+static void old_tree_kept(struct t *t, const char *marker)
+{
+	char *text = fs_read_file(marker, 100, NULL, NULL);
+
+	assert_non_null(text);
+	assert_string_equal(text, "old\n");
+	free(text);
+	assert_int_equal(count_entries(t->sc.site), 1);
+}
+
+/* A full disk is an error, never "data done" over a truncated file: a file that would not fit
+ * fails before it is written (48 MiB tmpfs, 60 MiB file), and a write that fails anyway (here
+ * RLIMIT_FSIZE makes write(2) fail with EFBIG, as ENOSPC would; libarchive reports both as a
+ * mere ARCHIVE_WARN) fails the step; both times the previous tree stays and make never sees a
+ * partial one. */
+static void test_data_disk_full(void **state)
+{
+	struct entry e[] = {
+		{"Makefile", AE_IFREG, NULL, "all:\n", false},
+		{"big.bin", AE_IFREG, NULL, NULL, false},
+	};
+	size_t big = 60u << 20;
+	char *text = malloc(big + 1), marker[300];
+	struct rlimit old, lim;
+	struct t t;
+
+	if (geteuid() != 0)
+		skip();
+	assert_non_null(text);
+	memset(text, 'a', big);
+	text[big] = '\0';
+	t_init(&t);
+	assert_int_equal(fs_mkdir_p(t.sc.site, 0755, NULL), 0);
+	if (mount("tuap-test", t.sc.site, "tmpfs", 0, "size=48m") < 0)
+		fail_msg("mount tmpfs on %s: %s", t.sc.site, strerror(errno));
+	assert_int_equal(fs_mkdir_p(t.out, 0755, NULL), 0);
+	snprintf(marker, sizeof(marker), "%s/old-marker", t.out);
+	write_text(marker, "old\n");
+
+	/* a name longer than the agent's buffer is refused as such, not cut to a shorter one */
+	char longname[5001];
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	struct entry named[] = {e[0], {longname, AE_IFREG, NULL, "x", false}};
+	assert_int_equal(run_entries(&t, "job0", named, 2), TUAP__STEP_STATE__STATE_FAILED);
+	if (!strstr(t.sc.log.msg, "name longer than 4095 bytes"))
+		fail_msg("%s", t.sc.log.msg);
+	old_tree_kept(&t, marker);
+
+	e[1].text = text;
+	assert_int_equal(run_entries(&t, "job1", e, 2), TUAP__STEP_STATE__STATE_FAILED);
+	if (!strstr(t.sc.log.msg, "no room for 'big.bin' (62914560 bytes)"))
+		fail_msg("%s", t.sc.log.msg);
+	old_tree_kept(&t, marker);
+
+	text[8u << 20] = '\0'; /* 8 MiB fit, but only 4 MiB can be written */
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4u << 20;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	Tuap__StepState st = run_entries(&t, "job2", e, 2);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	if (st != TUAP__STEP_STATE__STATE_FAILED)
+		fail_msg("a failed write was reported as %d: %s", st, t.sc.log.msg);
+	if (!strstr(t.sc.log.msg, "writing 'big.bin'"))
+		fail_msg("%s", t.sc.log.msg);
+	old_tree_kept(&t, marker);
+
+	assert_int_equal(umount2(t.sc.site, MNT_DETACH), 0);
+	free(text);
+	t_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +816,7 @@ int main(void)
 		cmocka_unit_test(test_data_setuid_stripped_and_replace),
 		cmocka_unit_test(test_data_streams),
 		cmocka_unit_test(test_data_compression_forms),
+		cmocka_unit_test(test_data_disk_full),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
