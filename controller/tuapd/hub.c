@@ -5,10 +5,13 @@
  */
 #include "hub.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "log.h"
@@ -22,6 +25,9 @@
 #define ROUTE_MAX   255
 #define DENY_LOG_MS 60000
 #define BATCH	    64 /* ZAP requests / monitor events served per call */
+/* A connection that has not finished its CURVE handshake by then is cut (an agent needs
+ * milliseconds, a TCG guest under load well under a second). */
+#define HUB_HANDSHAKE_MS 5000
 /* ZMQ_ZAP_ENFORCE_DOMAIN is a draft option in libzmq 4.3; without it a CURVE server lets every
  * client in when no ZAP handler is bound. The hub binds its handler first anyway. */
 #define OPT_ZAP_ENFORCE_DOMAIN 93
@@ -59,6 +65,9 @@ struct hub {
 	char last_reject[700]; /* last rejection logged, to keep the log short */
 	int64_t last_reject_at;
 	unsigned reject_quiet;
+	bool paused;	   /* not accepting connections: file descriptors are short */
+	unsigned hs_quiet; /* handshake failures not logged since hs_logged_at */
+	int64_t hs_logged_at;
 };
 
 /* ---- peers and jobs ------------------------------------------------------------------------ */
@@ -148,19 +157,84 @@ static Tuap__Error__Code code_of(int r)
 				  : TUAP__ERROR__CODE__BAD_MESSAGE;
 }
 
+/* Open file descriptors of this process (its /proc/self/fd), or -1. */
+static long open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n - 1; /* the directory's own */
+}
+
+/* Keeps file descriptors for tuap-ctl and the VM work whatever the network does. Connections
+ * that never finish a CURVE handshake each hold one fd for HUB_HANDSHAKE_MS; no key is needed
+ * to open them. At the fd limit libzmq 4.3.4 aborts (an assert in its ipc listener, that is on
+ * the next tuap-ctl connection), so the agent port stops accepting (zmq_unbind: connected
+ * agents keep their connections) while fewer than a quarter of the limit are free, and
+ * listens again once half are: agents reconnect by themselves. */
+static void guard_fds(struct hub *h)
+{
+	struct rlimit rl;
+	long n = open_fds(), limit, reserve;
+
+	if (n < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return;
+	limit = (long)rl.rlim_cur;
+	reserve = limit / 4 > 64 ? limit / 4 : 64;
+	if (!h->paused && n >= limit - reserve) {
+		if (zmq_unbind(h->router, h->endpoint) == 0) {
+			h->paused = true;
+			log_warn(
+				"agent socket: %ld of %ld file descriptors open, most by "
+				"connections "
+				"that have not finished a handshake; not accepting new connections "
+				"until they are cut (%d s each)",
+				n, limit, HUB_HANDSHAKE_MS / 1000);
+		}
+	} else if (h->paused && n < limit - 2 * reserve) {
+		if (zmq_bind(h->router, h->endpoint) == 0) {
+			h->paused = false;
+			log_info("agent socket: %ld of %ld file descriptors open; listening on %s "
+				 "again",
+				 n, limit, h->endpoint);
+		}
+	}
+}
+
 static void serve_monitor(struct hub *h)
 {
 	uint16_t ev;
 	uint32_t val;
 	char addr[128];
+	bool conns = false;
+	int64_t now = session_now();
 
 	for (int i = 0; i < BATCH && zmon_read(h->mon, &ev, &val, addr, sizeof(addr)); i++) {
-		if (ev == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
-		    ev == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-			log_warn("agent socket: %s: %s (0x%x)", addr, zmon_event_name(ev), val);
-		else
+		conns = conns || ev == ZMQ_EVENT_ACCEPTED || ev == ZMQ_EVENT_DISCONNECTED;
+		if (ev != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+		    ev != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
 			log_debug("agent socket: %s: %s", addr, zmon_event_name(ev));
+			continue;
+		}
+		/* a flood of these is one line every DENY_LOG_MS, with the count */
+		if (now - h->hs_logged_at < DENY_LOG_MS) {
+			h->hs_quiet++;
+			continue;
+		}
+		if (h->hs_quiet)
+			log_warn("agent socket: %u more failed handshake(s)", h->hs_quiet);
+		log_warn("agent socket: %s: %s (0x%x)", addr, zmon_event_name(ev), val);
+		h->hs_quiet = 0;
+		h->hs_logged_at = now;
 	}
+	if (conns || h->paused)
+		guard_fds(h);
 }
 
 /* ---- sending ------------------------------------------------------------------------------- */
@@ -465,7 +539,7 @@ static int open_router(struct hub *h, const struct hub_params *p, struct tuap_er
 	    setopt(h->router, ZMQ_HEARTBEAT_IVL, hb) ||
 	    setopt(h->router, ZMQ_HEARTBEAT_TIMEOUT, hbt) ||
 	    setopt(h->router, ZMQ_HEARTBEAT_TTL, hbt) ||
-	    setopt(h->router, ZMQ_HANDSHAKE_IVL, 15000) ||
+	    setopt(h->router, ZMQ_HANDSHAKE_IVL, HUB_HANDSHAKE_MS) ||
 	    setopt(h->router, ZMQ_ROUTER_MANDATORY, 1) || setopt(h->router, ZMQ_LINGER, 0) ||
 	    setopt(h->router, ZMQ_SNDHWM, 10000) || setopt(h->router, ZMQ_RCVHWM, 10000))
 		return err_set(err, "agent socket: %s", zmq_strerror(zmq_errno()));

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <zmq.h>
 
@@ -241,6 +242,21 @@ static void usage(FILE *out)
 		     "  --check    read the configuration, report problems and exit\n");
 }
 
+/* Every agent connection is a file descriptor: take the hard limit (systemd's LimitNOFILE)
+ * rather than the soft 1024 a shell gives. The hub keeps a quarter of it free (hub.c). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the file descriptor limit: %s", strerror(errno));
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("file descriptor limit %llu", (unsigned long long)rl.rlim_cur);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"check", no_argument, NULL, 'k'},
@@ -279,6 +295,7 @@ int main(int argc, char **argv)
 		printf("%s: ok\n", conf);
 		return 0;
 	}
+	raise_fd_limit();
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
