@@ -427,6 +427,50 @@ static int peek_version(const uint8_t *p, size_t len, uint32_t *version)
 	return -1;
 }
 
+void wire_scrub_text(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++) {
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			*p = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) /* C1 controls, as UTF-8 */
+			p[0] = p[1] = '?', p++;
+	}
+}
+
+/* Every string field of m and its submessages, through the descriptors: a field added to the
+ * .proto later is covered without anyone remembering it. */
+static void scrub_message(ProtobufCMessage *m, int depth)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	if (depth > 32)
+		return;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		char *member = (char *)m + f->offset;
+		size_t n = 1;
+		void **v = (void **)member;
+
+		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(uint32_t *)((char *)m + f->quantifier_offset) != f->id)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			n = *(size_t *)((char *)m + f->quantifier_offset);
+			v = *(void ***)member;
+		}
+		for (size_t k = 0; v && k < n; k++) {
+			if (!v[k])
+				continue;
+			if (f->type == PROTOBUF_C_TYPE_STRING)
+				wire_scrub_text(v[k]);
+			else
+				scrub_message(v[k], depth + 1);
+		}
+	}
+}
+
 int wire_decode(const void *data, size_t len, enum wire_dir dir, Tuap__Envelope **out,
 		struct tuap_err *err)
 {
@@ -457,6 +501,9 @@ int wire_decode(const void *data, size_t len, enum wire_dir dir, Tuap__Envelope 
 		wire_free(env);
 		return r;
 	}
+	/* what an agent says reaches tuapd's log, setup.log and the operator's terminal */
+	if (dir == WIRE_FROM_AGENT || dir == WIRE_TO_CTL)
+		scrub_message(&env->base, 0);
 	*out = env;
 	return WIRE_OK;
 }

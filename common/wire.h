@@ -72,9 +72,17 @@ int wire_check(const Tuap__Envelope *env, enum wire_dir dir, struct tuap_err *er
 int wire_encode(const Tuap__Envelope *env, struct buf *out, struct tuap_err *err);
 
 /* Decodes and checks len bytes received in direction dir. On WIRE_OK *out is the envelope
- * (caller frees with wire_free); otherwise *out is NULL and err says why. */
+ * (caller frees with wire_free), its strings scrubbed (wire_scrub_text) when it comes from
+ * an agent or goes to tuap-ctl; otherwise
+ * *out is NULL and err says why. */
 int wire_decode(const void *data, size_t len, enum wire_dir dir, Tuap__Envelope **out,
 		struct tuap_err *err);
+
+/* Control characters (C0 but tab, DEL, and C1 written as UTF-8) become '?', in place: text
+ * from an agent can then neither move the operator's cursor, set their clipboard (OSC 52),
+ * start a forged line nor pass a journald "<0>" priority. wire_decode applies it to every
+ * string of what comes from an agent (WIRE_FROM_AGENT) and what tuap-ctl gets (WIRE_TO_CTL). */
+void wire_scrub_text(char *s);
 
 /* Frees what wire_decode returned; NULL is fine. */
 void wire_free(Tuap__Envelope *env);

@@ -246,6 +246,63 @@ static void test_round_trip(void **state)
 	free(s);
 }
 
+/* What an agent says cannot drive the operator's terminal or forge log lines (17.4): every
+ * string of its message, nested ones included, has its control characters replaced; the same
+ * bytes sent to the agent are left alone (users' data). */
+static void test_agent_text_scrubbed(void **state)
+{
+	struct sample *s = malloc(sizeof(*s));
+	struct buf b = BUF_INIT;
+	struct tuap_err e;
+	Tuap__Envelope *out;
+	char osc52[] = "\x1b]52;c;cm0gLXJmIH4=\x07"
+		       "copied",
+	     forged[] = "ok\r\n[phase data] done",
+	     csi[] = "\xc2\x9b"
+		     "31mred\x7f",
+	     prio[] = "x\n<0>tuapd: emergency", tab[] = "a\tb \xc3\xa9t\xc3\xa9",
+	     host[] = "www\x1b[2J", step_job[] = "job\x1b-0";
+
+	(void)state;
+	build(s, TUAP__ENVELOPE__BODY_STEP_EVENT);
+	s->lines[0] = osc52;
+	s->lines[1] = forged;
+	s->ev.message = csi;
+	encode(&s->env, &b);
+	assert_int_equal(wire_decode(b.s, b.len, WIRE_FROM_AGENT, &out, &e), WIRE_OK);
+	assert_string_equal(out->step_event->lines[0], "?]52;c;cm0gLXJmIH4=?copied");
+	assert_string_equal(out->step_event->lines[1], "ok??[phase data] done");
+	assert_string_equal(out->step_event->message, "??31mred?");
+	wire_free(out);
+
+	build(s, TUAP__ENVELOPE__BODY_HELLO);
+	s->hello.hostname = host;
+	s->hello.agent_version = prio;
+	s->rec.job_id = step_job; /* a nested message's string */
+	encode(&s->env, &b);
+	assert_int_equal(wire_decode(b.s, b.len, WIRE_FROM_AGENT, &out, &e), WIRE_OK);
+	assert_string_equal(out->hello->hostname, "www?[2J");
+	assert_string_equal(out->hello->agent_version, "x?<0>tuapd: emergency");
+	assert_string_equal(out->hello->steps[0]->job_id, "job?-0");
+	wire_free(out);
+
+	build(s, TUAP__ENVELOPE__BODY_STEP_EVENT);
+	s->ev.message = tab; /* tab and UTF-8 (é) kept */
+	encode(&s->env, &b);
+	assert_int_equal(wire_decode(b.s, b.len, WIRE_FROM_AGENT, &out, &e), WIRE_OK);
+	assert_string_equal(out->step_event->message, "a\tb \xc3\xa9t\xc3\xa9");
+	wire_free(out);
+
+	build(s, TUAP__ENVELOPE__BODY_STEP_REQUEST);
+	s->groups[1] = host;
+	encode(&s->env, &b);
+	assert_int_equal(wire_decode(b.s, b.len, WIRE_TO_AGENT, &out, &e), WIRE_OK);
+	assert_string_equal(out->step_request->users->users[0]->groups[1], host);
+	wire_free(out);
+	buf_free(&b);
+	free(s);
+}
+
 static void test_allow_list(void **state)
 {
 	struct sample *s = malloc(sizeof(*s));
@@ -595,10 +652,15 @@ static void test_truncated_and_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_allow_list),
-		cmocka_unit_test(test_seq_rule),     cmocka_unit_test(test_version),
-		cmocka_unit_test(test_unknown_body), cmocka_unit_test(test_oversized),
-		cmocka_unit_test(test_bounds),	     cmocka_unit_test(test_truncated_and_garbage),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_agent_text_scrubbed),
+		cmocka_unit_test(test_allow_list),
+		cmocka_unit_test(test_seq_rule),
+		cmocka_unit_test(test_version),
+		cmocka_unit_test(test_unknown_body),
+		cmocka_unit_test(test_oversized),
+		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_truncated_and_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include "job.h"
 #include "keys.h"
 #include "log.h"
+#include "wire.h"
 
 #define KILL_GRACE_MS 2000
 #define READ_BUDGET   (64 << 10) /* bytes read from one child per service call */
@@ -156,6 +157,7 @@ static void on_line(struct push *p, struct run *r, char *line)
 
 	if (n && line[n - 1] == '\r')
 		line[--n] = '\0';
+	wire_scrub_text(line); /* the remote host's words reach the log and the operator */
 	if (!strncmp(line, hostkey, sizeof(hostkey) - 1)) {
 		snprintf(r->offered, sizeof(r->offered), "%s", line + sizeof(hostkey) - 1);
 		return;
