@@ -81,6 +81,7 @@ static const struct key top_keys[] = {
 	{"agent_endpoint", K_STR, F(agent_endpoint), 0, 0, check_connect},
 	{"public_endpoint", K_STR, F(public_endpoint), 0, 0, check_connect},
 	{"image_catalog", K_PATH, F(image_catalog), 0, 0, NULL},
+	{"image_dir", K_PATH, F(image_dir), 0, 0, NULL},
 	{"default_image", K_STR, F(default_image), 0, 0, check_image},
 	{"agent_binary", K_PATH, F(agent_binary), 0, 0, NULL},
 	{"seed_dir", K_PATH, F(seed_dir), 0, 0, NULL},
@@ -146,6 +147,7 @@ void settings_defaults(struct settings *s)
 	snprintf(s->agent_endpoint, sizeof(s->agent_endpoint), "tcp://192.168.251.1:7807");
 	snprintf(s->public_endpoint, sizeof(s->public_endpoint), "%s", s->agent_endpoint);
 	snprintf(s->image_catalog, sizeof(s->image_catalog), "/etc/tuap/images.conf");
+	snprintf(s->image_dir, sizeof(s->image_dir), "/var/lib/tuap/images");
 	snprintf(s->default_image, sizeof(s->default_image), "debian-12");
 	snprintf(s->agent_binary, sizeof(s->agent_binary), "/usr/lib/tuap/tuap-agent");
 	snprintf(s->seed_dir, sizeof(s->seed_dir), "%s", TUAP_DATADIR "/seed");

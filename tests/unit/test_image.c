@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -238,24 +239,24 @@ static void test_resolve(void **state)
 	diags_init(&d);
 	assert_int_equal(image_catalog_parse(good, "/etc/tuap/images.conf", &cat, &d), 0);
 
-	assert_int_equal(image_resolve(&cat, "debian-12", &e, &err), 0);
+	assert_int_equal(image_resolve(&cat, dir, "debian-12", &e, &err), 0);
 	assert_string_equal(e.name, "debian-12");
-	assert_int_equal(image_resolve(&cat, cat.v[0].url, &e, &err), 0);
+	assert_int_equal(image_resolve(&cat, dir, cat.v[0].url, &e, &err), 0);
 	assert_string_equal(e.name, "debian-12");
 
-	assert_int_equal(image_resolve(&cat, "https://example.org/other.qcow2", &e, &err), -1);
+	assert_int_equal(image_resolve(&cat, dir, "https://example.org/other.qcow2", &e, &err), -1);
 	assert_string_equal(err.key, "image");
 	assert_string_equal(
 		err.msg, "https://example.org/other.qcow2 is not in the image catalog "
 			 "/etc/tuap/images.conf; tuap downloads only images with a known "
 			 "sha256: add { name = \"...\"; url = \"https://example.org/other.qcow2\"; "
 			 "sha256 = \"...\"; } to its images list and use the name");
-	assert_int_equal(image_resolve(&cat, "ubuntu", &e, &err), -1);
+	assert_int_equal(image_resolve(&cat, dir, "ubuntu", &e, &err), -1);
 	assert_string_equal(err.msg, "unknown image 'ubuntu' (the catalog /etc/tuap/images.conf "
 				     "has: debian-12, local.raw)");
-	assert_int_equal(image_resolve(&cat, "", &e, &err), -1);
+	assert_int_equal(image_resolve(&cat, dir, "", &e, &err), -1);
 	/* a catalog path that does not exist cannot be hashed */
-	assert_int_equal(image_resolve(&cat, "local.raw", &e, &err), -1);
+	assert_int_equal(image_resolve(&cat, dir, "local.raw", &e, &err), -1);
 	assert_string_equal(err.key, "path");
 	assert_int_equal(err.line, 6);
 
@@ -264,17 +265,40 @@ static void test_resolve(void **state)
 	snprintf(raw, sizeof(raw), "%s/disk.img", dir);
 	assert_int_equal(fs_write_atomic(qcow, "QFI\xfb\0\0\0\3rest", 12, 0644, &err), 0);
 	assert_int_equal(fs_write_atomic(raw, "plain bytes", 11, 0644, &err), 0);
-	assert_int_equal(image_resolve(&cat, qcow, &e, &err), 0);
+	assert_int_equal(image_resolve(&cat, dir, qcow, &e, &err), 0);
 	assert_string_equal(e.format, "qcow2");
 	assert_string_equal(e.name, "my-image");
 	assert_string_equal(e.path, qcow);
 	sha256_hex("QFI\xfb\0\0\0\3rest", 12, sha);
 	assert_string_equal(e.sha256, sha);
-	assert_int_equal(image_resolve(&cat, raw, &e, &err), 0);
+	assert_int_equal(image_resolve(&cat, dir, raw, &e, &err), 0);
 	assert_string_equal(e.format, "raw");
 	assert_string_equal(e.name, "disk");
-	assert_int_equal(image_resolve(&cat, "/nonexistent.qcow2", &e, &err), -1);
+	assert_int_equal(image_resolve(&cat, dir, "/nonexistent.qcow2", &e, &err), -1);
 	assert_non_null(strstr(err.msg, "/nonexistent.qcow2"));
+
+	/* a site names only what the operator put below image_dir (17.5) */
+	char link[160], fifo[160], dotdot[200];
+	assert_int_equal(image_resolve(&cat, "/tmp", "/etc/passwd", &e, &err), -1);
+	assert_non_null(strstr(err.msg, "/etc/passwd is neither in the image catalog nor below "
+					"tuapd's image_dir /tmp"));
+	assert_int_equal(image_resolve(&cat, dir, "/dev/zero", &e, &err), -1);
+	assert_non_null(strstr(err.msg, "neither in the image catalog nor below"));
+	snprintf(link, sizeof(link), "%s/key.qcow2", dir);
+	assert_int_equal(symlink("/etc/passwd", link), 0);
+	assert_int_equal(image_resolve(&cat, dir, link, &e, &err), -1);
+	assert_non_null(strstr(err.msg, "neither in the image catalog nor below"));
+	unlink(link);
+	snprintf(fifo, sizeof(fifo), "%s/fifo.raw", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_int_equal(image_resolve(&cat, dir, fifo, &e, &err), -1);
+	assert_non_null(strstr(err.msg, "is not a regular file"));
+	unlink(fifo);
+	snprintf(dotdot, sizeof(dotdot), "%s/../%s", dir, strrchr(dir, '/') + 1);
+	assert_int_equal(image_resolve(&cat, dir, dotdot, &e, &err), -1);
+	assert_non_null(strstr(err.msg, "a '..' component"));
+	assert_int_equal(image_resolve(&cat, "/nonexistent-dir", raw, &e, &err), -1);
+	assert_non_null(strstr(err.msg, "image_dir /nonexistent-dir does not exist"));
 	image_catalog_free(&cat);
 	diags_free(&d);
 }

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libconfig.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -307,10 +309,48 @@ static void name_from_path(const char *path, char *out, size_t len)
 		snprintf(out, len, "image");
 }
 
-static int resolve_path(const struct image_catalog *cat, const char *value, struct image_entry *out,
+/* A local image is a regular file (a device or a FIFO would spin the VM worker forever). */
+static int regular_file(const char *path, const char *file, int line, const char *key,
 			struct tuap_err *err)
 {
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return err_at(err, file, line, key, "cannot read the image %s: %s", path,
+			      strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_at(err, file, line, key, "%s is not a regular file", path);
+	return 0;
+}
+
+/* value, symlinks resolved, is below dir (also resolved). */
+static int below(const char *value, const char *dir, struct tuap_err *err)
+{
+	char real[PATH_MAX], root[PATH_MAX];
+	size_t n;
+
+	if (!realpath(value, real))
+		return err_at(err, NULL, 0, "image", "cannot read the image %s: %s", value,
+			      strerror(errno));
+	if (!realpath(dir, root))
+		return err_at(err, NULL, 0, "image",
+			      "%s is not in the image catalog and tuapd's image_dir %s does not "
+			      "exist: put the image there or add it to the catalog",
+			      value, dir);
+	n = strlen(root);
+	if (strncmp(real, root, n) != 0 || real[n] != '/')
+		return err_at(err, NULL, 0, "image",
+			      "%s is neither in the image catalog nor below tuapd's image_dir %s "
+			      "(tuapd.conf): put it there or add it to the catalog",
+			      value, root);
+	return 0;
+}
+
+static int resolve_path(const struct image_catalog *cat, const char *image_dir, const char *value,
+			struct image_entry *out, struct tuap_err *err)
+{
 	struct tuap_err e;
+	char why[128];
 
 	for (size_t i = 0; i < cat->n; i++)
 		if (!strcmp(cat->v[i].path, value)) {
@@ -318,20 +358,27 @@ static int resolve_path(const struct image_catalog *cat, const char *value, stru
 			break;
 		}
 	if (!out->name[0]) {
+		if (valid_abs_path(value, why, sizeof(why)) < 0)
+			return err_at(err, NULL, 0, "image", "'%s': %s", value, why);
 		if (strlen(value) >= sizeof(out->path))
 			return err_at(err, NULL, 0, "image", "path too long");
+		if (below(value, image_dir, err) < 0)
+			return -1;
 		snprintf(out->path, sizeof(out->path), "%s", value);
 		name_from_path(value, out->name, sizeof(out->name));
-		if (probe_format(value, out->format, sizeof(out->format), err) < 0)
-			return -1;
 	}
+	if (regular_file(value, out->file[0] ? out->file : NULL, out->line,
+			 out->file[0] ? "path" : "image", err) < 0)
+		return -1;
+	if (!out->format[0] && probe_format(value, out->format, sizeof(out->format), err) < 0)
+		return -1;
 	if (!out->sha256[0] && sha256_file_hex(value, out->sha256, NULL, &e) < 0)
 		return err_at(err, NULL, 0, "image", "cannot read the image: %s", e.msg);
 	return 0;
 }
 
-int image_resolve(const struct image_catalog *cat, const char *value, struct image_entry *out,
-		  struct tuap_err *err)
+int image_resolve(const struct image_catalog *cat, const char *image_dir, const char *value,
+		  struct image_entry *out, struct tuap_err *err)
 {
 	const char *cat_file = cat->file[0] ? cat->file : IMAGE_CONF_PATH;
 
@@ -340,7 +387,7 @@ int image_resolve(const struct image_catalog *cat, const char *value, struct ima
 		return err_at(err, NULL, 0, "image",
 			      "empty (give a catalog name, a path or a URL)");
 	if (value[0] == '/')
-		return resolve_path(cat, value, out, err);
+		return resolve_path(cat, image_dir, value, out, err);
 	if (strstr(value, "://")) {
 		for (size_t i = 0; i < cat->n; i++)
 			if (!strcmp(cat->v[i].url, value)) {
@@ -360,6 +407,9 @@ int image_resolve(const struct image_catalog *cat, const char *value, struct ima
 			*out = cat->v[i];
 			/* a local catalog image without sha256: hashed now, verified by image_fetch
 			 */
+			if (out->path[0] &&
+			    regular_file(out->path, out->file, out->line, "path", err) < 0)
+				return -1;
 			if (out->path[0] && !out->sha256[0] &&
 			    sha256_file_hex(out->path, out->sha256, NULL, &e) < 0)
 				return err_at(err, out->file, out->line, "path",

@@ -53,12 +53,14 @@ int image_catalog_parse(const char *text, const char *name, struct image_catalog
 			struct diags *d);
 void image_catalog_free(struct image_catalog *cat);
 
-/* Turns provision.conf's image value into an entry: a catalog name, an absolute path (in the
- * catalog or not: its sha256 is computed and its format probed), or a URL listed in the
- * catalog. An unknown name or a URL not in the catalog is an error telling the operator what
- * to add to the catalog. */
-int image_resolve(const struct image_catalog *cat, const char *value, struct image_entry *out,
-		  struct tuap_err *err);
+/* Turns provision.conf's image value into an entry: a catalog name, an absolute path, or a
+ * URL listed in the catalog. A path is a catalog entry's, or a regular file below image_dir
+ * (symlinks resolved: it must still be below), hashed and probed here; anything else a site
+ * names (tuapd's own keys, /dev/zero) is refused, for the site's operator is not tuapd's. A
+ * local image must be a regular file. An unknown name or a URL not in the catalog is an error
+ * telling the operator what to add to the catalog. */
+int image_resolve(const struct image_catalog *cat, const char *image_dir, const char *value,
+		  struct image_entry *out, struct tuap_err *err);
 
 /* "NAME-<first 16 hex of sha256>.FORMAT": the cache file and the volume in tuap-images. */
 int image_volume_name(const struct image_entry *e, char *out, size_t len, struct tuap_err *err);

@@ -157,7 +157,7 @@ static int ensure_image(struct task *t, struct tuap_err *err)
 
 	if (load_catalog(t, &cat, err) < 0)
 		return -1;
-	if (image_resolve(&cat, t->image_value, &t->img, err) < 0 ||
+	if (image_resolve(&cat, set->image_dir, t->image_value, &t->img, err) < 0 ||
 	    image_volume_name(&t->img, vol, sizeof(vol), err) < 0 ||
 	    settings_images_dir(set, images, sizeof(images), err) < 0 ||
 	    fs_path(cache, sizeof(cache), err, "%s/.image-cache", set->pool_root) < 0 ||
