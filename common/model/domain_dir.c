@@ -3,11 +3,14 @@
  * data.tar.gz (each optional, as in the original tool) — with every problem collected. It only
  * reads.
  */
-#include <limits.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
-#include <string.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "domain.h"
 #include "fsutil.h"
@@ -16,6 +19,34 @@
 
 #define CONF_MAX_SIZE (1u << 20)
 
+/* 1 when path is a regular file, 0 when it does not exist; a symlink or anything else is an
+ * error (-1): a domain's files are read as they are, never through a link (users.yaml ->
+ * /etc/shadow would have printed shadow's lines as errors) nor from a FIFO (a hang). */
+static int plain_file(const char *path, struct diags *d)
+{
+	char target[256];
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0
+				       : (diag_error(d, path, 0, "", "%s", strerror(errno)), -1);
+	if (S_ISLNK(st.st_mode)) {
+		n = readlink(path, target, sizeof(target) - 1);
+		target[n > 0 ? n : 0] = '\0';
+		diag_error(d, path, 0, "",
+			   "is a symlink (to %s): tuap reads a domain's own files only; copy it "
+			   "in instead",
+			   target);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		diag_error(d, path, 0, "", "is not a regular file");
+		return -1;
+	}
+	return 1;
+}
+
 int domain_load(const char *dir, struct domain *dom, struct diags *d)
 {
 	char path[PATH_MAX];
@@ -23,14 +54,17 @@ int domain_load(const char *dir, struct domain *dom, struct diags *d)
 	size_t errors = d->errors, len;
 	struct tuap_err err;
 	char *text;
+	int kind;
 
 	/* the directory's name is the domain's: domain_conf_parse checks it */
 	memset(dom, 0, sizeof(*dom));
 	if (fs_path(path, sizeof(path), &err, "%s/provision.conf", dir) < 0)
 		return diag_error(d, dir, 0, "", "%s", err.msg);
-	if (!fs_exists(path)) {
+	if ((kind = plain_file(path, d)) == 0) {
 		diag_error(d, path, 0, "",
 			   "missing: every domain needs one ('tuap-ctl new DOMAIN' makes a start)");
+	} else if (kind < 0) {
+		/* said */
 	} else if (!(text = fs_read_file(path, CONF_MAX_SIZE, &len, &err))) {
 		diag_error(d, path, 0, "", "%s", err.msg);
 	} else {
@@ -38,11 +72,13 @@ int domain_load(const char *dir, struct domain *dom, struct diags *d)
 		free(text);
 	}
 	snprintf(dom->conf.dir, sizeof(dom->conf.dir), "%s", dir);
-	if (fs_path(path, sizeof(path), &err, "%s/users.yaml", dir) == 0 && fs_exists(path)) {
+	if (fs_path(path, sizeof(path), &err, "%s/users.yaml", dir) == 0 &&
+	    plain_file(path, d) > 0) {
 		dom->has_users_file = true;
 		users_load(path, &dom->users, d);
 	}
-	if (fs_path(path, sizeof(path), &err, "%s/data.tar.gz", dir) == 0 && fs_exists(path)) {
+	if (fs_path(path, sizeof(path), &err, "%s/data.tar.gz", dir) == 0 &&
+	    plain_file(path, d) > 0) {
 		tarball_check(path, &dom->data, d);
 		snprintf(dom->data.path, sizeof(dom->data.path), "%s", path);
 		/* the site's tree goes onto the VM's disk with the system: it cannot be larger

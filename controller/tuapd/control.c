@@ -17,7 +17,9 @@ int control_open(struct control *c, void *zctx, const char *socket_path, const c
 		 size_t max_message, struct tuap_err *err)
 {
 	int one = 1, zero = 0, hwm = 10000;
-	int64_t max = (int64_t)max_message;
+	/* libzmq cuts a connection whose message exceeds ZMQ_MAXMSGSIZE without a word; up to
+	 * twice max_message it is read here and refused with an answer instead */
+	int64_t max = 2 * (int64_t)max_message;
 	char endpoint[4200];
 	struct group *gr;
 
@@ -96,7 +98,19 @@ int control_recv(struct control *c, struct ctl_peer *peer, Tuap__Envelope **env)
 	peer->len = zmq_msg_size(&id);
 	memcpy(peer->id, zmq_msg_data(&id), peer->len);
 	if (wire_decode(zmq_msg_data(&body), zmq_msg_size(&body), WIRE_FROM_CTL, env, &err) < 0) {
+		Tuap__CtlEvent ev = TUAP__CTL_EVENT__INIT;
+		Tuap__Error er = TUAP__ERROR__INIT;
+		char msg[sizeof(err.msg) + 32];
+
 		log_warn("control: message dropped: %s", err.msg);
+		snprintf(msg, sizeof(msg), "request refused: %s", err.msg);
+		er.code = TUAP__ERROR__CODE__BAD_MESSAGE;
+		er.message = msg;
+		ev.ev_case = TUAP__CTL_EVENT__EV_ERROR;
+		ev.error = &er;
+		ev.has_final = ev.has_exit_code = ev.final = 1;
+		ev.exit_code = 1;
+		control_send(c, peer, &ev); /* tuap-ctl is told, not left waiting */
 		goto out;
 	}
 	rc = 1;

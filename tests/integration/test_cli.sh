@@ -48,6 +48,19 @@ if "$TUAP_CTL" validate small.test 2>err; then tuapt_die "a tarball larger than 
 grep -q "^small.test/data.tar.gz: unpacks to [0-9]* bytes (0.0 GiB), more than the VM's whole disk (size=2097152 bytes" err ||
 	tuapt_die "$(cat err)"
 
+# A domain's files are never read through a symlink (users.yaml -> /etc/shadow printed
+# shadow's lines as errors) nor from a FIFO.
+cp -r example.test link.test
+ln -sf /etc/shadow link.test/users.yaml
+if "$TUAP_CTL" validate link.test >out 2>err; then tuapt_die "a symlinked users.yaml validated"; fi
+grep -qx "link.test/users.yaml: is a symlink (to /etc/shadow): tuap reads a domain's own files only; copy it in instead" err ||
+	tuapt_die "$(cat err)"
+! grep -q "root:" err out || tuapt_die "shadow's lines were printed"
+rm link.test/users.yaml
+mkfifo link.test/users.yaml
+timeout 10 "$TUAP_CTL" validate link.test 2>err && tuapt_die "a FIFO users.yaml validated"
+grep -q "link.test/users.yaml: is not a regular file" err || tuapt_die "$(cat err)"
+
 # A missing provision.conf is named; nothing is created by any of this.
 mkdir empty.test
 if "$TUAP_CTL" validate empty.test 2>err; then tuapt_die "empty.test validated"; fi

@@ -6,7 +6,7 @@
 # are opened to the agent port and held: tuap-ctl status must keep answering during the flood,
 # tuapd must stop accepting while fds are short and listen again after, every held connection
 # must be cut, and tuapd must be alive at the end. No key is needed for any of it: that is the
-# point. Exits 77 when not root or without netns support.
+# point. And a tuap-ctl request over the message limit is answered, not cut silently. Exits 77 when not root or without netns support.
 set -eu -o pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=${TUAP_SRC:-$(cd "$here/../.." && pwd)}
@@ -96,5 +96,21 @@ grep -q "listening on .* again" "$W/d/tuapd.log" || tuapt_die "tuapd never liste
 # and a connection after the flood is accepted again (then cut, having said nothing)
 ip netns exec "$C" python3 -c 'import socket,sys; s=socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)' \
 	"$CADDR" "$TUAPT_AGENT_PORT" || tuapt_die "the agent port does not accept after the flood"
+phase oversized-request
+# a request over the message limit gets an answer, not a silent cut (17.7)
+"$TUAPT_PY" - "$TUAP_SOCKET" <<'PY' >"$W/big.out" 2>&1 || tuapt_die "oversized request: $(cat "$W/big.out")"
+import sys, zmq
+s = zmq.Context().socket(zmq.DEALER)
+s.setsockopt(zmq.LINGER, 0)
+s.connect("ipc://" + sys.argv[1])
+s.send(b"\x08" * (1024 * 1024 + 4096 + 1))
+if not s.poll(10000):
+    sys.exit("no answer within 10 s")
+reply = s.recv()
+assert b"request refused" in reply and b"exceeds the limit" in reply, reply[:200]
+print("answered:", len(reply), "bytes")
+PY
+cat "$W/big.out" >&2
+kill -0 "$TUAPD_PID" 2>/dev/null || tuapt_die "tuapd died on an oversized request"
 tuapd_stop "$TUAPD_PID" "$W/d"
 echo "ok: $opened of $FLOOD silent connections accepted (tuapd fd limit $LIMIT), all cut, tuap-ctl answered throughout"

@@ -370,6 +370,35 @@ static void test_existing_provision(void **state)
 	engine_free(e);
 }
 
+/* An agent's output cannot fill tuapd's state_dir (17.7): setup.log stops at 8 MiB with a
+ * line saying so, and make's end is still recorded. */
+static void test_setup_log_bounded(void **state)
+{
+	struct engine *e = new_engine();
+	static char line[4001];
+	char *lines[256], path[400];
+	const char *job = run_to_make(e);
+	struct stat st;
+
+	memset(line, 'x', sizeof(line) - 1);
+	for (size_t i = 0; i < 256; i++)
+		lines[i] = line;
+	for (int k = 0; k < 12; k++) /* 12 MiB of output */
+		step_event(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_LOG, -1, lines,
+			   256);
+	step_event(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	assert_int_equal(last_ctl()->exit_code, 0);
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/setup.log", F.state, job);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size <= (8 << 20) + 200);
+	assert_true(st.st_size > (8 << 20) - 8192);
+	char *log = fs_read_file(path, 16 << 20, NULL, NULL);
+	assert_non_null(strstr(log, "tuapd| setup.log reached 8 MiB: the rest of this job's "
+				    "output is not kept\n"));
+	free(log);
+	engine_free(e);
+}
+
 static void test_restart_during_make(void **state)
 {
 	struct engine *e = new_engine();
@@ -454,6 +483,20 @@ static void test_newest_job_is_the_last_created(void **state)
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
 	assert_string_equal(last_agent()->job_id, newer);
 	step_event(e, newer, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	/* a name that is a path is refused before it reaches the keys directory (17.7), for
+	 * every request that names a domain */
+	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	r.status = &d;
+	d.domain = "../../x";
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__INVALID);
+	assert_non_null(strstr(last_ctl()->error->message, "'../../x' is not a domain name"));
+	r.req_case = TUAP__CTL_REQUEST__REQ_LOG;
+	r.log = &d;
+	d.domain = "Site.test";
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__INVALID);
 	d.domain = "site.test";
 	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
 	r.status = &d;
@@ -662,6 +705,20 @@ static void test_busy_and_status(void **state)
 	provision(e, conf, true);
 	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
 	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__BUSY);
+	/* a name that is a path is refused before it reaches the keys directory (17.7), for
+	 * every request that names a domain */
+	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	r.status = &d;
+	d.domain = "../../x";
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_ERROR);
+	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__INVALID);
+	assert_non_null(strstr(last_ctl()->error->message, "'../../x' is not a domain name"));
+	r.req_case = TUAP__CTL_REQUEST__REQ_LOG;
+	r.log = &d;
+	d.domain = "Site.test";
+	engine_ctl_request(e, &peer, &r);
+	assert_int_equal(last_ctl()->error->code, TUAP__ERROR__CODE__INVALID);
 	d.domain = "site.test";
 	r.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
 	r.status = &d;
@@ -727,6 +784,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_existing_provision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setup_log_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,

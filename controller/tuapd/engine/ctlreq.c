@@ -338,8 +338,43 @@ static void send_lines(struct engine *e, const struct ctl_peer *peer, struct job
 	e->io.ctl_send(e->io.ctx, peer, &ev);
 }
 
+/* The last max bytes of path (all of it when shorter), from a line start; "" when absent. */
+static char *read_tail(const char *path, size_t max, size_t *len, struct tuap_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *data;
+	off_t from;
+	ssize_t r;
+
+	*len = 0;
+	if (fd < 0 && errno == ENOENT)
+		return strdup("");
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		err_set(err, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	from = st.st_size > (off_t)max ? st.st_size - (off_t)max : 0;
+	if (!(data = malloc(max + 1)))
+		abort();
+	while (*len < max && (r = pread(fd, data + *len, max - *len, from + (off_t)*len)) > 0)
+		*len += (size_t)r;
+	close(fd);
+	data[*len] = '\0';
+	if (from > 0) { /* a cut first line is dropped */
+		char *nl = memchr(data, '\n', *len);
+		size_t cut = nl ? (size_t)(nl - data) + 1 : *len;
+
+		memmove(data, data + cut, *len - cut + 1);
+		*len -= cut;
+	}
+	return data;
+}
+
 /* Sends the last job's setup log (make's output and the other steps'), in batches that fit
- * the message size limit. */
+ * the message size limit; a log larger than MAX_LOG (an older tuapd's) is read from its end. */
 static void ctl_log(struct engine *e, const struct ctl_peer *peer, const Tuap__DomainRequest *r)
 {
 	enum { BATCH = 256, MAX_LOG = 16 << 20 };
@@ -355,7 +390,7 @@ static void ctl_log(struct engine *e, const struct ctl_peer *peer, const Tuap__D
 	}
 	if (fs_path(path, sizeof(path), &err, "%s/setup.log", job->dir) < 0)
 		return;
-	data = fs_exists(path) ? fs_read_file(path, MAX_LOG, &len, &err) : strdup("");
+	data = read_tail(path, MAX_LOG, &len, &err);
 	if (!data) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
 		return;
@@ -417,8 +452,35 @@ void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
 	e->io.ctl_send(e->io.ctx, peer, &ev);
 }
 
+/* The domain a request names (its body's "domain" field, whatever the request), or NULL. */
+static const char *request_domain(const Tuap__CtlRequest *r)
+{
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
+		&tuap__ctl_request__descriptor, r->req_case);
+	const ProtobufCMessage *body, *const *slot;
+	const ProtobufCFieldDescriptor *d;
+
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return NULL;
+	slot = (const ProtobufCMessage *const *)((const char *)r + f->offset);
+	if (!(body = *slot) ||
+	    !(d = protobuf_c_message_descriptor_get_field_by_name(body->descriptor, "domain")) ||
+	    d->type != PROTOBUF_C_TYPE_STRING || d->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	return *(char *const *)((const char *)body + d->offset);
+}
+
 void engine_ctl_request(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlRequest *r)
 {
+	const char *domain = request_domain(r);
+	char why[160];
+
+	/* checked once for every request: "../../x" must not become a path (keys/../../x.pub) */
+	if (domain && *domain && valid_domain_name(domain, why, sizeof(why)) < 0) {
+		engine_reply_error(e, peer, TUAP__ERROR__CODE__INVALID,
+				   "'%s' is not a domain name: %s", domain, why);
+		return;
+	}
 	switch (r->req_case) {
 	case TUAP__CTL_REQUEST__REQ_PROVISION:
 		ctl_provision(e, peer, r->provision, KIND_PROVISION);

@@ -186,13 +186,29 @@ void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Err
 static void setup_log(struct job *job, const char *prefix, char **lines, size_t n)
 {
 	char path[PATH_MAX];
+	long size;
 	FILE *f;
 
-	if (fs_path(path, sizeof(path), NULL, "%s/setup.log", job->dir) < 0 ||
+	if (job->log_full || fs_path(path, sizeof(path), NULL, "%s/setup.log", job->dir) < 0 ||
 	    !(f = fopen(path, "a")))
 		return;
-	for (size_t i = 0; i < n; i++)
+	size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+	for (size_t i = 0; i < n && size >= 0; i++) {
+		size_t len = strlen(prefix) + strlen(lines[i]) + 3;
+
+		if ((size_t)size + len > JOB_SETUP_LOG_MAX) {
+			fprintf(f,
+				"tuapd| setup.log reached %u MiB: the rest of this job's output is "
+				"not kept\n",
+				JOB_SETUP_LOG_MAX >> 20);
+			log_warn("%s: job %s: setup.log reached %u MiB; the rest is dropped",
+				 job->domain, job->id, JOB_SETUP_LOG_MAX >> 20);
+			job->log_full = true;
+			break;
+		}
 		fprintf(f, "%s| %s\n", prefix, lines[i]);
+		size += (long)len;
+	}
 	fclose(f);
 }
 

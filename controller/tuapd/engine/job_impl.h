@@ -19,6 +19,10 @@
 
 enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
+/* setup.log's bound: an agent's output cannot fill tuapd's state_dir, and `tuap-ctl log`
+ * always reads it. */
+#define JOB_SETUP_LOG_MAX (8u << 20)
+
 struct job {
 	struct job *next;
 	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
@@ -49,6 +53,7 @@ struct job {
 	struct sha256 upload_hash;
 	struct ctl_peer uploader;
 	bool uploading;
+	bool log_full; /* setup.log reached JOB_SETUP_LOG_MAX: the rest is dropped */
 
 	/* data to the agent: what its ChunkRequests asked for is [data_next, data_owed); after
 	 * the hub refused a chunk, engine_tick tries again at pump_at_ms (backing off) */
