@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct tuap_err err;
 		for (size_t i = 0; i < cat.n; i++)
 			if (cat.v[i].url[0])
-				image_resolve(&cat, cat.v[i].url, &e, &err);
+				image_resolve(&cat, "/nonexistent-tuap-fuzz", cat.v[i].url, &e,
+					      &err);
 		image_catalog_free(&cat);
 	}
 	diags_free(&d);
