@@ -431,6 +431,48 @@ static int accept_env(struct hub *h, struct peer *p, const zmq_msg_t *rid, Tuap_
 	return 1;
 }
 
+/* A new session from another connection while the previous one is still connected is what a
+ * stolen key looks like (an agent that restarts has closed its connection first). It is let
+ * in, for the key is valid, but never silently: the previous connection, if it still
+ * exists (the ROUTER can still route to it), is told it was superseded, and the log says to
+ * rotate the key. Returns whether it was still connected. */
+static bool warn_takeover(struct hub *h, const struct peer *p, const zmq_msg_t *rid,
+			  const Tuap__Envelope *env, const char *addr)
+{
+	const Tuap__Hello *hl = env->hello;
+	char msg[300];
+	Tuap__Envelope out;
+	Tuap__Error e;
+	struct buf b = BUF_INIT;
+	bool alive = false;
+
+	if (env->body_case != TUAP__ENVELOPE__BODY_HELLO || !p->s.id_len || !p->route_ok ||
+	    session_is(&p->s, hl->session_id.data, hl->session_id.len))
+		return false;
+	if (zmq_msg_size((zmq_msg_t *)rid) == p->route_len &&
+	    !memcmp(zmq_msg_data((zmq_msg_t *)rid), p->route, p->route_len))
+		return false;
+	snprintf(msg, sizeof(msg),
+		 "another connection (%s) with this agent's key opened a new session; this one is "
+		 "no longer served",
+		 addr ? addr : "?");
+	wire_error_reply(&out, &e, WIRE_DENIED, msg);
+	e.code = TUAP__ERROR__CODE__REFUSED;
+	/* ROUTER_MANDATORY: EHOSTUNREACH when the previous connection is gone (a restart) */
+	if (wire_encode(&out, &b, NULL) == 0 &&
+	    zmq_send(h->router, p->route, p->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0) {
+		zmq_send(h->router, b.s, b.len, ZMQ_DONTWAIT);
+		alive = true;
+		log_warn("agent %s: a second connection (%s) with its key opened a new session "
+			 "while the one from %s is connected; it takes over. If no second agent "
+			 "was started on purpose, the key is in other hands: rotate it "
+			 "(tuap-ctl enroll --rotate %s)",
+			 p->domain, addr ? addr : "?", p->address, p->domain);
+	}
+	buf_free(&b);
+	return alive;
+}
+
 /* Reads one message from the ROUTER. Returns 1 (delivered), 0 (nothing waiting or dropped:
  * *got says which), -1 on a socket error. */
 static int recv_one(struct hub *h, char domain[HUB_DOMAIN_SIZE], Tuap__Envelope **out, int *got)
@@ -496,6 +538,7 @@ static int recv_one(struct hub *h, char domain[HUB_DOMAIN_SIZE], Tuap__Envelope 
 		answer(h, &rid, code_of(r), e.msg);
 		goto out;
 	}
+	warn_takeover(h, p, &rid, env, addr);
 	snprintf(p->address, sizeof(p->address), "%s", addr ? addr : "");
 	p->last_seen = now;
 	p->last_seen_unix = (int64_t)time(NULL);

@@ -469,6 +469,8 @@ static void test_resend_after_reconnect(void **state)
 	close_link(w, 0);
 	connect_link(w, 0);
 	expect_log(w, "agent a.test: new agent session; 1 message(s) to the previous one dropped");
+	if (strstr(logtext(w), "second connection"))
+		fail_msg("a restart was taken for a stolen key:\n%s", logtext(w));
 	send_cancel(w, "a.test", "job-2", "to the new process");
 	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_CANCEL);
 	assert_int_equal(env->seq, 1);
@@ -477,6 +479,25 @@ static void test_resend_after_reconnect(void **state)
 	link_event(w, 0, "job-2", "new");
 	env = hub_wait(w, TUAP__ENVELOPE__BODY_STEP_EVENT, dom);
 	assert_int_equal(env->seq, 1);
+	wire_free(env);
+}
+
+/* A second agent with the same key while the first is connected (the seed's agent.conf read
+ * by someone else, 17.6): it gets in, but the log says so and the first is told. */
+static void test_second_connection_same_key(void **state)
+{
+	struct world *w = *state;
+	Tuap__Envelope *env;
+
+	connect_link(w, 0);
+	w->conf[1] = w->conf[0]; /* a copy of a.test's agent.conf */
+	connect_link(w, 1);
+	expect_log(w, "agent a.test: a second connection (127.0.0.1) with its key opened a new "
+		      "session while the one from 127.0.0.1 is connected; it takes over");
+	expect_log(w, "rotate it (tuap-ctl enroll --rotate a.test)");
+	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_ERROR);
+	assert_int_equal(env->error->code, TUAP__ERROR__CODE__REFUSED);
+	assert_non_null(strstr(env->error->message, "opened a new session"));
 	wire_free(env);
 }
 
@@ -759,6 +780,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_and_seq, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_after_reconnect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_connection_same_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_domain_job, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized, setup, teardown),
