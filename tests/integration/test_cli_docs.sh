@@ -72,6 +72,13 @@ rc=0
 phase completion
 "$TUAP_CTL" completion bash >"$W/completion.bash"
 bash -n "$W/completion.bash" || tuapt_die "the completion script is not valid bash"
+# offers WORD... EXPECTED: the completion of WORD... offers EXPECTED (checked on a here-string:
+# `| grep -q` would make the writer die of SIGPIPE under pipefail once grep has its match)
+offers() {
+	local want=${!#} got
+	got=$(complete_words "${@:1:$#-1}")
+	grep -qx -- "$want" <<<"$got"
+}
 complete_words() { # WORD... : what the completion offers for the last word
 	# shellcheck disable=SC1091
 	bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); cd "$0"
@@ -81,16 +88,16 @@ complete_words() { # WORD... : what the completion offers for the last word
 [ "$(complete_words tuap-ctl con | sort | tr '\n' ' ')" = "console-log " ] ||
 	tuapt_die "completion: con -> $(complete_words tuap-ctl con)"
 for c in "${cmds[@]}"; do
-	complete_words tuap-ctl "" | grep -qx "$c" || tuapt_die "completion lacks $c"
+	offers tuap-ctl "" "$c" || tuapt_die "completion lacks $c"
 	for o in $(options "$c"); do
-		complete_words tuap-ctl "$c" -- | grep -qx -- "$o" ||
+		offers tuap-ctl "$c" -- "$o" ||
 			tuapt_die "completion of $c lacks $o"
 	done
 done
-complete_words tuap-ctl provision --dr | grep -qx -- --dry-run || tuapt_die "completion: --dr"
+offers tuap-ctl provision --dr --dry-run || tuapt_die "completion: --dr"
 mkdir "$W/shop.example.org"
-complete_words tuap-ctl provision sho | grep -qx shop.example.org ||
+offers tuap-ctl provision sho shop.example.org ||
 	tuapt_die "completion: a DOMAIN directory"
 touch "$W/agent.conf"
-complete_words tuap-ctl enroll -o ag | grep -qx agent.conf || tuapt_die "completion: -o FILE"
+offers tuap-ctl enroll -o ag agent.conf || tuapt_die "completion: -o FILE"
 echo ok
