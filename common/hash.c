@@ -98,3 +98,14 @@ int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
 		*size = total;
 	return 0;
 }
+
+uint32_t hash_fnv1a(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	return h;
+}

@@ -29,4 +29,8 @@ void sha256_digest_hex(const unsigned char digest[32], char hex[SHA256_HEX_LEN])
 int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
 		    struct tuap_err *err);
 
+/* 32-bit FNV-1a of s[0..n): the check of a journal line (a torn or edited line is caught, not
+ * an attacker: the journals are root's and tuap's own). */
+uint32_t hash_fnv1a(const char *s, size_t n);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "fsutil.h"
+#include "hash.h"
 #include "names.h"
 #include "valid.h"
 
@@ -29,17 +30,6 @@ struct stepjournal {
 	uint64_t next_seq;
 	size_t n;
 };
-
-static uint32_t fnv1a(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
 
 static int ended(Tuap__StepState st)
 {
@@ -65,7 +55,7 @@ static size_t format_line(const struct stepjournal_rec *rec, char *out, size_t l
 		     step_state_name(rec->state), code);
 	if (n < 0 || (size_t)n + 11 >= len)
 		return 0;
-	n += snprintf(out + n, len - (size_t)n, " %08" PRIx32 "\n", fnv1a(out, (size_t)n));
+	n += snprintf(out + n, len - (size_t)n, " %08" PRIx32 "\n", hash_fnv1a(out, (size_t)n));
 	return (size_t)n;
 }
 
@@ -83,7 +73,7 @@ static int parse_line(const char *line, size_t len, struct stepjournal_rec *rec)
 	memcpy(copy, line, len);
 	copy[len] = '\0';
 	body = len - 9;
-	if (copy[body] != ' ' || strtoul(copy + body + 1, &end, 16) != fnv1a(copy, body) ||
+	if (copy[body] != ' ' || strtoul(copy + body + 1, &end, 16) != hash_fnv1a(copy, body) ||
 	    *end != '\0')
 		return -1;
 	copy[body] = '\0';

@@ -17,6 +17,7 @@
 
 #include "agent_steps_util.h"
 #include "fsutil.h"
+#include "hash.h"
 #include "stepjournal.h"
 #include "proc.h"
 #include "steps.h"
@@ -115,17 +116,6 @@ static void test_journal(void **state)
 	rm_rf(dir);
 }
 
-static uint32_t fnv1a(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static void test_journal_bounded(void **state)
 {
 	static const char *steps[] = {"users", "packages", "mail", "data", "make"};
@@ -143,7 +133,7 @@ static void test_journal_bounded(void **state)
 				 1700000000 + i, i / 5 % 2000, steps[i % 5],
 				 i % 2 ? "done" : "started");
 
-		fprintf(f, "%s %08x\n", line, fnv1a(line, (size_t)n));
+		fprintf(f, "%s %08x\n", line, hash_fnv1a(line, (size_t)n));
 	}
 	fclose(f);
 	assert_non_null(j = open_journal(dir));
