@@ -1199,4 +1199,3 @@ void users_free(struct users *u)
 	u->v = NULL;
 	u->n = 0;
 }
-

@@ -29,8 +29,8 @@ struct user {
 	char *shell;
 	struct strlist ssh_authorized_keys;
 	struct strlist ssh_import_id; /* "gh:USER" / "lp:USER"; tuapd resolves them */
-	enum tristate lock_passwd;     /* unset means locked, as cloud-init */
-	char *passwd;		       /* a crypt(3) hash (cloud-init's passwd is a hash) */
+	enum tristate lock_passwd;    /* unset means locked, as cloud-init */
+	char *passwd;		      /* a crypt(3) hash (cloud-init's passwd is a hash) */
 	char *hashed_passwd;
 	char *homedir;
 	long uid; /* -1 when unset */

@@ -48,9 +48,9 @@ struct settings {
 	char agent_endpoint[SETTINGS_STR_MAX];	 /* what guests connect to: mgmt gateway:port */
 	char public_endpoint[SETTINGS_STR_MAX];	 /* what existing hosts connect to */
 	char image_catalog[SETTINGS_STR_MAX];	 /* "/etc/tuap/images.conf" */
-	char image_dir[SETTINGS_STR_MAX];	 /* "/var/lib/tuap/images": image=/PATH only below */
-	char default_image[SETTINGS_NAME_MAX];	 /* "debian-12" */
-	char agent_binary[SETTINGS_STR_MAX];	 /* "/usr/lib/tuap/tuap-agent": put on seeds */
+	char image_dir[SETTINGS_STR_MAX];      /* "/var/lib/tuap/images": image=/PATH only below */
+	char default_image[SETTINGS_NAME_MAX]; /* "debian-12" */
+	char agent_binary[SETTINGS_STR_MAX];   /* "/usr/lib/tuap/tuap-agent": put on seeds */
 	char seed_dir[SETTINGS_STR_MAX];       /* TUAP_DATADIR/seed: install, tuap-agent.service */
 	char apt_source[SETTINGS_STR_MAX];     /* "": one sources.list line for every guest */
 	char ssh_key_url_gh[SETTINGS_STR_MAX]; /* ssh_import_id "gh:USER": one %s for USER */
