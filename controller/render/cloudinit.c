@@ -351,7 +351,16 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	static const char *const mount_dir[] = {"mkdir", "-p", SEED_MOUNT_DIR, NULL};
 	static const char *const mount_seed[] = {
 		"mount", "-o", "ro", "LABEL=" SEED_VOLUME_ID, SEED_MOUNT_DIR, NULL};
-	static const char *const run_install[] = {"sh", SEED_INSTALL, SEED_MOUNT_DIR, NULL};
+	/* the installer's status is the script's; the seed is unmounted after it, so that the
+	 * drive is not locked and tuapd can eject the medium after the agent's hello */
+	static const char *const run_install[] = {
+		"sh",
+		"-c",
+		"sh \"$1\" \"$2\"; rc=$?; umount \"$2\"; exit $rc",
+		"tuap-install",
+		SEED_INSTALL,
+		SEED_MOUNT_DIR,
+		NULL};
 	static const char *const apt_source[] = {
 		"install", "-m", "0644", SEED_MOUNT_DIR "/" SEED_APT_SOURCE, SEED_APT_SOURCE_TARGET,
 		NULL};
@@ -384,10 +393,11 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	}
 	seq_end(&em);
 
-	/* bootcmd runs early on every boot (before cloud-init's final stage), so a rebooted or
-	 * upgraded guest gets the seed's agent again; the installer is idempotent. The seed is
-	 * mounted inside a root-only directory: it carries the agent's secret key. cloud-init
-	 * runs these lines as one sh script without -e; the installer's status is the script's. */
+	/* bootcmd runs early on every boot (before cloud-init's final stage); the installer is
+	 * idempotent. The seed is mounted inside a root-only directory, for it carries the
+	 * agent's secret key, and unmounted once the agent is installed; tuapd ejects it after
+	 * the agent's first hello (the agent's copy of its config is root's, in
+	 * /etc/tuap-agent). cloud-init runs these lines as one sh script without -e. */
 	plain(&em, "bootcmd");
 	seq_start(&em, YAML_BLOCK_SEQUENCE_STYLE);
 	argv(&em, private_dir);

@@ -214,6 +214,21 @@ grep -q '<tuap:domain xmlns:tuap="https://tuap.dev/xmlns/domain/1">' "$W/domain.
 [ "$(meta agent-public-key | sed 's/&gt;/>/g; s/&lt;/</g; s/&amp;/\&/g')" = "$(cat "$W/state/keys/$DOM.pub")" ] ||
 	tuapt_die "metadata agent-public-key is not the allowed key $W/state/keys/$DOM.pub"
 
+# after the agent's first hello the seed (with the agent's secret key) is out of the VM, live
+# and in its definition (17.6)
+seed_ejected() { grep -q "$DOM: seed ejected (1 cdrom)" "$TUAPD_LOG"; }
+wait_for "tuapd ejecting the seed" 60 seed_ejected || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
+for flags in "" --inactive; do
+	# shellcheck disable=SC2086 # no flag is no word
+	virsh_ "$URI" dumpxml $flags "$DOM" | python3 -c '
+import sys, xml.etree.ElementTree as ET
+cd = [d for d in ET.parse(sys.stdin).findall("./devices/disk") if d.get("device") == "cdrom"]
+# an empty drive has no <source>, or (live) one without a file
+bad = [ET.tostring(d).decode() for d in cd
+       if d.find("source") is not None and d.find("source").get("file")]
+assert cd and not bad, "a cdrom still has its medium: %s" % bad' ||
+		tuapt_die "the seed is still in the VM (virsh dumpxml $flags)"
+done
 "$CTL" console-log -n 5 "$DOM" >"$W/console.out" || tuapt_die "tuap-ctl console-log failed"
 [ "$(wc -l <"$W/console.out")" -ge 1 ] || tuapt_die "tuap-ctl console-log printed nothing"
 
@@ -231,9 +246,8 @@ cmp -s "$W/page.html" "$SITE/site/public/index.html" || tuapt_die "after the res
 if [ "${TUAPT_E2E_REBUILD:-1}" = 1 ]; then
 	phase rebuild
 	OLD_PUB=$(cat "$W/state/keys/$DOM.pub")
-	OLD_SEED=$(python3 -c 'import sys, xml.etree.ElementTree as E
-for d in E.parse(sys.argv[1]).iter("disk"):
-    if d.get("device") == "cdrom": print(d.find("source").get("file"))' "$W/domain.xml")
+	# the seed is ejected from the VM after hello; its volume stays in the domain's pool
+	OLD_SEED=$(virsh_ "$URI" vol-list "tuap-$DOM" | awk '$1 ~ /^seed-.*\.iso$/ { print $2 }' | tail -n 1)
 	[ -f "$OLD_SEED" ] || tuapt_die "the old seed '$OLD_SEED' is not there"
 	mkdir -p "$W/old/state" "$W/old/site"
 	xorriso -osirrox on -indev "$OLD_SEED" -extract /tuap/agent.conf "$W/old/seed.conf" \

@@ -433,8 +433,8 @@ static void test_qemu_direct_boot(void **state)
 	render_all(&t->in, out);
 	assert_has(out[USER].s,
 		   "- [install, -m, '0644', /run/tuap-seed/iso/tuap/apt-source.list, "
-		   "/etc/apt/sources.list.d/tuap.list]\n- [sh, /run/tuap-seed/iso/tuap/"
-		   "install");
+		   "/etc/apt/sources.list.d/tuap.list]\n- [sh, -c, 'sh \"$1\" \"$2\"; rc=$?; "
+		   "umount \"$2\"; exit $rc', tuap-install, /run/tuap-seed/iso/tuap/install");
 	assert_lacks(out[USER].s, "192.0.2.1"); /* the line itself travels on the seed */
 	write_all(dir, out);
 	validate_user_data(dir);

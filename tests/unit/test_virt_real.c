@@ -440,6 +440,31 @@ static void test_snapshots(void **state)
 	OK(virt_domain_destroy(v, DOM, &err));
 }
 
+/* The seed holds the agent's secret key: after the first hello tuapd ejects it (17.6), live
+ * and in the definition, so a reboot does not bring it back; a second eject finds none. */
+static void test_eject_seed(void **state)
+{
+	virDomainPtr d;
+	char *xml;
+
+	need_env();
+	OK(virt_domain_start(v, DOM, &err));
+	assert_int_equal(virt_domain_eject_cdroms(v, DOM, &err), 1);
+	assert_non_null(d = virDomainLookupByName(virt_conn(v), DOM));
+	for (int inactive = 0; inactive < 2; inactive++) {
+		assert_non_null(
+			xml = virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0));
+		if (strstr(xml, seed_path))
+			fail_msg("the seed is still in the %s XML:\n%s",
+				 inactive ? "inactive" : "live", xml);
+		assert_non_null(strstr(xml, "device='cdrom'")); /* the drive stays, empty */
+		free(xml);
+	}
+	virDomainFree(d);
+	assert_int_equal(virt_domain_eject_cdroms(v, DOM, &err), 0);
+	OK(virt_domain_destroy(v, DOM, &err));
+}
+
 static void test_undefine(void **state)
 {
 	need_env();
@@ -527,11 +552,17 @@ static void test_connection_closed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pools),	  cmocka_unit_test(test_upload),
-		cmocka_unit_test(test_overlay),	  cmocka_unit_test(test_seed_upload),
-		cmocka_unit_test(test_network),	  cmocka_unit_test(test_domain),
-		cmocka_unit_test(test_snapshots), cmocka_unit_test(test_undefine),
-		cmocka_unit_test(test_teardown),  cmocka_unit_test(test_connection_closed),
+		cmocka_unit_test(test_pools),
+		cmocka_unit_test(test_upload),
+		cmocka_unit_test(test_overlay),
+		cmocka_unit_test(test_seed_upload),
+		cmocka_unit_test(test_network),
+		cmocka_unit_test(test_domain),
+		cmocka_unit_test(test_snapshots),
+		cmocka_unit_test(test_eject_seed),
+		cmocka_unit_test(test_undefine),
+		cmocka_unit_test(test_teardown),
+		cmocka_unit_test(test_connection_closed),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -550,6 +550,9 @@ static void hello(struct engine *e, const char *domain, const Tuap__Hello *h)
 		snprintf(msg, sizeof(msg), "agent %s on %s", a->version, *a->host ? a->host : "?");
 		job_send_plan(e, job);
 		engine_phase_done(e, job, msg);
+		if (e->has_provider && e->provider.agent_hello &&
+		    job_phase_applies(e, job, PH_DEFINE))
+			e->provider.agent_hello(e->provider.ctx, e, job);
 	} else if (job->phase >= PH_USERS && job->phase <= PH_MAKE && job->phase_running) {
 		/* a reconnected or restarted agent: its journal makes the resend safe */
 		job_send_plan(e, job);

@@ -92,6 +92,9 @@ struct phase_provider {
 	/* appends the names of the VMs of ours the hypervisor has, for list and status; NULL:
 	 * none */
 	void (*domains)(void *ctx, struct strlist *names);
+	/* the VM's agent said its first hello for job: what only the first boot needed (the
+	 * seed, with the agent's secret key) can go; NULL: nothing to do */
+	void (*agent_hello)(void *ctx, struct engine *e, struct job *job);
 	void *ctx;
 };
 

@@ -178,6 +178,9 @@ int virt_domain_console_log(struct virt *v, const char *name, char *path, size_t
  * is not tuap's, -1 on error (including a tuap element we cannot parse). */
 int virt_domain_is_ours(struct virt *v, const char *name, struct tuap_meta *m,
 			struct tuap_err *err);
+/* Ejects the media of the domain's cdroms (the seed, which holds the agent's secret key):
+ * persistent definition and, if the domain runs, live. Returns how many were ejected, or -1. */
+int virt_domain_eject_cdroms(struct virt *v, const char *name, struct tuap_err *err);
 /* Replaces our metadata, in the persistent definition and, if the domain runs, live. */
 int virt_domain_set_meta(struct virt *v, const char *name, const struct tuap_meta *m,
 			 struct tuap_err *err);

@@ -258,6 +258,70 @@ int virt_domain_is_ours(struct virt *v, const char *name, struct tuap_meta *m, s
 	return rc;
 }
 
+/* Ejects the media of every cdrom of the domain that has one, in its persistent definition
+ * and, when it runs, live (the guest sees the tray open). Returns how many, or -1. */
+int virt_domain_eject_cdroms(struct virt *v, const char *name, struct tuap_err *err)
+{
+	virDomainPtr d = dom_get(v, name, err);
+	xmlDocPtr doc = NULL;
+	xmlXPathContextPtr ctx = NULL;
+	xmlXPathObjectPtr obj = NULL;
+	int n = 0, active;
+
+	if (!d)
+		return -1;
+	active = virDomainIsActive(d);
+	if (!(doc = dom_xml(d, name, VIR_DOMAIN_XML_INACTIVE, err))) {
+		n = -1;
+		goto out;
+	}
+	if ((ctx = xmlXPathNewContext(doc)))
+		obj = xmlXPathEvalExpression(
+			BAD_CAST "/domain/devices/disk[@device='cdrom'][source/@file]/target", ctx);
+	for (int i = 0; obj && obj->nodesetval && i < obj->nodesetval->nodeNr; i++) {
+		xmlNodePtr t = obj->nodesetval->nodeTab[i];
+		xmlChar *dev = xmlGetProp(t, BAD_CAST "dev"), *bus = xmlGetProp(t, BAD_CAST "bus");
+		unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | VIR_DOMAIN_DEVICE_MODIFY_FORCE;
+		struct xw x;
+		char *xml;
+
+		if (active == 1)
+			flags |= VIR_DOMAIN_AFFECT_LIVE;
+		xw_open(&x);
+		xw_start(&x, "disk");
+		xw_attr(&x, "type", "file");
+		xw_attr(&x, "device", "cdrom");
+		xw_start(&x, "target");
+		xw_attr(&x, "dev", dev ? (const char *)dev : "");
+		if (bus)
+			xw_attr(&x, "bus", (const char *)bus);
+		xw_end(&x);
+		xw_start(&x, "readonly");
+		xw_end(&x);
+		xw_end(&x);
+		xml = xw_finish(&x, "cdrom", err);
+		if (!xml || virDomainUpdateDeviceFlags(d, xml, flags) < 0) {
+			if (xml)
+				virt_fail(err, "cannot eject %s of domain %s",
+					  dev ? (char *)dev : "?", name);
+			n = -1;
+		} else {
+			n++;
+		}
+		free(xml);
+		xmlFree(dev);
+		xmlFree(bus);
+		if (n < 0)
+			break;
+	}
+out:
+	xmlXPathFreeObject(obj);
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	virDomainFree(d);
+	return n;
+}
+
 int virt_domain_set_meta(struct virt *v, const char *name, const struct tuap_meta *m,
 			 struct tuap_err *err)
 {

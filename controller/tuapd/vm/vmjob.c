@@ -356,6 +356,23 @@ static void domains(void *ctx, struct strlist *names)
 		log_warn("listing the hypervisor's domains: %s", err.msg);
 }
 
+static void agent_hello(void *ctx, struct engine *e, struct job *job)
+{
+	struct vmjob *vj = ctx;
+	struct tuap_err err;
+	struct task *t;
+
+	/* the worker uses the connection; it is opened here, on the main thread (after a restart
+	 * that resumed at hello, nothing has opened it yet) */
+	if (!vmjob_virt(vj, &err)) {
+		log_warn("%s: the seed stays in the VM: %s", job_domain(job), err.msg);
+		return;
+	}
+	t = task_new(vj, T_EJECT, e, job_domain(job), NULL);
+	if (task_submit(vj, t, &err) < 0)
+		log_warn("%s: the seed stays in the VM: %s", job_domain(job), err.msg);
+}
+
 void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 {
 	*p = (struct phase_provider){
@@ -365,6 +382,7 @@ void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 		.vm_state = vm_state,
 		.console_tail = console_tail,
 		.domains = domains,
+		.agent_hello = agent_hello,
 		.ctx = vj,
 	};
 }

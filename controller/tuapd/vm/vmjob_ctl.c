@@ -181,6 +181,17 @@ void vmjob_ctl_finished(struct vmjob *vj, struct task *t)
 {
 	struct tuap_err err;
 
+	if (t->kind == T_EJECT) { /* nobody waits for it */
+		if (t->rc < 0)
+			log_warn(
+				"%s: %s; the seed (with the agent's key) stays in the VM: eject it "
+				"with virsh change-media",
+				t->domain, t->msg);
+		else
+			log_info("%s: %s", t->domain, t->lines.n ? t->lines.v[0] : "seed ejected");
+		return;
+	}
+
 	if (t->rc == 0 && t->kind == T_DESTROY && t->purge) {
 		vmjob_state_drop(vj, t->domain);
 		if (engine_forget_domain(t->e, t->domain, &t->lines, &err) < 0) {

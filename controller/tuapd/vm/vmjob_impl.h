@@ -54,6 +54,7 @@ enum task_kind {
 	T_DESTROY,  /* requests: */
 	T_SNAPSHOT, /* */
 	T_RESTORE,
+	T_EJECT, /* after the agent's first hello: the seed's media out of the VM */
 };
 
 /* A seed file whose data the task owns (or src_path, read by the worker). */

@@ -526,6 +526,17 @@ void task_run(struct worker_item *it, void *ctx)
 	case T_RESTORE:
 		t->rc = work_restore(t, &err);
 		break;
+	case T_EJECT: {
+		int n = virt_domain_eject_cdroms(t->vj->v, t->domain, &err);
+
+		t->rc = n < 0 ? -1 : 0;
+		if (n >= 0)
+			strlist_addf(&t->lines,
+				     "seed ejected (%d cdrom%s): the agent's key is no longer "
+				     "readable in the guest",
+				     n, n == 1 ? "" : "s");
+		break;
+	}
 	}
 	if (t->rc < 0)
 		snprintf(t->msg, sizeof(t->msg), "%s", err_str(&err, buf, sizeof(buf)));
