@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int sha256_init(struct sha256 *h)
@@ -64,10 +65,18 @@ void sha256_hex(const void *data, size_t len, char hex[SHA256_HEX_LEN])
 int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
 		    struct tuap_err *err)
 {
+	return sha256_file_hex_progress(path, hex, size, NULL, NULL, err);
+}
+
+int sha256_file_hex_progress(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
+			     file_progress_fn progress, void *arg, struct tuap_err *err)
+{
 	char block[1 << 14];
 	struct sha256 h;
-	uint64_t total = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint64_t done = 0, told = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
+	const char *why = NULL;
 
 	if (fd < 0)
 		return err_set(err, "%s: %s", path, strerror(errno));
@@ -75,27 +84,33 @@ int sha256_file_hex(const char *path, char hex[SHA256_HEX_LEN], uint64_t *size,
 		close(fd);
 		return err_set(err, "%s: cannot start sha256", path);
 	}
-	for (;;) {
+	if (progress && fstat(fd, &st) < 0)
+		e = errno;
+	while (!e && !why) {
 		ssize_t r = read(fd, block, sizeof(block));
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0) {
-			int e = errno;
-
-			sha256_free(&h);
-			close(fd);
-			return err_set(err, "%s: %s", path, strerror(e));
-		}
-		if (r == 0)
+		if (r < 0)
+			e = errno;
+		if (r <= 0)
 			break;
 		sha256_update(&h, block, (size_t)r);
-		total += (uint64_t)r;
+		done += (uint64_t)r;
+		if (progress && done - told >= (1u << 20)) {
+			told = done;
+			if (!progress(done, (uint64_t)st.st_size, arg))
+				why = FILE_STOPPED;
+		}
 	}
 	close(fd);
+	if (e || why) {
+		sha256_free(&h);
+		return err_set(err, "%s: %s", path, why ? why : strerror(e));
+	}
 	sha256_final_hex(&h, hex);
 	if (size)
-		*size = total;
+		*size = done;
 	return 0;
 }
 

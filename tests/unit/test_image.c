@@ -402,9 +402,10 @@ static struct image_entry url_entry(const char *url, const char *sha)
 struct prog {
 	uint64_t done, total;
 	int calls;
+	int stop_at; /* the call that says stop; 0: never */
 };
 
-static void on_progress(uint64_t done, uint64_t total, void *arg)
+static bool on_progress(uint64_t done, uint64_t total, void *arg)
 {
 	struct prog *p = arg;
 
@@ -412,6 +413,7 @@ static void on_progress(uint64_t done, uint64_t total, void *arg)
 	p->done = done;
 	p->total = total;
 	p->calls++;
+	return p->calls != p->stop_at;
 }
 
 static size_t count_files(const char *d)
@@ -565,6 +567,60 @@ static void test_fetch_file_url_and_path(void **state)
 	assert_string_equal(err.key, "kernel");
 }
 
+/* 17.5: the worker gives an image up when its job no longer waits: a progress callback that
+ * says stop ends the hashing, the download and the verification, leaving nothing behind. */
+static void test_stop(void **state)
+{
+	char big[160], url[128], path[512], stop_cache[160];
+	struct image_catalog cat = {0};
+	struct image_entry e;
+	struct tuap_err err;
+	struct prog p = {.stop_at = 2};
+	static char mib[1 << 20];
+	FILE *f;
+
+	snprintf(big, sizeof(big), "%s/big.raw", dir);
+	f = fopen(big, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(fwrite(mib, 1, sizeof(mib), f), sizeof(mib));
+	assert_int_equal(fclose(f), 0);
+
+	/* hashing a path below image_dir: stopped at the second MiB */
+	assert_int_equal(image_resolve_progress(&cat, dir, big, on_progress, &p, &e, &err), -1);
+	assert_non_null(strstr(err.msg, FILE_STOPPED));
+	assert_int_equal(p.calls, 2);
+	assert_int_equal(p.done, 2u << 20);
+	assert_int_equal(p.total, 8u << 20);
+	/* not stopped: hashed once, by resolve; fetch does not read it again */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(image_resolve_progress(&cat, dir, big, on_progress, &p, &e, &err), 0);
+	assert_true(e.hashed);
+	assert_int_equal(p.calls, 8);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(image_fetch(&e, cache, on_progress, &p, path, sizeof(path), &err), 0);
+	assert_int_equal(p.calls, 1);
+	assert_int_equal(p.done, 8u << 20);
+	/* a catalog image is verified by fetch, and that can be stopped too */
+	e.hashed = false;
+	p = (struct prog){.stop_at = 1};
+	assert_int_equal(image_fetch(&e, cache, on_progress, &p, path, sizeof(path), &err), -1);
+	assert_non_null(strstr(err.msg, FILE_STOPPED));
+
+	/* a download: stopped at curl's first progress call, no temp file left */
+	if (server <= 0)
+		start_server();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/base.qcow2", port);
+	snprintf(stop_cache, sizeof(stop_cache), "%s/stop-cache", dir);
+	e = url_entry(url, base_sha);
+	p = (struct prog){.stop_at = 1};
+	assert_int_equal(image_fetch(&e, stop_cache, on_progress, &p, path, sizeof(path), &err),
+			 -1);
+	assert_non_null(strstr(err.msg, FILE_STOPPED));
+	assert_int_equal(count_files(stop_cache), 0);
+	unlink(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_fetch_http),
 		cmocka_unit_test(test_fetch_bad_sha),
 		cmocka_unit_test(test_fetch_file_url_and_path),
+		cmocka_unit_test(test_stop),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

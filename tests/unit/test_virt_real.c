@@ -150,15 +150,17 @@ static int teardown(void **state)
 struct prog {
 	uint64_t done, total;
 	int calls;
+	int stop_at; /* the call that says stop; 0: never */
 };
 
-static void on_progress(uint64_t done, uint64_t total, void *arg)
+static bool on_progress(uint64_t done, uint64_t total, void *arg)
 {
 	struct prog *p = arg;
 
 	p->done = done;
 	p->total = total;
 	p->calls++;
+	return p->calls != p->stop_at;
 }
 
 static void test_pools(void **state)
@@ -247,6 +249,13 @@ static void test_upload(void **state)
 	assert_true(p.calls >= 2);
 	OK(sha256_file_hex(base_path, got, NULL, &err));
 	assert_string_equal(got, sha);
+
+	/* an upload its task gives up (17.5: nobody waits for it) fails and leaves no volume */
+	p = (struct prog){.stop_at = 2};
+	assert_int_equal(virt_vol_upload(v, IPOOL, "stopped.qcow2", src, on_progress, &p, &err),
+			 -1);
+	assert_non_null(strstr(err.msg, FILE_STOPPED));
+	assert_int_equal(virt_vol_lookup(v, IPOOL, "stopped.qcow2", NULL, &err), 0);
 }
 
 static void test_overlay(void **state)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ static struct {
 	struct virt *v; /* the test's own connection: the "operator" */
 	struct phase_provider p;
 	char peer_n;
+	unsigned image_deadline_s; /* 0: the built-in one */
 } T;
 
 static int fake_agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
@@ -157,7 +159,7 @@ static int phase_seen(void)
 	return phase_ev(wait_domain, wait_phase, wait_state) != NULL;
 }
 
-/* Polls vmjob_fd and dispatches until done() or 20 s. */
+/* Polls vmjob_fd, dispatches and checks the engine's deadlines until done() or 20 s. */
 static void pump(int (*done)(void))
 {
 	long long deadline = now_ms() + 20000;
@@ -165,10 +167,11 @@ static void pump(int (*done)(void))
 	while (!done()) {
 		long long left = deadline - now_ms();
 		struct pollfd p = {.fd = vmjob_fd(T.vj), .events = POLLIN};
+		long next = engine_tick(T.e, engine_now_ms());
 
 		if (left <= 0)
 			fail_msg("timeout after 20 s waiting for the VM manager");
-		poll(&p, 1, (int)left);
+		poll(&p, 1, next >= 0 && next < left ? (int)next : (int)left);
 		vmjob_dispatch(T.vj, T.e);
 	}
 }
@@ -193,7 +196,8 @@ static const Tuap__PhaseEvent *wait_phase_ev(const char *domain, const char *pha
 
 static const char site_conf[] = "ips=192.0.2.10/24\ngateway=192.0.2.1\nmemory=256\ncpus=1\n";
 
-static struct ctl_peer provision(const char *domain, bool resume, bool rebuild)
+static struct ctl_peer provision_conf(const char *domain, const char *conf, bool resume,
+				      bool rebuild)
 {
 	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
 	Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
@@ -201,8 +205,8 @@ static struct ctl_peer provision(const char *domain, bool resume, bool rebuild)
 
 	p.domain = (char *)domain;
 	p.conf_path = "provision.conf";
-	p.conf_text.data = (uint8_t *)site_conf;
-	p.conf_text.len = strlen(site_conf);
+	p.conf_text.data = (uint8_t *)conf;
+	p.conf_text.len = strlen(conf);
 	p.has_resume = p.has_rebuild = 1;
 	p.resume = resume;
 	p.rebuild = rebuild;
@@ -210,6 +214,11 @@ static struct ctl_peer provision(const char *domain, bool resume, bool rebuild)
 	r.provision = &p;
 	engine_ctl_request(T.e, &peer, &r);
 	return peer;
+}
+
+static struct ctl_peer provision(const char *domain, bool resume, bool rebuild)
+{
+	return provision_conf(domain, site_conf, resume, rebuild);
 }
 
 static const Tuap__CtlEvent *destroy(const char *domain, bool purge)
@@ -311,7 +320,10 @@ static int setup(void **state)
 	struct engine_io io = {fake_agent_send, fake_ctl_send, fake_allow, NULL};
 	struct tuap_err err;
 
+	unsigned image_deadline_s = T.image_deadline_s;
+
 	memset(&T, 0, sizeof(T));
+	T.image_deadline_s = image_deadline_s;
 	snprintf(T.dir, sizeof(T.dir), "/tmp/tuap-vmjob-XXXXXX");
 	assert_non_null(mkdtemp(T.dir));
 	snprintf(T.state, sizeof(T.state), "%s/state", T.dir);
@@ -321,7 +333,9 @@ static int setup(void **state)
 	snprintf(T.set.state_dir, sizeof(T.set.state_dir), "%s", T.state);
 	snprintf(T.set.pool_root, sizeof(T.set.pool_root), "%s", T.pool);
 	snprintf(T.set.image_catalog, sizeof(T.set.image_catalog), "%s/no-images.conf", T.dir);
+	snprintf(T.set.image_dir, sizeof(T.set.image_dir), "%s", T.dir);
 	c.state_dir = T.state;
+	c.deadline_s[PH_IMAGE] = T.image_deadline_s;
 	c.pool_root = T.pool;
 	c.server_public_key = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
 	T.e = engine_new(&c, &io, &err);
@@ -336,6 +350,13 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The image phase's deadline at 2 s. */
+static int setup_short_image(void **state)
+{
+	T.image_deadline_s = 2;
+	return setup(state);
+}
+
 static int teardown(void **state)
 {
 	char cmd[128];
@@ -346,6 +367,7 @@ static int teardown(void **state)
 	virt_event_stop();
 	for (size_t i = 0; i < T.n_ctl; i++)
 		tuap__ctl_event__free_unpacked(T.ctl[i].ev, NULL);
+	T.image_deadline_s = 0;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", T.dir);
 	assert_int_equal(system(cmd), 0);
 	return 0;
@@ -654,6 +676,52 @@ static void test_destroy(void **state)
 	assert_int_equal(ev->error->code, TUAP__ERROR__CODE__INVALID);
 }
 
+/* 17.5: an image that takes longer than its phase's deadline (here a 1 TiB sparse file below
+ * image_dir, hours of hashing) fails its job at the deadline, and the worker gives it up: the
+ * next job's image phase and a destroy are not stuck behind it. */
+static void test_image_deadline_frees_worker(void **state)
+{
+	char big[128], small[128], conf[512];
+	const Tuap__PhaseEvent *ph;
+	struct ctl_peer peer;
+	struct tuap_err err;
+	int fd;
+
+	snprintf(big, sizeof(big), "%s/big.raw", T.dir);
+	fd = open(big, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)1 << 40), 0);
+	close(fd);
+	snprintf(small, sizeof(small), "%s/small.raw", T.dir);
+	OK(fs_write_atomic(small, "a small raw image", 17, 0644, &err));
+
+	snprintf(conf, sizeof(conf), "%simage=%s\n", site_conf, big);
+	peer = provision_conf("big.test", conf, false, false);
+	ph = wait_phase_ev("big.test", "image", TUAP__PHASE_EVENT__STATE__STALLED);
+	assert_has(ph->message, "no progress within 2 s");
+	wait_answer(&peer);
+	assert_int_equal(final_of(&peer)->exit_code, 1);
+
+	/* the worker is free for the next job: its image phase ends on the worker's own answer */
+	snprintf(conf, sizeof(conf), "%simage=%s\n", site_conf, small);
+	peer = provision_conf("small.test", conf, false, false);
+	wait_answer(&peer);
+	assert_null(phase_ev("small.test", "image", TUAP__PHASE_EVENT__STATE__STALLED));
+	ph = phase_ev("small.test", "image", TUAP__PHASE_EVENT__STATE__FAILED);
+	if (!ph)
+		ph = phase_ev("small.test", "image", TUAP__PHASE_EVENT__STATE__DONE);
+	assert_non_null(ph);
+	print_message("small.test's image phase: %s\n", ph->message);
+
+	/* a destroy cancels a job whose image is being hashed, and is answered */
+	snprintf(conf, sizeof(conf), "%simage=%s\n", site_conf, big);
+	peer = provision_conf("big2.test", conf, false, false);
+	wait_phase_ev("big2.test", "image", TUAP__PHASE_EVENT__STATE__STARTED);
+	assert_has(text_of(destroy("big2.test", false)), "job ");
+	wait_answer(&peer);
+	assert_int_equal(final_of(&peer)->exit_code, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -666,6 +734,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_console_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image_deadline_frees_worker, setup_short_image,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

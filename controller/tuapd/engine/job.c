@@ -316,6 +316,9 @@ void engine_phase_failed(struct engine *e, struct job *job, const char *msg,
 	job_journal(e, job, "phase", job_phase_name(job->phase), "failed", msg);
 	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__FAILED, msg, 0, 0, lines, n_lines);
 	snprintf(why, sizeof(why), "%s: %s", job_phase_name(job->phase), msg);
+	/* a provider that failed the phase has nothing left running for it: harmless then */
+	if (e->has_provider && e->provider.phase_stopped && job->phase_running)
+		e->provider.phase_stopped(e->provider.ctx, e, job);
 	finish_job(e, job, false, why);
 }
 

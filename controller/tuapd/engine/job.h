@@ -95,6 +95,9 @@ struct phase_provider {
 	/* the VM's agent said its first hello for job: what only the first boot needed (the
 	 * seed, with the agent's secret key) can go; NULL: nothing to do */
 	void (*agent_hello)(void *ctx, struct engine *e, struct job *job);
+	/* the engine failed job's phase itself (its deadline passed, a destroy cancelled it):
+	 * work still running or queued for it gives up, so it stalls no later job; NULL: none */
+	void (*phase_stopped)(void *ctx, struct engine *e, struct job *job);
 	void *ctx;
 };
 

@@ -346,10 +346,24 @@ static int below(const char *value, const char *dir, struct tuap_err *err)
 	return 0;
 }
 
-static int resolve_path(const struct image_catalog *cat, const char *image_dir, const char *value,
-			struct image_entry *out, struct tuap_err *err)
+/* The sha256 of a local image that has none yet, read from the file now. */
+static int hash_local(struct image_entry *out, const char *file, int line, const char *key,
+		      file_progress_fn progress, void *arg, struct tuap_err *err)
 {
 	struct tuap_err e;
+
+	if (out->sha256[0])
+		return 0;
+	if (sha256_file_hex_progress(out->path, out->sha256, NULL, progress, arg, &e) < 0)
+		return err_at(err, file, line, key, "cannot read the image: %s", e.msg);
+	out->hashed = true;
+	return 0;
+}
+
+static int resolve_path(const struct image_catalog *cat, const char *image_dir, const char *value,
+			file_progress_fn progress, void *arg, struct image_entry *out,
+			struct tuap_err *err)
+{
 	char why[128];
 
 	for (size_t i = 0; i < cat->n; i++)
@@ -372,13 +386,18 @@ static int resolve_path(const struct image_catalog *cat, const char *image_dir, 
 		return -1;
 	if (!out->format[0] && probe_format(value, out->format, sizeof(out->format), err) < 0)
 		return -1;
-	if (!out->sha256[0] && sha256_file_hex(value, out->sha256, NULL, &e) < 0)
-		return err_at(err, NULL, 0, "image", "cannot read the image: %s", e.msg);
-	return 0;
+	return hash_local(out, NULL, 0, "image", progress, arg, err);
 }
 
 int image_resolve(const struct image_catalog *cat, const char *image_dir, const char *value,
 		  struct image_entry *out, struct tuap_err *err)
+{
+	return image_resolve_progress(cat, image_dir, value, NULL, NULL, out, err);
+}
+
+int image_resolve_progress(const struct image_catalog *cat, const char *image_dir,
+			   const char *value, file_progress_fn progress, void *arg,
+			   struct image_entry *out, struct tuap_err *err)
 {
 	const char *cat_file = cat->file[0] ? cat->file : IMAGE_CONF_PATH;
 
@@ -387,7 +406,7 @@ int image_resolve(const struct image_catalog *cat, const char *image_dir, const 
 		return err_at(err, NULL, 0, "image",
 			      "empty (give a catalog name, a path or a URL)");
 	if (value[0] == '/')
-		return resolve_path(cat, image_dir, value, out, err);
+		return resolve_path(cat, image_dir, value, progress, arg, out, err);
 	if (strstr(value, "://")) {
 		for (size_t i = 0; i < cat->n; i++)
 			if (!strcmp(cat->v[i].url, value)) {
@@ -403,18 +422,13 @@ int image_resolve(const struct image_catalog *cat, const char *image_dir, const 
 	}
 	for (size_t i = 0; i < cat->n; i++)
 		if (!strcmp(cat->v[i].name, value)) {
-			struct tuap_err e;
 			*out = cat->v[i];
-			/* a local catalog image without sha256: hashed now, verified by image_fetch
-			 */
-			if (out->path[0] &&
-			    regular_file(out->path, out->file, out->line, "path", err) < 0)
+			if (!out->path[0])
+				return 0;
+			/* a local catalog image: one without sha256 is hashed now */
+			if (regular_file(out->path, out->file, out->line, "path", err) < 0)
 				return -1;
-			if (out->path[0] && !out->sha256[0] &&
-			    sha256_file_hex(out->path, out->sha256, NULL, &e) < 0)
-				return err_at(err, out->file, out->line, "path",
-					      "cannot read the image: %s", e.msg);
-			return 0;
+			return hash_local(out, out->file, out->line, "path", progress, arg, err);
 		}
 	char known[256] = "";
 	size_t k = 0;

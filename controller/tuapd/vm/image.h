@@ -11,6 +11,7 @@
 #ifndef TUAP_IMAGE_H
 #define TUAP_IMAGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,8 @@ struct image_entry {
 	char cmdline[1024];
 	char file[256]; /* where the entry was defined, for messages ("" when not from the */
 	int line;	/* catalog) */
+	bool hashed;	/* a local image whose sha256 image_resolve just read from the file:
+			 * image_fetch does not read it again */
 };
 
 struct image_catalog {
@@ -61,11 +64,13 @@ void image_catalog_free(struct image_catalog *cat);
  * telling the operator what to add to the catalog. */
 int image_resolve(const struct image_catalog *cat, const char *image_dir, const char *value,
 		  struct image_entry *out, struct tuap_err *err);
+/* The same, telling progress (may be NULL) how the hashing goes; it can stop it. */
+int image_resolve_progress(const struct image_catalog *cat, const char *image_dir,
+			   const char *value, file_progress_fn progress, void *arg,
+			   struct image_entry *out, struct tuap_err *err);
 
 /* "NAME-<first 16 hex of sha256>.FORMAT": the cache file and the volume in tuap-images. */
 int image_volume_name(const struct image_entry *e, char *out, size_t len, struct tuap_err *err);
-
-typedef void (*image_progress_fn)(uint64_t done, uint64_t total, void *arg);
 
 /* Timeouts of a download: no connection within IMAGE_CONNECT_TIMEOUT seconds, or less than
  * IMAGE_LOW_SPEED bytes/s for IMAGE_LOW_SPEED_TIME seconds, aborts it. */
@@ -80,7 +85,7 @@ typedef void (*image_progress_fn)(uint64_t done, uint64_t total, void *arg);
  * the catalog's is refused with both hashes and deleted: nothing unverified stays in the
  * cache. A local image is verified in place (never deleted). Kernel and initrd, when given,
  * must be readable. progress (may be NULL) gets bytes done/total (total 0 when unknown). */
-int image_fetch(const struct image_entry *e, const char *cache_dir, image_progress_fn progress,
+int image_fetch(const struct image_entry *e, const char *cache_dir, file_progress_fn progress,
 		void *arg, char *path, size_t pathlen, struct tuap_err *err);
 
 #endif

@@ -24,10 +24,10 @@ struct download {
 	int fd;
 	struct sha256 h;
 	uint64_t bytes;
-	int werr; /* errno of a failed write */
-	image_progress_fn progress;
+	int werr;     /* errno of a failed write */
+	bool stopped; /* progress said stop */
+	file_progress_fn progress;
 	void *arg;
-	curl_off_t last;
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -65,9 +65,10 @@ static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_
 
 	(void)ultotal;
 	(void)ulnow;
-	if (dl->progress && dlnow != dl->last) {
-		dl->last = dlnow;
-		dl->progress((uint64_t)dlnow, (uint64_t)dltotal, dl->arg);
+	/* called about once a second even when no byte arrives: the stop is seen in time */
+	if (dl->progress && !dl->progress((uint64_t)dlnow, (uint64_t)dltotal, dl->arg)) {
+		dl->stopped = true;
+		return 1; /* curl aborts with CURLE_ABORTED_BY_CALLBACK */
 	}
 	return 0;
 }
@@ -104,6 +105,8 @@ static int curl_get(const char *url, struct download *dl, struct tuap_err *err)
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	rc = curl_easy_perform(c);
 	curl_easy_cleanup(c);
+	if (dl->stopped)
+		return err_set(err, "download of %s %s", url, FILE_STOPPED);
 	if (rc == CURLE_WRITE_ERROR && dl->werr)
 		return err_set(err, "cannot download %s: writing the cache file: %s", url,
 			       strerror(dl->werr));
@@ -116,10 +119,10 @@ static int curl_get(const char *url, struct download *dl, struct tuap_err *err)
 }
 
 /* Downloads e->url to final via a temp file in the same directory. */
-static int download(const struct image_entry *e, const char *final, image_progress_fn progress,
+static int download(const struct image_entry *e, const char *final, file_progress_fn progress,
 		    void *arg, struct tuap_err *err)
 {
-	struct download dl = {.fd = -1, .progress = progress, .arg = arg, .last = -1};
+	struct download dl = {.fd = -1, .progress = progress, .arg = arg};
 	char tmp[PATH_MAX], got[SHA256_HEX_LEN];
 	const char *slash = strrchr(final, '/');
 	int rc = -1, hashing = 0;
@@ -168,9 +171,9 @@ out:
 
 /* 0 when path's sha256 is want, 1 when it differs (got filled), -1 on error. */
 static int verify(const char *path, const char *want, char got[SHA256_HEX_LEN], uint64_t *size,
-		  struct tuap_err *err)
+		  file_progress_fn progress, void *arg, struct tuap_err *err)
 {
-	if (sha256_file_hex(path, got, size, err) < 0)
+	if (sha256_file_hex_progress(path, got, size, progress, arg, err) < 0)
 		return -1;
 	return strcmp(got, want) != 0;
 }
@@ -186,7 +189,36 @@ static int check_boot_files(const struct image_entry *e, struct tuap_err *err)
 	return 0;
 }
 
-int image_fetch(const struct image_entry *e, const char *cache_dir, image_progress_fn progress,
+/* A local image, verified in place unless image_resolve hashed it just now. */
+static int local_image(const struct image_entry *e, file_progress_fn progress, void *arg,
+		       char *path, size_t pathlen, struct tuap_err *err)
+{
+	char got[SHA256_HEX_LEN];
+	uint64_t size;
+	struct stat st;
+	int r;
+
+	if (e->hashed) {
+		if (stat(e->path, &st) < 0)
+			return err_set(err, "%s: %s", e->path, strerror(errno));
+		size = (uint64_t)st.st_size;
+	} else {
+		r = verify(e->path, e->sha256, got, &size, progress, arg, err);
+		if (r < 0)
+			return -1;
+		if (r > 0 && e->sha256[0])
+			return err_at(err, e->file, e->line, "sha256",
+				      "%s does not match the catalog: expected sha256 %s, got %s",
+				      e->path, e->sha256, got);
+	}
+	if ((size_t)snprintf(path, pathlen, "%s", e->path) >= pathlen)
+		return err_set(err, "image path buffer too small");
+	if (progress)
+		progress(size, size, arg);
+	return 0;
+}
+
+int image_fetch(const struct image_entry *e, const char *cache_dir, file_progress_fn progress,
 		void *arg, char *path, size_t pathlen, struct tuap_err *err)
 {
 	char vol[IMAGE_NAME_MAX + 32], final[PATH_MAX], got[SHA256_HEX_LEN];
@@ -195,20 +227,8 @@ int image_fetch(const struct image_entry *e, const char *cache_dir, image_progre
 
 	if (check_boot_files(e, err) < 0)
 		return -1;
-	if (e->path[0]) {
-		r = verify(e->path, e->sha256, got, &size, err);
-		if (r < 0)
-			return -1;
-		if (r > 0 && e->sha256[0])
-			return err_at(err, e->file, e->line, "sha256",
-				      "%s does not match the catalog: expected sha256 %s, got %s",
-				      e->path, e->sha256, got);
-		if ((size_t)snprintf(path, pathlen, "%s", e->path) >= pathlen)
-			return err_set(err, "image path buffer too small");
-		if (progress)
-			progress(size, size, arg);
-		return 0;
-	}
+	if (e->path[0])
+		return local_image(e, progress, arg, path, pathlen, err);
 	if (!e->url[0] || strlen(e->sha256) != 64)
 		return err_at(err, e->file, e->line, "sha256",
 			      "image '%s' has no url or no sha256: not downloaded", e->name);
@@ -217,7 +237,7 @@ int image_fetch(const struct image_entry *e, const char *cache_dir, image_progre
 	if (snprintf(final, sizeof(final), "%s/%s", cache_dir, vol) >= (int)sizeof(final))
 		return err_set(err, "%s: path too long", cache_dir);
 	if (fs_exists(final)) {
-		r = verify(final, e->sha256, got, &size, err);
+		r = verify(final, e->sha256, got, &size, progress, arg, err);
 		if (r < 0)
 			return -1;
 		if (r > 0 && unlink(final) < 0) /* damaged in the cache: fetch it again */

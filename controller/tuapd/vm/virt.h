@@ -23,6 +23,7 @@
 #include <libvirt/libvirt.h>
 
 #include "err.h"
+#include "hash.h"
 #include "meta.h"
 #include "strlist.h"
 
@@ -84,9 +85,6 @@ int virt_pool_delete(struct virt *v, const char *name, struct tuap_err *err);
 
 /* ---- volumes ---- */
 
-/* Progress of a long transfer: bytes done of total (total 0 when unknown). */
-typedef void (*virt_progress_fn)(uint64_t done, uint64_t total, void *arg);
-
 struct virt_vol_info {
 	uint64_t capacity; /* guest-visible size (virtual size of a qcow2) */
 	uint64_t physical; /* bytes of the file on the hypervisor */
@@ -99,9 +97,10 @@ int virt_vol_lookup(struct virt *v, const char *pool, const char *name, struct v
 /* Uploads the local file src_path as volume `name` (a byte-exact copy; libvirt probes the
  * format on refresh). Volume names are content-hashed (virt_vol_name), so an existing volume
  * of the same name whose file has the same size is kept as is; one of another size is the
- * remnant of an interrupted upload and is replaced. A failed upload deletes the volume. */
+ * remnant of an interrupted upload and is replaced. A failed upload deletes the volume, as
+ * does one progress stops (file_progress_fn). */
 int virt_vol_upload(struct virt *v, const char *pool, const char *name, const char *src_path,
-		    virt_progress_fn progress, void *arg, struct tuap_err *err);
+		    file_progress_fn progress, void *arg, struct tuap_err *err);
 /* Creates qcow2 volume `name` in `pool` with base_path (a qcow2 volume of some pool) as its
  * backing store, then resizes it to size bytes. size below the base's virtual size is an
  * error (that would cut the guest's file system). An existing volume is an error. */

@@ -312,7 +312,7 @@ static char *vol_xml(const char *name, uint64_t capacity, const char *format, co
 
 /* Streams fd (size bytes) into vol. */
 static int stream_upload(virConnectPtr conn, virStorageVolPtr vol, int fd, uint64_t size,
-			 const char *src, virt_progress_fn progress, void *arg,
+			 const char *src, file_progress_fn progress, void *arg,
 			 struct tuap_err *err)
 {
 	virStreamPtr st = virStreamNew(conn, 0);
@@ -349,8 +349,10 @@ static int stream_upload(virConnectPtr conn, virStorageVolPtr vol, int fd, uint6
 			off += sent;
 		}
 		done += (uint64_t)n;
-		if (progress)
-			progress(done, size, arg);
+		if (progress && !progress(done, size, arg)) {
+			err_set(err, "upload of %s %s", src, FILE_STOPPED);
+			goto out;
+		}
 	}
 	if (virStreamFinish(st) < 0) {
 		virt_fail(err, "cannot finish uploading %s", src);
@@ -368,7 +370,7 @@ out:
 }
 
 int virt_vol_upload(struct virt *v, const char *pool, const char *name, const char *src_path,
-		    virt_progress_fn progress, void *arg, struct tuap_err *err)
+		    file_progress_fn progress, void *arg, struct tuap_err *err)
 {
 	virStoragePoolPtr p = NULL;
 	virStorageVolPtr vol = NULL;

@@ -373,6 +373,33 @@ static void agent_hello(void *ctx, struct engine *e, struct job *job)
 		log_warn("%s: the seed stays in the VM: %s", job_domain(job), err.msg);
 }
 
+struct job_ref {
+	const char *domain, *job_id;
+};
+
+static bool task_of_job(const struct worker_item *it, void *arg)
+{
+	const struct task *t = (const struct task *)it;
+	const struct job_ref *ref = arg;
+
+	return t->job_id[0] && !strcmp(t->job_id, ref->job_id) && !strcmp(t->domain, ref->domain);
+}
+
+/* The job failed while the worker had (or was about to start) its image, disk, seed or define:
+ * that work gives up, so later jobs and requests are not stuck behind it. */
+static void phase_stopped(void *ctx, struct engine *e, struct job *job)
+{
+	struct vmjob *vj = ctx;
+	struct job_ref ref = {job_domain(job), job_id(job)};
+	unsigned n;
+
+	(void)e;
+	n = worker_cancel_if(vj->w, task_of_job, &ref);
+	if (n)
+		log_info("%s: the VM work of job %s (phase %s) is told to stop", ref.domain,
+			 ref.job_id, job_phase_name(job_current_phase(job)));
+}
+
 void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 {
 	*p = (struct phase_provider){
@@ -383,6 +410,7 @@ void vmjob_provider(struct vmjob *vj, struct phase_provider *p)
 		.console_tail = console_tail,
 		.domains = domains,
 		.agent_hello = agent_hello,
+		.phase_stopped = phase_stopped,
 		.ctx = vj,
 	};
 }

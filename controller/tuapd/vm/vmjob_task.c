@@ -71,11 +71,13 @@ int task_add_file(struct task *t, const char *name, const void *data, size_t len
 	return 0;
 }
 
-static void note_progress(struct task *t, const char *stage, uint64_t done, uint64_t total)
+/* Records progress for the main thread; false when the task was told to stop (the long reads
+ * and transfers that call it then give up). */
+static bool note_progress(struct task *t, const char *stage, uint64_t done, uint64_t total)
 {
 	struct worker *w = t->vj->w;
 	int64_t now = engine_now_ms();
-	bool tell = false;
+	bool tell = false, go;
 
 	worker_lock(w);
 	t->done = done;
@@ -86,21 +88,28 @@ static void note_progress(struct task *t, const char *stage, uint64_t done, uint
 		t->progress_new = tell = true;
 		t->progress_ms = now;
 	}
+	go = !t->item.cancel;
 	worker_unlock(w);
 	if (tell)
 		worker_wake(w);
+	return go;
 }
 
-static void on_fetch(uint64_t done, uint64_t total, void *arg)
+static bool on_hash(uint64_t done, uint64_t total, void *arg)
+{
+	return note_progress(arg, "hash", done, total);
+}
+
+static bool on_fetch(uint64_t done, uint64_t total, void *arg)
 {
 	struct task *t = arg;
 
-	note_progress(t, t->img.url[0] ? "download" : "verify", done, total);
+	return note_progress(t, t->img.url[0] ? "download" : "verify", done, total);
 }
 
-static void on_upload(uint64_t done, uint64_t total, void *arg)
+static bool on_upload(uint64_t done, uint64_t total, void *arg)
 {
-	note_progress(arg, "upload", done, total);
+	return note_progress(arg, "upload", done, total);
 }
 
 /* ---- image, disk, seed ---- */
@@ -157,7 +166,8 @@ static int ensure_image(struct task *t, struct tuap_err *err)
 
 	if (load_catalog(t, &cat, err) < 0)
 		return -1;
-	if (image_resolve(&cat, set->image_dir, t->image_value, &t->img, err) < 0 ||
+	if (image_resolve_progress(&cat, set->image_dir, t->image_value, on_hash, t, &t->img, err) <
+		    0 ||
 	    image_volume_name(&t->img, vol, sizeof(vol), err) < 0 ||
 	    settings_images_dir(set, images, sizeof(images), err) < 0 ||
 	    fs_path(cache, sizeof(cache), err, "%s/.image-cache", set->pool_root) < 0 ||
@@ -498,6 +508,11 @@ void task_run(struct worker_item *it, void *ctx)
 	struct tuap_err err = {0};
 	char buf[1200];
 
+	if (worker_cancelled(t->vj->w, it)) {
+		t->rc = -1;
+		snprintf(t->msg, sizeof(t->msg), "not started: its job ended before");
+		return;
+	}
 	switch (t->kind) {
 	case T_REBUILD:
 		t->rc = work_rebuild(t, &err);

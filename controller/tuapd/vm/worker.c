@@ -156,16 +156,23 @@ bool worker_idle(struct worker *w)
 	return idle;
 }
 
-bool worker_cancel(struct worker *w, const struct worker_item *it)
+unsigned worker_cancel_if(struct worker *w, bool (*match)(const struct worker_item *it, void *arg),
+			  void *arg)
 {
-	bool running;
+	unsigned n = 0;
 
 	pthread_mutex_lock(&w->lock);
-	running = w->current && w->current == it;
-	if (running)
+	if (w->current && match(w->current, arg)) {
 		w->current->cancel = true;
+		n++;
+	}
+	for (struct worker_item *it = w->queue; it; it = it->next)
+		if (match(it, arg)) {
+			it->cancel = true;
+			n++;
+		}
 	pthread_mutex_unlock(&w->lock);
-	return running;
+	return n;
 }
 
 bool worker_cancelled(struct worker *w, const struct worker_item *it)
@@ -196,6 +203,8 @@ bool worker_stop(struct worker *w, unsigned wait_s, void (*free_item)(struct wor
 		return true;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
+	if (w->current)
+		w->current->cancel = true;
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->lock);
 	clock_gettime(CLOCK_REALTIME, &deadline);

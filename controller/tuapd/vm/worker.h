@@ -5,8 +5,10 @@
  * gives the function that runs one. Finished items come back as a list, oldest first, for the
  * main thread to hand on and free.
  *
- * Cancelling: worker_cancel marks the running item; a run function that can take long (reading
- * an image) polls worker_cancelled() and gives up. Nothing is interrupted behind its back.
+ * Cancelling: worker_cancel_if marks the items it matches, running or queued; a run function
+ * polls worker_cancelled() where it can take long (reading an image) and gives up, and one
+ * marked before it started ends at once. Nothing is interrupted behind its back. worker_stop
+ * marks the running item too.
  */
 #ifndef TUAP_WORKER_H
 #define TUAP_WORKER_H
@@ -26,8 +28,8 @@ struct worker;
 struct worker *worker_new(void (*run)(struct worker_item *it, void *ctx), void *ctx,
 			  struct tuap_err *err);
 /* Stops the thread (waiting up to wait_s seconds for a running item) and frees the queues'
- * items with free_item. Returns false, freeing nothing, when an item still runs: the caller then
- * must not free what it uses. */
+ * items with free_item; the running item is asked to give up first. Returns false, freeing nothing,
+ * when an item still runs: the caller then must not free what it uses. */
 bool worker_stop(struct worker *w, unsigned wait_s, void (*free_item)(struct worker_item *it));
 /* Frees a stopped worker. */
 void worker_free(struct worker *w);
@@ -49,8 +51,10 @@ struct worker_item *worker_current(struct worker *w);
 /* Makes worker_fd readable (an item has news for the main thread). */
 void worker_wake(struct worker *w);
 
-/* Asks the running item, if it is it, to give up; true when it was running. */
-bool worker_cancel(struct worker *w, const struct worker_item *it);
+/* Asks every item match() says yes to, running or queued, to give up; returns how many. match
+ * is called under the lock (it must not call the worker). */
+unsigned worker_cancel_if(struct worker *w, bool (*match)(const struct worker_item *it, void *arg),
+			  void *arg);
 /* True when the item being run was asked to give up (called by its run function). */
 bool worker_cancelled(struct worker *w, const struct worker_item *it);
 
