@@ -319,6 +319,17 @@ static void problem(struct ctx *c, int line, const char *key, const char *fmt, .
 	va_end(ap);
 }
 
+static void warn(struct ctx *c, int line, const char *key, const char *fmt, ...) TUAP_PRINTF(4, 5);
+
+static void warn(struct ctx *c, int line, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_verror(c->d, DIAG_WARNING, c->path, line, key, fmt, ap);
+	va_end(ap);
+}
+
 static const struct node *deref(const struct node *n)
 {
 	return n && n->kind == N_ALIAS ? n->target : n;
@@ -546,6 +557,51 @@ bad:
 		 "not a crypt(3) hash such as $6$salt$hash (tuap never puts plaintext "
 		 "passwords in a guest; make one with mkpasswd -m sha-512)");
 	return -1;
+}
+
+/* expiredate: YYYY-MM-DD, a real day (useradd --expiredate takes it so). */
+static int valid_date(const char *s, char *why, size_t len)
+{
+	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, m, d, n = 0;
+
+	if (strlen(s) != 10 || sscanf(s, "%4d-%2d-%2d%n", &y, &m, &d, &n) != 3 || n != 10 ||
+	    strspn(s, "0123456789-") != 10 || s[4] != '-' || s[7] != '-')
+		return valid_why(why, len, "'%s' is not a date YYYY-MM-DD", s);
+	if (y < 1970 || m < 1 || m > 12 || d < 1 || d > days[m - 1] ||
+	    (m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)))
+		return valid_why(why, len, "'%s' is not a day of the calendar (from 1970)", s);
+	return 0;
+}
+
+/* inactive: days after the password expires until the account is disabled; -1 never. */
+static int valid_days(const char *s, char *why, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (strcmp(s, "-1") != 0 && (n == 0 || n > 5 || strspn(s, "0123456789") != n))
+		return valid_why(why, len, "'%s' is not a number of days (0..99999, or -1)", s);
+	return 0;
+}
+
+static int valid_selinux_user(const char *s, char *why, size_t len)
+{
+	size_t n = strlen(s);
+
+	if (n > 64 ||
+	    strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != n)
+		return valid_why(why, len, "'%s' is not an SELinux user such as staff_u", s);
+	return 0;
+}
+
+/* A doas.conf(5) rule: "permit|deny [options] identity [as target] [cmd ...]". */
+static int valid_doas_rule(const char *s, char *why, size_t len)
+{
+	if (strncmp(s, "permit ", 7) != 0 && strncmp(s, "deny ", 5) != 0)
+		return valid_why(why, len, "'%s' is not a doas rule (permit|deny ...)", s);
+	if (strchr(s, '\\') || strchr(s, '#'))
+		return valid_why(why, len, "'\\' and '#' are not allowed in a doas rule");
+	return 0;
 }
 
 static const char *const key_types[] = {
@@ -792,16 +848,27 @@ enum ukey {
 	K_SSH_AUTHORIZED_KEYS,
 	K_SSH_IMPORT_ID,
 	K_LOCK_PASSWD,
+	K_LOCK_PASSWD_DASH,
 	K_PASSWD,
 	K_HASHED_PASSWD,
+	K_PLAIN_TEXT_PASSWD,
 	K_HOMEDIR,
 	K_UID,
 	K_SYSTEM,
 	K_NO_CREATE_HOME,
+	K_NO_USER_GROUP,
+	K_NO_LOG_INIT,
+	K_CREATE_GROUPS,
+	K_EXPIREDATE,
+	K_INACTIVE,
+	K_SELINUX_USER,
+	K_SNAPUSER,
+	K_SSH_REDIRECT_USER,
+	K_DOAS,
 	K_COUNT
 };
 
-static const char *const ukey_names[K_COUNT] = {
+const char *const users_known_keys[K_COUNT + 1] = {
 	"name",
 	"gecos",
 	"groups",
@@ -811,17 +878,25 @@ static const char *const ukey_names[K_COUNT] = {
 	"ssh_authorized_keys",
 	"ssh_import_id",
 	"lock_passwd",
+	"lock-passwd",
 	"passwd",
 	"hashed_passwd",
+	"plain_text_passwd",
 	"homedir",
 	"uid",
 	"system",
 	"no_create_home",
+	"no_user_group",
+	"no_log_init",
+	"create_groups",
+	"expiredate",
+	"inactive",
+	"selinux_user",
+	"snapuser",
+	"ssh_redirect_user",
+	"doas",
+	NULL,
 };
-
-#define SUPPORTED                                                                                  \
-	"name, gecos, groups, primary_group, sudo, shell, ssh_authorized_keys, ssh_import_id, "    \
-	"lock_passwd, passwd, hashed_passwd, homedir, uid, system, no_create_home"
 
 static int get_string_field(struct ctx *c, const struct node *v, const char *key, validator ok,
 			    char **out)
@@ -833,11 +908,71 @@ static int get_string_field(struct ctx *c, const struct node *v, const char *key
 	return dup_str(c, deref(v)->line, key, s, out);
 }
 
+/* groups: a comma-separated string, a list, or (deprecated) a mapping of names to null. */
+static int get_groups(struct ctx *c, const struct node *v, const char *key, struct strlist *out)
+{
+	const struct node *n = deref(v);
+	char ikey[128];
+	int rc = 0;
+
+	if (n->kind != N_MAP)
+		return get_list(c, n, key, true, true, valid_user_name, out);
+	warn(c, n->line, key,
+	     "a mapping of groups is deprecated (cloud-init: dropped after April 2027); write a "
+	     "list or a comma-separated string");
+	for (size_t i = 0; i + 1 < n->n; i += 2) {
+		const struct node *k = deref(n->kids[i]), *val = deref(n->kids[i + 1]);
+		const char *s;
+
+		snprintf(ikey, sizeof(ikey), "%s.%s", key, printable(k) ? k->text : "?");
+		if (get_text(c, k, key, &s) < 0 ||
+		    check_item(c, k->line, ikey, valid_user_name, s) < 0) {
+			rc = -1;
+			continue;
+		}
+		if (!is_null(val)) {
+			problem(c, val->line, ikey,
+				"expected null (a mapping of groups lists names "
+				"only)");
+			rc = -1;
+			continue;
+		}
+		if (list_push(c, k->line, ikey, out, s, strlen(s)) < 0)
+			return -1;
+	}
+	return rc;
+}
+
+/* expiredate, inactive: cloud-init passes them to useradd only when YAML made them strings;
+ * an unquoted 2032-09-01 (a YAML timestamp) or 5 (an integer) is silently ignored there. tuap
+ * applies them, and says so. */
+static int get_useradd_text(struct ctx *c, const struct node *v, const char *key, validator ok,
+			    char **out)
+{
+	const struct node *n = deref(v);
+
+	if (get_string_field(c, v, key, ok, out) < 0)
+		return -1;
+	if (resolvable(n))
+		warn(c, n->line, key,
+		     "unquoted, this is not a string to YAML, and cloud-init would ignore it; tuap "
+		     "applies it: quote it ('%s') so that both do",
+		     n->text);
+	return 0;
+}
+
 static int get_sudo(struct ctx *c, const struct node *v, const char *key, struct user *u)
 {
 	const struct node *n = deref(v);
 
-	if (is_null(n) || bool_value(n) == 0) {
+	if (is_null(n)) {
+		u->sudo = SUDO_NONE;
+		return 0;
+	}
+	if (bool_value(n) == 0) {
+		warn(c, n->line, key,
+		     "sudo: false is deprecated (cloud-init: dropped after April 2027); write "
+		     "null or leave sudo out");
 		u->sudo = SUDO_NONE;
 		return 0;
 	}
@@ -870,12 +1005,27 @@ static int get_uid(struct ctx *c, const struct node *v, const char *key, long *o
 				: "");
 		return -1;
 	}
+	if (!resolvable(n))
+		warn(c, n->line, key,
+		     "a uid given as a string is deprecated (cloud-init: dropped after April "
+		     "2027); "
+		     "write the number unquoted");
 	x = strtoull(n->text, NULL, 10);
 	if (x > VALID_UID_MAX) {
 		problem(c, n->line, key, "%s is out of range (0..%lu)", n->text, VALID_UID_MAX);
 		return -1;
 	}
 	*out = (long)x;
+	return 0;
+}
+
+static int get_tristate(struct ctx *c, const struct node *v, const char *key, enum tristate *out)
+{
+	bool b;
+
+	if (get_bool(c, v, key, &b) < 0)
+		return -1;
+	*out = b ? TRI_TRUE : TRI_FALSE;
 	return 0;
 }
 
@@ -888,7 +1038,7 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 	case K_GECOS:
 		return get_string_field(c, v, key, valid_gecos, &u->gecos);
 	case K_GROUPS:
-		return get_list(c, v, key, true, true, valid_user_name, &u->groups);
+		return get_groups(c, v, key, &u->groups);
 	case K_PRIMARY_GROUP:
 		return get_string_field(c, v, key, valid_user_name, &u->primary_group);
 	case K_SUDO:
@@ -899,18 +1049,23 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 		return get_list(c, v, key, false, false, valid_ssh_key, &u->ssh_authorized_keys);
 	case K_SSH_IMPORT_ID:
 		return get_list(c, v, key, false, true, valid_import_id, &u->ssh_import_id);
-	case K_LOCK_PASSWD: {
-		bool b;
-
-		if (get_bool(c, v, key, &b) < 0)
-			return -1;
-		u->lock_passwd = b ? TRI_TRUE : TRI_FALSE;
-		return 0;
-	}
+	case K_LOCK_PASSWD_DASH:
+		warn(c, deref(v)->line, key,
+		     "lock-passwd is deprecated (cloud-init: dropped after April 2027); write "
+		     "lock_passwd");
+		/* fall through */
+	case K_LOCK_PASSWD:
+		return get_tristate(c, v, key, &u->lock_passwd);
 	case K_PASSWD:
 		return get_string_field(c, v, key, valid_hash, &u->passwd);
 	case K_HASHED_PASSWD:
 		return get_string_field(c, v, key, valid_hash, &u->hashed_passwd);
+	case K_PLAIN_TEXT_PASSWD:
+		warn(c, deref(v)->line, key,
+		     "a plain-text password in users.yaml: tuapd hashes it (SHA-512) so that it "
+		     "never reaches the guest, but anyone who reads this file has it; prefer "
+		     "hashed_passwd (mkpasswd -m sha-512) or ssh keys");
+		return get_string_field(c, v, key, NULL, &u->plain_text_passwd);
 	case K_HOMEDIR:
 		return get_string_field(c, v, key, valid_home, &u->homedir);
 	case K_UID:
@@ -919,9 +1074,60 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 		return get_bool(c, v, key, &u->system);
 	case K_NO_CREATE_HOME:
 		return get_bool(c, v, key, &u->no_create_home);
+	case K_NO_USER_GROUP:
+		return get_bool(c, v, key, &u->no_user_group);
+	case K_NO_LOG_INIT:
+		return get_bool(c, v, key, &u->no_log_init);
+	case K_CREATE_GROUPS:
+		return get_tristate(c, v, key, &u->create_groups);
+	case K_SSH_REDIRECT_USER:
+		return get_bool(c, v, key, &u->ssh_redirect_user);
+	case K_EXPIREDATE:
+		return get_useradd_text(c, v, key, valid_date, &u->expiredate);
+	case K_INACTIVE:
+		return get_useradd_text(c, v, key, valid_days, &u->inactive);
+	case K_SELINUX_USER:
+		return get_string_field(c, v, key, valid_selinux_user, &u->selinux_user);
+	case K_SNAPUSER:
+		return get_string_field(c, v, key, valid_email, &u->snapuser);
+	case K_DOAS:
+		return get_list(c, v, key, false, false, valid_doas_rule, &u->doas);
 	default:
 		return -1;
 	}
+}
+
+/* The schema's exclusions: name or snapuser (oneOf), ssh_redirect_user without keys, one of
+ * lock_passwd and lock-passwd. */
+static int check_exclusive(struct ctx *c, size_t idx, const struct user *u, const int *line_of_key)
+{
+	char key[96];
+	int rc = 0;
+
+#define BOTH(a, b, fmt, ...)                                                                       \
+	do {                                                                                       \
+		if (line_of_key[a] && line_of_key[b]) {                                            \
+			snprintf(key, sizeof(key), "users[%zu].%s", idx, users_known_keys[b]);     \
+			problem(c, line_of_key[b], key, fmt, __VA_ARGS__);                         \
+			rc = -1;                                                                   \
+		}                                                                                  \
+	} while (0)
+	BOTH(K_NAME, K_SNAPUSER,
+	     "give name or snapuser, not both (the name of a snap user "
+	     "comes from its store account; line %d)",
+	     line_of_key[K_NAME]);
+	BOTH(K_LOCK_PASSWD, K_LOCK_PASSWD_DASH, "give lock_passwd only (lock_passwd at line %d)",
+	     line_of_key[K_LOCK_PASSWD]);
+	if (u->ssh_redirect_user) {
+		BOTH(K_SSH_REDIRECT_USER, K_SSH_AUTHORIZED_KEYS,
+		     "cannot be combined with ssh_redirect_user (line %d)",
+		     line_of_key[K_SSH_REDIRECT_USER]);
+		BOTH(K_SSH_REDIRECT_USER, K_SSH_IMPORT_ID,
+		     "cannot be combined with ssh_redirect_user (line %d)",
+		     line_of_key[K_SSH_REDIRECT_USER]);
+	}
+#undef BOTH
+	return rc;
 }
 
 static int parse_user(struct ctx *c, size_t idx, const struct node *m, struct user *u,
@@ -943,21 +1149,15 @@ static int parse_user(struct ctx *c, size_t idx, const struct node *m, struct us
 		}
 		snprintf(key, sizeof(key), "users[%zu].%s", idx, k->text);
 		for (f = 0; f < K_COUNT; f++)
-			if (strcmp(k->text, ukey_names[f]) == 0)
+			if (strcmp(k->text, users_known_keys[f]) == 0)
 				break;
 		if (f == K_COUNT) {
 			if (strcmp(k->text, "<<") == 0)
 				problem(c, k->line, key,
 					"YAML merge keys are not supported (write the keys out)");
-			else if (strcmp(k->text, "plain_text_passwd") == 0)
-				problem(c, k->line, key,
-					"refused: tuap never puts plaintext passwords in a guest "
-					"(use passwd with a crypt(3) hash from mkpasswd -m "
-					"sha-512, "
-					"or ssh keys)");
 			else
 				problem(c, k->line, key,
-					"unsupported key (supported: " SUPPORTED ")");
+					"unknown key (cloud-init's users schema has no such key)");
 			rc = -1;
 			continue;
 		}
@@ -972,17 +1172,19 @@ static int parse_user(struct ctx *c, size_t idx, const struct node *m, struct us
 			rc = -1;
 	}
 	*name_line = line_of_key[K_NAME];
-	if (!line_of_key[K_NAME]) {
+	if (!line_of_key[K_NAME] && !line_of_key[K_SNAPUSER]) {
 		snprintf(key, sizeof(key), "users[%zu].name", idx);
 		problem(c, m->line, key,
-			"missing (every user entry needs a name, or use 'default')");
+			"missing (every user entry needs a name or a snapuser, or use 'default')");
 		rc = -1;
 	}
-	if (u->passwd && u->hashed_passwd) {
-		snprintf(key, sizeof(key), "users[%zu].hashed_passwd", idx);
-		problem(c, line_of_key[K_HASHED_PASSWD], key,
-			"give either passwd or hashed_passwd");
+	if (check_exclusive(c, idx, u, line_of_key) < 0)
 		rc = -1;
+	if (u->ssh_redirect_user) {
+		snprintf(key, sizeof(key), "users[%zu].ssh_redirect_user", idx);
+		warn(c, line_of_key[K_SSH_REDIRECT_USER], key,
+		     "no effect: it redirects the cloud's metadata keys, and a tuap site has none "
+		     "(cloud-init says the same and does nothing)");
 	}
 	return rc;
 }
@@ -993,6 +1195,7 @@ static void user_init(struct user *u, int line)
 	u->uid = -1;
 	u->lock_passwd = TRI_UNSET;
 	u->sudo = SUDO_UNSET;
+	u->create_groups = TRI_UNSET;
 	u->line = line;
 }
 
@@ -1008,62 +1211,93 @@ static void user_free(struct user *u)
 	strlist_free(&u->ssh_import_id);
 	free(u->passwd);
 	free(u->hashed_passwd);
+	free(u->plain_text_passwd);
 	free(u->homedir);
+	free(u->expiredate);
+	free(u->inactive);
+	free(u->selinux_user);
+	free(u->snapuser);
+	strlist_free(&u->doas);
 }
 
 /* ---- the document ---- */
 
-/* Finds the users sequence: the root itself, or the root mapping's `users:` value. */
-static const struct node *users_node(struct ctx *c, const struct node *root)
-{
-	const struct node *list = NULL;
-	int found = 0;
-	char d[64];
+/* The parts of the document: the root itself as the users list, or a mapping with `users:`,
+ * `groups:` and `user:` (a #cloud-config's keys for them). */
+struct doc {
+	const struct node *users, *groups, *user;
+};
 
+static int doc_parts(struct ctx *c, const struct node *root, struct doc *doc)
+{
+	static const char *const names[] = {"users", "groups", "user"};
+	const struct node **slot[] = {&doc->users, &doc->groups, &doc->user};
+	int lines[3] = {0};
+	char d[64];
+	int rc = 0;
+
+	memset(doc, 0, sizeof(*doc));
 	root = deref(root);
-	if (!root || is_null(root)) {
-		problem(c, root ? root->line : 1, "users",
-			"empty document (expected a list of users, or 'users:' holding one)");
-		return NULL;
-	}
+	if (!root || is_null(root))
+		return problem(c, root ? root->line : 1, "users",
+			       "empty document (expected a list of users, or 'users:' holding "
+			       "one)"),
+		       -1;
 	if (check_tag(c, root, "users") < 0)
-		return NULL;
-	if (root->kind == N_SEQ)
-		return root;
-	if (root->kind != N_MAP) {
-		problem(c, root->line, "users",
-			"expected a list of users, or a mapping with 'users:', got %s",
-			describe(root, d, sizeof(d)));
-		return NULL;
+		return -1;
+	if (root->kind == N_SEQ) {
+		doc->users = root;
+		return 0;
 	}
+	if (root->kind != N_MAP)
+		return problem(c, root->line, "users",
+			       "expected a list of users, or a mapping with 'users:', got %s",
+			       describe(root, d, sizeof(d))),
+		       -1;
 	for (size_t i = 0; i + 1 < root->n; i += 2) {
 		const struct node *k = deref(root->kids[i]);
+		size_t f = 0;
 
-		if (k->kind == N_SCALAR && strcmp(k->text, "users") == 0) {
-			if (found++) {
-				problem(c, k->line, "users", "duplicate key");
-				return NULL;
-			}
-			list = deref(root->kids[i + 1]);
-		} else if (printable(k)) {
-			problem(c, k->line, k->text,
-				"unsupported top-level key (users.yaml holds only 'users:')");
+		while (f < 3 && !(k->kind == N_SCALAR && strcmp(k->text, names[f]) == 0))
+			f++;
+		if (f == 3) {
+			if (printable(k))
+				problem(c, k->line, k->text,
+					"unsupported top-level key (users.yaml holds 'users:', "
+					"'groups:' and 'user:')");
+			else
+				problem(c, k->line, "", "a key must be a short printable string");
+			rc = -1;
+		} else if (lines[f]) {
+			problem(c, k->line, names[f], "duplicate key (first at line %d)", lines[f]);
+			rc = -1;
 		} else {
-			problem(c, k->line, "", "a key must be a short printable string");
+			lines[f] = k->line;
+			*slot[f] = deref(root->kids[i + 1]);
 		}
 	}
-	if (!found) {
-		problem(c, root->line, "users", "missing (expected 'users:' holding a list)");
-		return NULL;
+	if (rc == 0 && !lines[0] && !lines[1] && !lines[2])
+		return problem(c, root->line, "users",
+			       "missing (expected 'users:' holding a list)"),
+		       -1;
+	if (doc->users && is_null(doc->users))
+		doc->users = NULL;
+	if (doc->users && (check_tag(c, doc->users, "users") < 0 || doc->users->kind != N_SEQ)) {
+		if (!doc->users->tag || doc->users->kind != N_SEQ)
+			problem(c, doc->users->line, "users", "expected a list of users, got %s",
+				describe(doc->users, d, sizeof(d)));
+		rc = -1;
 	}
-	if (check_tag(c, list, "users") < 0)
-		return NULL;
-	if (list->kind != N_SEQ) {
-		problem(c, list->line, "users", "expected a list of users, got %s",
-			describe(list, d, sizeof(d)));
-		return NULL;
-	}
-	return list;
+	return rc;
+}
+
+/* A name entry ("bob", or "bob, alice" as cloud-init splits it): users with no keys. */
+static int parse_names(struct ctx *c, size_t i, const struct node *e, struct strlist *names)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "users[%zu]", i);
+	return get_list(c, e, key, true, true, valid_user_name, names);
 }
 
 static int parse_entry(struct ctx *c, size_t i, const struct node *e, struct user *u,
@@ -1081,9 +1315,143 @@ static int parse_entry(struct ctx *c, size_t i, const struct node *e, struct use
 		u->is_default = true;
 		return 0;
 	}
-	problem(c, e->line, key, "expected 'default' or a mapping with at least 'name:', got %s",
+	problem(c, e->line, key,
+		"expected 'default', a user name or a mapping with 'name:', got %s",
 		describe(e, d, sizeof(d)));
 	return -1;
+}
+
+/* groups: "a,b", a list of names and {name: members} mappings, or one such mapping. Members
+ * are a list or a comma-separated string. */
+static int add_group(struct ctx *c, struct users *out, const struct node *k,
+		     const struct node *members, const char *key)
+{
+	struct user_group *g, *v;
+	const char *name;
+
+	if (get_text(c, k, key, &name) < 0 ||
+	    check_item(c, k->line, key, valid_user_name, name) < 0)
+		return -1;
+	for (size_t i = 0; i < out->n_groups; i++)
+		if (!strcmp(out->groups[i].name, name)) {
+			g = &out->groups[i];
+			goto members;
+		}
+	if (out->n_groups >= USERS_MAX) {
+		problem(c, k->line, "groups", "more than %d groups", USERS_MAX);
+		return -1;
+	}
+	v = realloc(out->groups, (out->n_groups + 1) * sizeof(*v));
+	if (!v) {
+		problem(c, k->line, key, "out of memory");
+		return -1;
+	}
+	out->groups = v;
+	g = &out->groups[out->n_groups++];
+	memset(g, 0, sizeof(*g));
+	g->line = k->line;
+	if (dup_str(c, k->line, key, name, &g->name) < 0)
+		return -1;
+members:
+	if (!members || is_null(deref(members)))
+		return 0;
+	return get_list(c, members, key, true, true, valid_user_name, &g->members);
+}
+
+static int parse_groups(struct ctx *c, const struct node *n, struct users *out)
+{
+	char key[64];
+	int rc = 0;
+
+	if (is_null(n))
+		return 0;
+	if (check_tag(c, n, "groups") < 0)
+		return -1;
+	if (n->kind == N_MAP) {
+		for (size_t i = 0; i + 1 < n->n; i += 2) {
+			const struct node *k = deref(n->kids[i]);
+
+			snprintf(key, sizeof(key), "groups.%s", printable(k) ? k->text : "?");
+			if (add_group(c, out, k, n->kids[i + 1], key) < 0)
+				rc = -1;
+		}
+		return rc;
+	}
+	if (n->kind == N_SCALAR) {
+		struct strlist names = {0};
+
+		rc = get_list(c, n, "groups", true, true, valid_user_name, &names);
+		for (size_t i = 0; rc == 0 && i < names.n; i++) {
+			struct node k = {.kind = N_SCALAR,
+					 .line = n->line,
+					 .text = names.v[i],
+					 .len = strlen(names.v[i])};
+
+			rc = add_group(c, out, &k, NULL, "groups");
+		}
+		strlist_free(&names);
+		return rc;
+	}
+	if (n->kind != N_SEQ) {
+		problem(c, n->line, "groups", "expected a list of groups, got a %s",
+			"value of another kind");
+		return -1;
+	}
+	for (size_t i = 0; i < n->n; i++) {
+		const struct node *e = deref(n->kids[i]);
+
+		snprintf(key, sizeof(key), "groups[%zu]", i);
+		if (e->kind == N_MAP) {
+			for (size_t j = 0; j + 1 < e->n; j += 2)
+				if (add_group(c, out, deref(e->kids[j]), e->kids[j + 1], key) < 0)
+					rc = -1;
+		} else if (add_group(c, out, e, NULL, key) < 0) {
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* user: (cloud-init's first, older form) the default user, named and set as it says over
+ * Debian's default user. It replaces the image's default user: `default` entries mean it. */
+static int parse_singular(struct ctx *c, const struct node *n, struct user *u, int *name_line)
+{
+	char d[64];
+	int rc;
+
+	user_init(u, n->line);
+	if (n->kind == N_SCALAR && !is_null(n)) {
+		warn(c, n->line, "user",
+		     "'user' as a string is deprecated (cloud-init); write 'users:' with a list");
+		rc = get_string_field(c, n, "user", valid_user_name, &u->name);
+		*name_line = n->line;
+	} else if (n->kind == N_MAP) {
+		rc = parse_user(c, 0, n, u, name_line);
+	} else {
+		problem(c, n->line, "user", "expected a user name or a mapping, got %s",
+			describe(n, d, sizeof(d)));
+		return -1;
+	}
+	if (rc < 0)
+		return -1;
+	/* Debian's cloud.cfg default_user, under what `user:` said */
+	if (!u->gecos && dup_str(c, n->line, "user", USERS_DEBIAN_DEFAULT_GECOS, &u->gecos) < 0)
+		return -1;
+	if (!u->shell && dup_str(c, n->line, "user", USERS_DEBIAN_DEFAULT_SHELL, &u->shell) < 0)
+		return -1;
+	if (u->sudo == SUDO_UNSET) {
+		u->sudo = SUDO_RULES;
+		strlist_add(&u->sudo_rules, USERS_DEBIAN_DEFAULT_SUDO);
+	}
+	/* groups: user's own replace Debian's (cloud-init's mergemanydict); sorted */
+	for (const char *p = u->groups.n ? "" : USERS_DEBIAN_DEFAULT_GROUPS; *p;) {
+		size_t w = strcspn(p, ",");
+
+		strlist_addn(&u->groups, p, w);
+		p += w + (p[w] == ',');
+	}
+	strlist_sort(&u->groups, true);
+	return 0;
 }
 
 static int check_duplicates(struct ctx *c, const struct users *out, const int *name_lines)
@@ -1136,9 +1504,10 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 {
 	struct ctx c = {path, d};
 	struct tree t;
+	struct doc doc;
 	const struct node *list;
 	int *name_lines = NULL;
-	size_t first = d->n, errors = d->errors;
+	size_t first = d->n, errors = d->errors, cap;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -1147,23 +1516,65 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 		diag_error(d, path, 0, "", "larger than 1 MiB (%zu bytes)", len);
 		return -1;
 	}
-	if (tree_parse(&t, path, text, len, d) < 0)
+	if (tree_parse(&t, path, text, len, d) < 0 || doc_parts(&c, t.root, &doc) < 0)
 		goto out;
-	if (!(list = users_node(&c, t.root)))
-		goto out;
-	if (list->n > USERS_MAX) {
+	list = doc.users;
+	cap = (list ? list->n : 0) + (doc.user ? 1 : 0);
+	if (cap > USERS_MAX) {
 		problem(&c, list->line, "users", "more than %d users", USERS_MAX);
 		goto out;
 	}
-	if (list->n && (!(out->v = calloc(list->n, sizeof(*out->v))) ||
-			!(name_lines = calloc(list->n, sizeof(*name_lines))))) {
-		problem(&c, list->line, "users", "out of memory");
+	if (cap && (!(out->v = calloc(cap, sizeof(*out->v))) ||
+		    !(name_lines = calloc(cap, sizeof(*name_lines))))) {
+		problem(&c, list ? list->line : doc.user->line, "users", "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < list->n; i++) {
-		parse_entry(&c, i, deref(list->kids[i]), &out->v[i], &name_lines[i]);
+	if (doc.groups)
+		parse_groups(&c, doc.groups, out);
+	if (doc.user) {
+		parse_singular(&c, doc.user, &out->v[0], &name_lines[0]);
+		out->n = 1;
+		out->singular = true;
+	}
+	for (size_t i = 0; list && i < list->n; i++) {
+		const struct node *e = deref(list->kids[i]);
+		struct strlist names = {0};
+
+		if (e->kind == N_SCALAR && !is_null(e) && strcmp(e->text, "default") != 0) {
+			/* "bob" or "bob, alice": users with no keys */
+			if (parse_names(&c, i, e, &names) == 0 && out->n + names.n > cap) {
+				struct user *v = realloc(out->v, (out->n + names.n) * sizeof(*v));
+				int *l = realloc(name_lines, (out->n + names.n) * sizeof(*l));
+
+				if (v)
+					out->v = v;
+				if (l)
+					name_lines = l;
+				if (!v || !l) {
+					strlist_free(&names);
+					problem(&c, e->line, "users", "out of memory");
+					goto out;
+				}
+				cap = out->n + names.n;
+			}
+			for (size_t k = 0; k < names.n && out->n < cap; k++) {
+				user_init(&out->v[out->n], e->line);
+				out->v[out->n].name = strdup(names.v[k]);
+				name_lines[out->n++] = e->line;
+			}
+			strlist_free(&names);
+			continue;
+		}
+		parse_entry(&c, i, e, &out->v[out->n], &name_lines[out->n]);
+		/* with `user:`, `default` is that user (cloud-init), not the image's */
+		if (out->singular && out->v[out->n].is_default) {
+			user_free(&out->v[out->n]);
+			continue;
+		}
 		out->n++;
 	}
+	if (out->n > USERS_MAX)
+		problem(&c, list->line, "users", "more than %d users", USERS_MAX);
 	check_duplicates(&c, out, name_lines);
 	/* every check reports into d; any error fails the whole file */
 	rc = d->errors == errors ? 0 : -1;
@@ -1196,6 +1607,10 @@ void users_free(struct users *u)
 	for (size_t i = 0; i < u->n; i++)
 		user_free(&u->v[i]);
 	free(u->v);
-	u->v = NULL;
-	u->n = 0;
+	for (size_t i = 0; i < u->n_groups; i++) {
+		free(u->groups[i].name);
+		strlist_free(&u->groups[i].members);
+	}
+	free(u->groups);
+	memset(u, 0, sizeof(*u));
 }

@@ -118,7 +118,7 @@ static struct site *example(void)
 	u->lock_passwd = TRI_UNSET;
 	u->uid = -1;
 	u->line = 2;
-	t->users = (struct users){t->user, 1};
+	t->users = (struct users){.v = t->user, .n = 1};
 
 	settings_defaults(&t->set);
 	mac_of(c->name, 0, t->mac[0]);
