@@ -307,10 +307,76 @@ static int summary(struct step_run *r, void *arg, struct tuap_err *err)
 	return 0;
 }
 
+/* The accounts to record (the plan's), copied: the plan is gone when the queue ends. */
+struct records_job {
+	char **names;
+	size_t n;
+};
+
+static void records_job_free(void *arg)
+{
+	struct records_job *j = arg;
+
+	for (size_t i = 0; i < j->n; i++)
+		free(j->names[i]);
+	free(j->names);
+	free(j);
+}
+
+static int records_path(struct step_run *r, char *out, size_t len, struct tuap_err *err)
+{
+	return fs_path(out, len, err, "%s/%s", r->env.state_dir, USERS_RECORDS);
+}
+
+/* After the commands: each account tuap made or brought to users.yaml as this run left it, so
+ * that the next run tells a change by hand from one of users.yaml. */
+static int records_write(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	struct records_job *j = arg;
+	char pw_path[4096], gr_path[4096], sh_path[4096], path[4096];
+	char *pw = NULL, *gr = NULL, *sh = NULL, *old = NULL, *text = NULL;
+	int rc = -1;
+
+	run_root_path(r, "/etc/passwd", pw_path, sizeof(pw_path));
+	run_root_path(r, "/etc/group", gr_path, sizeof(gr_path));
+	run_root_path(r, "/etc/shadow", sh_path, sizeof(sh_path));
+	if (records_path(r, path, sizeof(path), err) < 0 ||
+	    !(pw = fs_read_file(pw_path, ETC_FILE_MAX, NULL, err)) ||
+	    !(gr = fs_read_file(gr_path, ETC_FILE_MAX, NULL, err)))
+		goto out;
+	sh = fs_read_file(sh_path, ETC_FILE_MAX, NULL, NULL);
+	old = fs_read_file(path, ETC_FILE_MAX, NULL, NULL);
+	text = user_records_update(old, j->names, j->n, pw, gr, sh);
+	rc = fs_write_atomic(path, text, strlen(text), 0600, err);
+out:
+	free(pw);
+	free(gr);
+	free(sh);
+	free(old);
+	free(text);
+	return rc;
+}
+
+/* Takes the plan's record list. */
+static int queue_records(struct step_run *r, struct user_plan *plan, struct tuap_err *err)
+{
+	struct records_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return err_set(err, "out of memory");
+	j->names = plan->record;
+	j->n = plan->n_record;
+	plan->record = NULL;
+	plan->n_record = 0;
+	run_queue_fn(r, records_write, j, records_job_free, NULL);
+	return 0;
+}
+
 int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *err)
 {
-	char pw_path[4096], gr_path[4096], sh_path[4096];
-	char *pw = NULL, *gr = NULL, *sh = NULL;
+	char pw_path[4096], gr_path[4096], sh_path[4096], rec_path[4096], selinux[4096], snap[256];
+	char *pw = NULL, *gr = NULL, *sh = NULL, *rec = NULL;
+	struct user_plan_env env;
 	struct user_plan plan;
 	int rc = -1, *changes;
 
@@ -322,7 +388,20 @@ int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *e
 	    !(gr = fs_read_file(gr_path, ETC_FILE_MAX, NULL, err)))
 		goto out;
 	sh = fs_read_file(sh_path, ETC_FILE_MAX, NULL, NULL); /* NULL: unknown, see users.h */
-	if (user_plan_build(a, pw, gr, sh, r->env.root, &plan, err) < 0)
+	if (records_path(r, rec_path, sizeof(rec_path), err) < 0)
+		goto out;
+	rec = fs_read_file(rec_path, ETC_FILE_MAX, NULL, NULL);
+	run_root_path(r, "/sys/fs/selinux/enforce", selinux, sizeof(selinux));
+	env = (struct user_plan_env){
+		.passwd = pw,
+		.group = gr,
+		.shadow = sh,
+		.root = r->env.root,
+		.records = rec,
+		.selinux = fs_exists(selinux),
+		.snap = proc_which("snap", snap, sizeof(snap)) == 0,
+	};
+	if (user_plan_build_env(a, &env, &plan, err) < 0)
 		goto out;
 	if (!(changes = calloc(1, sizeof(*changes)))) {
 		err_set(err, "out of memory");
@@ -338,6 +417,8 @@ int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *e
 		const Tuap__User *u = a->users[i];
 		struct keys_job *k;
 
+		if (u->snapuser)
+			continue; /* snap create-user made its sudo rule and keys */
 		if (plan_sudo(r, u, changes, err) < 0)
 			goto out;
 		if (!(k = calloc(1, sizeof(*k))) ||
@@ -352,6 +433,8 @@ int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *e
 				k->n++;
 		run_queue_fn(r, keys_apply, k, keys_job_free, NULL);
 	}
+	if (queue_records(r, &plan, err) < 0)
+		goto out;
 	run_queue_fn(r, summary, NULL, NULL, NULL);
 	rc = 0;
 out:
@@ -359,5 +442,6 @@ out:
 	free(pw);
 	free(gr);
 	free(sh);
+	free(rec);
 	return rc;
 }

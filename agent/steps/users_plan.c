@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "buf.h"
+#include "hash.h"
+#include "strlist.h"
 #include "valid.h"
 
 #define TABLE_MAX_LINES 200000
@@ -105,6 +108,25 @@ static int list_has(const char *list, const char *item)
 	return 0;
 }
 
+/* Days since 1970-01-01 of a YYYY-MM-DD date (the shadow file's unit); -1 when it is none. */
+static long days_of(const char *date)
+{
+	struct tm tm = {0}, back;
+	int n = 0;
+	time_t t;
+
+	if (strlen(date) != 10 ||
+	    sscanf(date, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10)
+		return -1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	back = tm;
+	t = timegm(&tm);
+	if (t < 0 || tm.tm_mday != back.tm_mday || tm.tm_mon != back.tm_mon)
+		return -1;
+	return (long)(t / 86400);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Validation */
 
@@ -119,11 +141,36 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 
 #define BAD(k, ...)                                                                                \
 	(snprintf(key, sizeof(key), "users[%zu].%s", i, k), err_at(err, NULL, 0, key, __VA_ARGS__))
-		if (valid_user_name(u->name, NULL, 0) < 0)
+		if (u->snapuser && (!u->snapuser[0] || (u->name && u->name[0]) ||
+				    valid_email(u->snapuser, why, sizeof(why)) < 0))
+			return BAD("snapuser", "an e-mail address, without name");
+		if (!u->snapuser && valid_user_name(u->name, NULL, 0) < 0)
 			return BAD("name", "'%s' is not a user name", u->name ? u->name : "");
-		for (size_t k = 0; k < i; k++)
-			if (strcmp(a->users[k]->name, u->name) == 0)
+		for (size_t k = 0; k < i && !u->snapuser; k++)
+			if (a->users[k]->name && strcmp(a->users[k]->name, u->name) == 0)
 				return BAD("name", "user '%s' appears twice", u->name);
+		if (u->passwd &&
+		    (!u->passwd[0] || valid_text_line(u->passwd, 512, false, NULL, 0) < 0))
+			return BAD("passwd", "must be a crypt(3) hash (one line, no ':')");
+		if (u->expiredate && days_of(u->expiredate) < 0)
+			return BAD("expiredate", "'%s' is not a date YYYY-MM-DD", u->expiredate);
+		if (u->inactive && strcmp(u->inactive, "-1") &&
+		    (!u->inactive[0] || strlen(u->inactive) > 5 ||
+		     strspn(u->inactive, "0123456789") != strlen(u->inactive)))
+			return BAD("inactive", "'%s' is not a number of days", u->inactive);
+		if (u->selinux_user &&
+		    (!u->selinux_user[0] || strlen(u->selinux_user) > 64 ||
+		     strspn(u->selinux_user, "abcdefghijklmnopqrstuvwxyz"
+					     "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					     "0123456789_.") != strlen(u->selinux_user)))
+			return BAD("selinux_user", "'%s' is not an SELinux user", u->selinux_user);
+		if (u->n_doas > USER_PLAN_MAX_LIST)
+			return BAD("doas", "at most %d rules", USER_PLAN_MAX_LIST);
+		for (size_t k = 0; k < u->n_doas; k++)
+			if (valid_text_line(u->doas[k], 1024, false, NULL, 0) < 0 ||
+			    strchr(u->doas[k], '#') || strchr(u->doas[k], '\\') ||
+			    (strncmp(u->doas[k], "permit ", 7) && strncmp(u->doas[k], "deny ", 5)))
+				return BAD("doas", "rule %zu is not a doas.conf rule", k + 1);
 		if (u->gecos && valid_text_line(u->gecos, 255, false, why, sizeof(why)) < 0)
 			return BAD("gecos", "%s", why);
 		if (u->n_groups > USER_PLAN_MAX_LIST ||
@@ -156,6 +203,21 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 			return BAD("uid", "%u is out of range", u->uid);
 #undef BAD
 	}
+	if (a->n_groups > USER_PLAN_MAX_USERS)
+		return err_at(err, NULL, 0, "groups", "%zu groups; at most %d", a->n_groups,
+			      USER_PLAN_MAX_USERS);
+	for (size_t i = 0; i < a->n_groups; i++) {
+		const Tuap__Group *g = a->groups[i];
+
+		if (valid_user_name(g->name, NULL, 0) < 0 || g->n_members > USER_PLAN_MAX_LIST)
+			return err_at(err, NULL, 0, "groups", "'%s' is not a group name",
+				      g->name ? g->name : "");
+		for (size_t k = 0; k < g->n_members; k++)
+			if (valid_user_name(g->members[k], NULL, 0) < 0)
+				return err_at(err, NULL, 0, "groups",
+					      "group %s: '%s' is not a user name", g->name,
+					      g->members[k]);
+	}
 	return 0;
 }
 
@@ -164,11 +226,16 @@ static int validate(const Tuap__UsersArgs *a, struct tuap_err *err)
 
 struct planner {
 	struct user_plan *plan;
+	const struct user_plan_env *env;
 	const char *root;
 	struct table pw, gr, sh;
 	bool have_shadow;
 	char **new_groups; /* groups the plan creates */
 	size_t n_new_groups;
+	char **new_users; /* users the plan creates */
+	size_t n_new_users;
+	struct records *rec;
+	bool force;
 };
 
 static struct user_cmd *cmd_new(struct planner *p, const char *prog)
@@ -229,33 +296,191 @@ static void note(struct user_plan *pl, const char *fmt, ...)
 	pl->notes[pl->n_notes++] = s;
 }
 
-static int group_known(struct planner *p, const char *g)
+static void push_name(char ***v, size_t *n, const char *name)
 {
-	if (table_find(&p->gr, g))
-		return 1;
-	for (size_t i = 0; i < p->n_new_groups; i++)
-		if (strcmp(p->new_groups[i], g) == 0)
-			return 1;
-	return 0;
+	char **nv = realloc(*v, (*n + 1) * sizeof(*nv));
+
+	if (!nv)
+		abort();
+	*v = nv;
+	nv[(*n)++] = (char *)name;
 }
 
-static void ensure_group(struct planner *p, const char *g, bool system)
+static char *xdup(const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d)
+		abort();
+	return d;
+}
+
+static bool in_names(char *const *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static int group_known(struct planner *p, const char *g)
+{
+	return table_find(&p->gr, g) || in_names(p->new_groups, p->n_new_groups, g);
+}
+
+/* groupadd as cloud-init's create_group runs it: a plain group, whatever it is for. */
+static void ensure_group(struct planner *p, const char *g)
 {
 	struct user_cmd *c;
-	char **v;
 
 	if (group_known(p, g))
 		return;
 	c = cmd_new(p, "groupadd");
-	if (system)
-		cmd_arg(c, "--system");
 	cmd_arg(c, g);
-	v = realloc(p->new_groups, (p->n_new_groups + 1) * sizeof(*v));
-	if (!v)
-		abort();
-	p->new_groups = v;
-	p->new_groups[p->n_new_groups++] = (char *)g;
+	push_name(&p->new_groups, &p->n_new_groups, g);
 }
+
+/* ---- the records: each account as the agent's last run left it ---- */
+
+/* "NAME\tPASSWD-LINE\tGROUPS\tSHADOW-SHA256" lines; GROUPS sorted, comma-separated. */
+struct records {
+	struct table t; /* f[0] name, f[1] passwd line, f[2] groups, f[3] shadow sha */
+};
+
+static int records_parse(const char *text, struct records *r)
+{
+	char *line, *save = NULL;
+
+	memset(r, 0, sizeof(*r));
+	if (!text)
+		return 0;
+	if (!(r->t.text = strdup(text)))
+		return -1;
+	for (line = strtok_r(r->t.text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		struct row *row;
+		char *f = line;
+
+		if (r->t.n == USER_PLAN_MAX_USERS * 16)
+			break;
+		if ((r->t.n & (r->t.n - 1)) == 0) {
+			struct row *v = realloc(r->t.v, (r->t.n ? r->t.n * 2 : 16) * sizeof(*v));
+			if (!v)
+				return -1;
+			r->t.v = v;
+		}
+		row = &r->t.v[r->t.n];
+		row->nf = 0;
+		while (row->nf < 4) {
+			row->f[row->nf++] = f;
+			if (!(f = strchr(f, '\t')))
+				break;
+			*f++ = '\0';
+		}
+		if (row->nf == 4)
+			r->t.n++;
+	}
+	return 0;
+}
+
+/* The supplementary groups of name in a group table, sorted, comma-separated. */
+static void groups_of(const struct table *gr, const char *name, struct buf *out)
+{
+	struct strlist l = {0};
+
+	for (size_t i = 0; i < gr->n; i++)
+		if (list_has(field(&gr->v[i], 3), name))
+			strlist_add(&l, gr->v[i].f[0]);
+	strlist_sort(&l, true);
+	for (size_t i = 0; i < l.n; i++)
+		buf_addf(out, "%s%s", i ? "," : "", l.v[i]);
+	strlist_free(&l);
+}
+
+/* An account as a record line (without the name and newline). */
+static void account_line(const struct table *pw, const struct table *gr, const struct table *sh,
+			 bool have_shadow, const char *name, struct buf *out)
+{
+	const struct row *r = table_find(pw, name), *s = have_shadow ? table_find(sh, name) : NULL;
+	char sha[SHA256_HEX_LEN];
+
+	for (size_t i = 0; i < 7; i++)
+		buf_addf(out, "%s%s", i ? ":" : "", field(r, i));
+	buf_adds(out, "\t");
+	groups_of(gr, name, out);
+	if (s)
+		sha256_hex(field(s, 1), strlen(field(s, 1)), sha);
+	buf_addf(out, "\t%s", s ? sha : "-");
+}
+
+/* What changed between a recorded account and now, for the operator ("" when nothing). */
+static void account_changes(const char *was, const char *now, struct buf *out)
+{
+	static const char *const names[] = {"name", "password", "uid",	  "gid",     "gecos",
+					    "home", "shell",	"groups", "password"};
+	char *w = strdup(was), *n = strdup(now);
+	char *wf[9] = {0}, *nf[9] = {0};
+
+	if (!w || !n)
+		abort();
+	for (char *s = w, *t = n, k = 0; k < 9; k++) {
+		wf[(int)k] = s;
+		nf[(int)k] = t;
+		s = s ? s + strcspn(s, k < 6 ? ":" : "\t") : NULL;
+		t = t ? t + strcspn(t, k < 6 ? ":" : "\t") : NULL;
+		if (s && *s)
+			*s++ = '\0';
+		else
+			s = NULL;
+		if (t && *t)
+			*t++ = '\0';
+		else
+			t = NULL;
+	}
+	for (int k = 2; k < 9; k++) {
+		const char *a = wf[k] ? wf[k] : "", *b = nf[k] ? nf[k] : "";
+
+		if (strcmp(a, b) == 0 || (k == 7 && !wf[k]))
+			continue;
+		if (k == 8)
+			buf_addf(out, "%spassword or lock", out->len ? ", " : "");
+		else
+			buf_addf(out, "%s%s '%s' -> '%s'", out->len ? ", " : "", names[k], a, b);
+	}
+	free(w);
+	free(n);
+}
+
+enum origin { ORIGIN_BEFORE_TUAP, ORIGIN_AS_LEFT, ORIGIN_CHANGED };
+
+static enum origin origin_of(struct planner *p, const char *name, struct buf *changes)
+{
+	const struct row *r = table_find(&p->rec->t, name);
+	struct buf now = BUF_INIT, was = BUF_INIT;
+	enum origin o;
+
+	if (!r)
+		return ORIGIN_BEFORE_TUAP;
+	account_line(&p->pw, &p->gr, &p->sh, p->have_shadow, name, &now);
+	buf_addf(&was, "%s\t%s\t%s", field(r, 1), field(r, 2), field(r, 3));
+	/* an unknown shadow (not readable) is no change */
+	if (!p->have_shadow || !strcmp(field(r, 3), "-")) {
+		char *tab = strrchr(now.s, '\t'), *wtab = strrchr(was.s, '\t');
+		if (tab && wtab) {
+			now.len = (size_t)(tab - now.s);
+			now.s[now.len] = '\0';
+			was.len = (size_t)(wtab - was.s);
+			was.s[was.len] = '\0';
+		}
+	}
+	o = strcmp(now.s, was.s) == 0 ? ORIGIN_AS_LEFT : ORIGIN_CHANGED;
+	if (o == ORIGIN_CHANGED)
+		account_changes(was.s, now.s, changes);
+	buf_free(&now);
+	buf_free(&was);
+	return o;
+}
+
+/* ---- planning one user ---- */
 
 /* The supplementary groups u lacks, comma-separated ("" when none). */
 static void missing_groups(struct planner *p, const Tuap__User *u, const struct row *pw,
@@ -271,6 +496,29 @@ static void missing_groups(struct planner *p, const Tuap__User *u, const struct 
 			continue;
 		buf_addf(out, "%s%s", out->len ? "," : "", u->groups[k]);
 	}
+}
+
+/* The groups u names: made when create_groups (cloud-init's default), else they must exist. */
+static int user_groups(struct planner *p, size_t i, const Tuap__User *u, struct tuap_err *err)
+{
+	bool create = !u->has_create_groups || u->create_groups;
+	char key[64];
+
+	for (size_t k = 0; k <= u->n_groups; k++) {
+		const char *g = k < u->n_groups ? u->groups[k] : u->primary_group;
+
+		if (!g)
+			continue;
+		if (create) {
+			ensure_group(p, g);
+		} else if (!group_known(p, g)) {
+			snprintf(key, sizeof(key), "users[%zu].%s", i,
+				 k < u->n_groups ? "groups" : "primary_group");
+			return err_at(err, NULL, (int)u->line, key,
+				      "group %s does not exist and create_groups is false", g);
+		}
+	}
+	return 0;
 }
 
 static void plan_new_user(struct planner *p, const Tuap__User *u)
@@ -291,11 +539,31 @@ static void plan_new_user(struct planner *p, const Tuap__User *u)
 	}
 	if (u->primary_group)
 		cmd_opt(c, "--gid", u->primary_group);
-	else if (group_known(p, u->name))
+	else if (group_known(p, u->name) && !(u->has_no_user_group && u->no_user_group))
 		cmd_opt(c, "--gid", u->name); /* useradd refuses to make a group that exists */
 	missing_groups(p, u, NULL, &groups);
 	if (groups.len)
 		cmd_opt(c, "--groups", groups.s);
+	if (u->passwd) {
+		cmd_arg(c, "--password");
+		c->secret = 0;
+		while (c->argv[c->secret])
+			c->secret++;
+		cmd_arg(c, u->passwd);
+	}
+	if (u->expiredate)
+		cmd_opt(c, "--expiredate", u->expiredate);
+	if (u->inactive)
+		cmd_opt(c, "--inactive", u->inactive);
+	if (u->selinux_user && p->env->selinux)
+		cmd_opt(c, "--selinux-user", u->selinux_user);
+	else if (u->selinux_user)
+		note(p->plan, "user %s: SELinux is not enabled here: selinux_user %s not applied",
+		     u->name, u->selinux_user);
+	if (u->has_no_user_group && u->no_user_group)
+		cmd_arg(c, "--no-user-group");
+	if (u->has_no_log_init && u->no_log_init)
+		cmd_arg(c, "--no-log-init");
 	if (u->has_system && u->system)
 		cmd_arg(c, "--system");
 	/* cloud-init: no home for system users and no_create_home; -m otherwise */
@@ -304,40 +572,71 @@ static void plan_new_user(struct planner *p, const Tuap__User *u)
 	else
 		cmd_arg(c, "--create-home");
 	cmd_arg(c, u->name);
+	push_name(&p->new_users, &p->n_new_users, u->name);
 	buf_free(&groups);
 }
 
-static void plan_existing_user(struct planner *p, const Tuap__User *u, const struct row *pw)
+/* expiredate and inactive of an existing account, against its shadow entry. */
+static void plan_expiry(struct planner *p, const Tuap__User *u)
+{
+	const struct row *sh = p->have_shadow ? table_find(&p->sh, u->name) : NULL;
+	struct user_cmd *c;
+	char num[24];
+
+	if (u->expiredate) {
+		snprintf(num, sizeof(num), "%ld", days_of(u->expiredate));
+		if (!sh || strcmp(field(sh, 7), num) != 0) {
+			c = cmd_new(p, "usermod");
+			cmd_opt(c, "--expiredate", u->expiredate);
+			cmd_arg(c, u->name);
+		}
+	}
+	if (u->inactive && (!sh || strcmp(field(sh, 6), u->inactive) != 0)) {
+		c = cmd_new(p, "usermod");
+		cmd_opt(c, "--inactive", u->inactive);
+		cmd_arg(c, u->name);
+	}
+}
+
+/* What an existing account lacks of u, as commands (apply) or a description (report). */
+static void plan_existing_user(struct planner *p, const Tuap__User *u, const struct row *pw,
+			       bool apply, struct buf *report)
 {
 	struct buf groups = BUF_INIT;
 	struct user_cmd *c;
 
-	if (u->gecos && strcmp(field(pw, 4), u->gecos) != 0) {
-		c = cmd_new(p, "usermod");
-		cmd_opt(c, "--comment", u->gecos);
-		cmd_arg(c, u->name);
-	}
-	if (u->shell && strcmp(field(pw, 6), u->shell) != 0) {
-		c = cmd_new(p, "usermod");
-		cmd_opt(c, "--shell", u->shell);
-		cmd_arg(c, u->name);
-	}
+#define CHANGE(what, opt, val)                                                                     \
+	do {                                                                                       \
+		if (apply) {                                                                       \
+			c = cmd_new(p, "usermod");                                                 \
+			cmd_opt(c, opt, val);                                                      \
+			cmd_arg(c, u->name);                                                       \
+		} else {                                                                           \
+			buf_addf(report, "%s%s '%s'", report->len ? ", " : "", what, val);         \
+		}                                                                                  \
+	} while (0)
+	if (u->gecos && strcmp(field(pw, 4), u->gecos) != 0)
+		CHANGE("gecos", "--comment", u->gecos);
+	if (u->shell && strcmp(field(pw, 6), u->shell) != 0)
+		CHANGE("shell", "--shell", u->shell);
 	if (u->primary_group) {
 		const struct row *g = table_find(&p->gr, u->primary_group);
 
-		if (!g || strcmp(field(g, 2), field(pw, 3)) != 0) {
-			c = cmd_new(p, "usermod");
-			cmd_opt(c, "--gid", u->primary_group);
-			cmd_arg(c, u->name);
-		}
+		if (!g || strcmp(field(g, 2), field(pw, 3)) != 0)
+			CHANGE("primary_group", "--gid", u->primary_group);
 	}
 	missing_groups(p, u, pw, &groups);
-	if (groups.len) {
+	if (groups.len && apply) {
 		c = cmd_new(p, "usermod");
 		cmd_arg(c, "--append");
 		cmd_opt(c, "--groups", groups.s);
 		cmd_arg(c, u->name);
+	} else if (groups.len) {
+		buf_addf(report, "%sgroups '%s'", report->len ? ", " : "", groups.s);
 	}
+#undef CHANGE
+	if (apply)
+		plan_expiry(p, u);
 	if (u->homedir && strcmp(field(pw, 5), u->homedir) != 0)
 		note(p->plan, "user %s: home is %s, not %s; left as it is", u->name, field(pw, 5),
 		     u->homedir);
@@ -388,6 +687,9 @@ static int new_home_ok(const struct planner *p, const Tuap__User *u, struct tuap
 	char home[4096], path[8192];
 	struct stat st;
 
+	if ((u->has_system && u->system) || (u->has_no_create_home && u->no_create_home))
+		if (!u->n_ssh_authorized_keys)
+			return 0; /* no home made, none taken */
 	snprintf(home, sizeof(home), "%s%s", u->homedir ? u->homedir : "/home/",
 		 u->homedir ? "" : u->name);
 	snprintf(path, sizeof(path), "%s%s", strcmp(p->root, "/") ? p->root : "", home);
@@ -407,49 +709,176 @@ static int new_home_ok(const struct planner *p, const Tuap__User *u, struct tuap
 	return 0;
 }
 
-int user_plan_build(const Tuap__UsersArgs *a, const char *passwd, const char *group,
-		    const char *shadow, const char *root, struct user_plan *plan,
-		    struct tuap_err *err)
+/* snap create-user, once: the records keep "snap:EMAIL" after it worked. */
+static int plan_snapuser(struct planner *p, size_t i, const Tuap__User *u, struct tuap_err *err)
+{
+	char rec[320], key[64];
+	struct user_cmd *c;
+
+	snprintf(rec, sizeof(rec), "snap:%s", u->snapuser);
+	if (table_find(&p->rec->t, rec))
+		return 0;
+	if (!p->env->snap) {
+		snprintf(key, sizeof(key), "users[%zu].snapuser", i);
+		return err_at(err, NULL, (int)u->line, key,
+			      "%s: snapd is not installed on this system (snap create-user needs "
+			      "it; remove the entry or install snapd)",
+			      u->snapuser);
+	}
+	push_name(&p->plan->record, &p->plan->n_record, xdup(rec));
+	c = cmd_new(p, "snap");
+	cmd_arg(c, "create-user");
+	cmd_arg(c, "--sudoer");
+	cmd_arg(c, "--json");
+	cmd_arg(c, u->snapuser);
+	return 0;
+}
+
+static int plan_user(struct planner *p, size_t i, const Tuap__User *u, struct tuap_err *err)
+{
+	const struct row *pw = table_find(&p->pw, u->name);
+	struct buf changed = BUF_INIT, report = BUF_INIT;
+	enum origin o = pw ? origin_of(p, u->name, &changed) : ORIGIN_AS_LEFT;
+	bool apply = !pw || p->force || o == ORIGIN_AS_LEFT;
+	int rc = -1;
+
+	if (apply && user_groups(p, i, u, err) < 0)
+		goto out;
+	if (!pw) {
+		if (new_home_ok(p, u, err) < 0)
+			goto out;
+		plan_new_user(p, u);
+	} else {
+		plan_existing_user(p, u, pw, apply, &report);
+	}
+	if (apply)
+		push_name(&p->plan->record, &p->plan->n_record, xdup(u->name));
+	if (o == ORIGIN_CHANGED && !p->force) {
+		note(p->plan,
+		     "user %s: changed since tuap's last run (%s): left as it is, password and "
+		     "lock too (tuap-ctl provision --force-users applies users.yaml)",
+		     u->name, changed.s);
+	} else {
+		if (o == ORIGIN_BEFORE_TUAP && !p->force && report.len)
+			note(p->plan,
+			     "user %s: existed before tuap: %s left as they are, as cloud-init "
+			     "does (tuap-ctl provision --force-users applies them)",
+			     u->name, report.s);
+		plan_password(p, u, pw);
+	}
+	rc = 0;
+out:
+	buf_free(&changed);
+	buf_free(&report);
+	return rc;
+}
+
+/* Members of the top-level groups, once the users exist (cloud-init adds them before it makes
+ * the users, so it skips those of users.yaml; tuap adds them). */
+static void plan_members(struct planner *p, const Tuap__Group *g)
+{
+	const struct row *gr = table_find(&p->gr, g->name);
+
+	for (size_t k = 0; k < g->n_members; k++) {
+		const char *m = g->members[k];
+		const struct row *pw = table_find(&p->pw, m);
+		struct user_cmd *c;
+
+		if (!pw && !in_names(p->new_users, p->n_new_users, m)) {
+			note(p->plan, "group %s: member %s does not exist; not added", g->name, m);
+			continue;
+		}
+		if (gr && list_has(field(gr, 3), m))
+			continue;
+		c = cmd_new(p, "usermod");
+		cmd_arg(c, "--append");
+		cmd_opt(c, "--groups", g->name);
+		cmd_arg(c, m);
+	}
+}
+
+int user_plan_build_env(const Tuap__UsersArgs *a, const struct user_plan_env *env,
+			struct user_plan *plan, struct tuap_err *err)
 {
 	struct planner p;
+	struct records rec;
 	int rc = -1;
 
 	memset(plan, 0, sizeof(*plan));
 	memset(&p, 0, sizeof(p));
+	memset(&rec, 0, sizeof(rec));
 	p.plan = plan;
-	p.root = root && *root ? root : "/";
-	p.have_shadow = shadow != NULL;
+	p.env = env;
+	p.rec = &rec;
+	p.force = a->has_force && a->force;
+	p.root = env->root && *env->root ? env->root : "/";
+	p.have_shadow = env->shadow != NULL;
 	if (validate(a, err) < 0)
 		goto out;
-	if (table_parse(passwd, &p.pw) < 0 || table_parse(group, &p.gr) < 0 ||
-	    table_parse(shadow, &p.sh) < 0) {
+	if (table_parse(env->passwd, &p.pw) < 0 || table_parse(env->group, &p.gr) < 0 ||
+	    table_parse(env->shadow, &p.sh) < 0 || records_parse(env->records, &rec) < 0) {
 		err_set(err, "users: out of memory");
 		goto out;
 	}
+	for (size_t i = 0; i < a->n_groups; i++)
+		ensure_group(&p, a->groups[i]->name);
 	for (size_t i = 0; i < a->n_users; i++) {
 		const Tuap__User *u = a->users[i];
-		const struct row *pw = table_find(&p.pw, u->name);
-		bool system = u->has_system && u->system;
 
-		if (u->primary_group)
-			ensure_group(&p, u->primary_group, system);
-		for (size_t k = 0; k < u->n_groups; k++)
-			ensure_group(&p, u->groups[k], false);
-		if (pw)
-			plan_existing_user(&p, u, pw);
-		else if (new_home_ok(&p, u, err) < 0)
+		if (u->snapuser ? plan_snapuser(&p, i, u, err) < 0 : plan_user(&p, i, u, err) < 0)
 			goto out;
-		else
-			plan_new_user(&p, u);
-		plan_password(&p, u, pw);
 	}
+	for (size_t i = 0; i < a->n_groups; i++)
+		plan_members(&p, a->groups[i]);
 	rc = 0;
 out:
 	table_free(&p.pw);
 	table_free(&p.gr);
 	table_free(&p.sh);
+	table_free(&rec.t);
 	free(p.new_groups);
+	free(p.new_users);
 	return rc;
+}
+
+int user_plan_build(const Tuap__UsersArgs *a, const char *passwd, const char *group,
+		    const char *shadow, const char *root, struct user_plan *plan,
+		    struct tuap_err *err)
+{
+	struct user_plan_env env = {passwd, group, shadow, root, NULL, false, false};
+
+	return user_plan_build_env(a, &env, plan, err);
+}
+
+char *user_records_update(const char *old, char *const *names, size_t n, const char *passwd,
+			  const char *group, const char *shadow)
+{
+	struct table pw, gr, sh;
+	struct records rec;
+	struct buf out = BUF_INIT;
+
+	if (table_parse(passwd, &pw) < 0 || table_parse(group, &gr) < 0 ||
+	    table_parse(shadow, &sh) < 0 || records_parse(old, &rec) < 0)
+		abort();
+	for (size_t i = 0; i < rec.t.n; i++)
+		if (!in_names(names, n, rec.t.v[i].f[0]))
+			buf_addf(&out, "%s\t%s\t%s\t%s\n", rec.t.v[i].f[0], field(&rec.t.v[i], 1),
+				 field(&rec.t.v[i], 2), field(&rec.t.v[i], 3));
+	for (size_t k = 0; k < n; k++) {
+		if (strncmp(names[k], "snap:", 5) == 0) {
+			buf_addf(&out, "%s\t-\t-\t-\n", names[k]);
+		} else if (table_find(&pw, names[k])) {
+			buf_addf(&out, "%s\t", names[k]);
+			account_line(&pw, &gr, &sh, shadow != NULL, names[k], &out);
+			buf_adds(&out, "\n");
+		}
+	}
+	table_free(&pw);
+	table_free(&gr);
+	table_free(&sh);
+	table_free(&rec.t);
+	buf_adds(&out, "");
+	return buf_detach(&out, NULL);
 }
 
 void user_plan_free(struct user_plan *plan)
@@ -461,6 +890,9 @@ void user_plan_free(struct user_plan *plan)
 	for (size_t i = 0; i < plan->n_notes; i++)
 		free(plan->notes[i]);
 	free(plan->notes);
+	for (size_t i = 0; i < plan->n_record; i++)
+		free(plan->record[i]);
+	free(plan->record);
 	memset(plan, 0, sizeof(*plan));
 }
 

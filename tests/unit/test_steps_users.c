@@ -131,16 +131,39 @@ static void test_users_plan(void **state)
 				  "useradd --comment Alice A --shell /bin/bash --groups sudo,dev "
 				  "--create-home alice\n"
 				  "usermod --lock alice\n"
-				  "usermod --shell /bin/bash bob\n"
-				  "usermod --append --groups dev bob\n"
 				  "usermod --password *** bob\n"
 				  "useradd --gid carol --create-home carol\n"
 				  "usermod --lock carol\n");
-	assert_string_equal(plan.cmds[5].argv[plan.cmds[5].secret], "$6$new");
-	assert_int_equal(plan.n_notes, 1);
+	assert_string_equal(plan.cmds[3].argv[plan.cmds[3].secret], "$6$new");
+	/* bob existed before tuap: as cloud-init, only his password and lock are applied */
+	assert_int_equal(plan.n_notes, 2);
 	assert_non_null(strstr(plan.notes[0], "uid is 1001, not 2000"));
+	assert_string_equal(
+		plan.notes[1],
+		"user bob: existed before tuap: shell '/bin/bash', groups 'dev' left as "
+		"they are, as cloud-init does (tuap-ctl provision --force-users applies "
+		"them)");
 	free(text);
 	user_plan_free(&plan);
+
+	/* --force-users, or bob as tuap's last run left him: brought to users.yaml */
+	for (int how = 0; how < 2; how++) {
+		char *bob = "bob", *rec = user_records_update(NULL, &bob, 1, PASSWD, GROUP, SHADOW);
+		struct user_plan_env env = {PASSWD,	      GROUP, SHADOW, "/",
+					    how ? rec : NULL, false, false};
+
+		q.args.has_force = 1;
+		q.args.force = how == 0;
+		assert_int_equal(user_plan_build_env(&q.args, &env, &plan, &err), 0);
+		text = plan_text(&plan);
+		assert_non_null(strstr(text, "usermod --shell /bin/bash bob\n"
+					     "usermod --append --groups dev bob\n"
+					     "usermod --password *** bob\n"));
+		free(text);
+		user_plan_free(&plan);
+		free(rec);
+	}
+	q.args.force = false;
 
 	/* the same request against the system it produced plans nothing */
 	assert_int_equal(user_plan_build(&q.args, PASSWD2, GROUP2, SHADOW2, "/", &plan, &err), 0);
@@ -187,7 +210,7 @@ static void test_users_plan_root_and_system(void **state)
 	u.hashed_passwd = "$6$h";
 	assert_int_equal(user_plan_build(&args, PASSWD, GROUP, SHADOW, "/tmp/r", &plan, &err), 0);
 	text = plan_text(&plan);
-	assert_string_equal(text, "groupadd --root /tmp/r --system svcgrp\n"
+	assert_string_equal(text, "groupadd --root /tmp/r svcgrp\n"
 				  "useradd --root /tmp/r --home-dir /var/lib/svc --uid 990 --gid "
 				  "svcgrp --system --no-create-home svc\n"
 				  "usermod --root /tmp/r --password *** svc\n"
@@ -341,8 +364,10 @@ static void test_users_step_root(void **state)
 	text = fs_read_file(path, 1 << 20, NULL, NULL);
 	assert_non_null(strstr(text, "\nalice:x:"));
 	assert_non_null(strstr(text, ":Alice A:/home/alice:/bin/bash\n"));
-	assert_non_null(strstr(text, "bob:x:1001:1001:Bob:/home/bob:/bin/bash\n"));
+	/* bob existed before tuap: his shell stays, as cloud-init leaves it */
+	assert_non_null(strstr(text, "bob:x:1001:1001:Bob:/home/bob:/bin/sh\n"));
 	free(text);
+	assert_true(evlog_find(&s.log, "user bob: existed before tuap: shell '/bin/bash'", 0) >= 0);
 	snprintf(path, sizeof(path), "%s/etc/shadow", s.root);
 	text = fs_read_file(path, 1 << 20, NULL, NULL);
 	assert_non_null(strstr(text, "bob:$6$new:"));
@@ -377,6 +402,40 @@ static void test_users_step_root(void **state)
 	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
 	assert_true(evlog_find(&s.log, "nothing to change", 0) >= 0);
 	assert_true(evlog_find(&s.log, "$ ", 0) < 0);
+	step_free(run);
+
+	/* 14.4: alice changed by hand (her shell), then users.yaml changes her gecos: reported,
+	 * left as it is; --force-users applies users.yaml */
+	snprintf(cmd, sizeof(cmd), "usermod --root %s --shell /bin/sh alice", s.root);
+	assert_int_equal(system(cmd), 0);
+	q.u[0].gecos = "Alice B";
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j2b", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	assert_true(evlog_find(&s.log,
+			       "user alice: changed since tuap's last run (shell '/bin/bash' -> "
+			       "'/bin/sh'): left as it is",
+			       0) >= 0);
+	assert_true(evlog_find(&s.log, "$ usermod", 0) < 0);
+	step_free(run);
+	q.args.has_force = q.args.force = true;
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j2c", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	assert_int_equal(s.log.final, TUAP__STEP_STATE__STATE_DONE);
+	if (evlog_find(&s.log, "--comment 'Alice B'", 0) < 0)
+		evlog_print(&s.log);
+	assert_true(evlog_find(&s.log, "--comment 'Alice B'", 0) >= 0);
+	assert_true(evlog_find(&s.log, "--shell /bin/bash", 0) >= 0);
+	step_free(run);
+	q.args.force = false;
+	/* what force made is tuap's: the next run without it changes nothing */
+	evlog_free(&s.log);
+	assert_int_equal(step_start(&s.env, "j2d", "site.example", &req, &run, &err), 0);
+	assert_true(drive(run, 20000));
+	assert_true(evlog_find(&s.log, "$ usermod", 0) < 0);
+	assert_true(evlog_find(&s.log, "changed since", 0) < 0);
 	step_free(run);
 
 	/* a sudo rule visudo rejects: nothing is installed, the step fails */

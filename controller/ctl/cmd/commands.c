@@ -36,6 +36,9 @@ static const struct cli_opt provision_opts[] = {
 	 "continue the domain's last failed job where it stopped (or attach to the running one)"},
 	{"rerun-make", 0, NULL, "with --resume: run make again even though it was started before"},
 	{"rebuild", 0, NULL, "snapshot the VM, then recreate it with new keys and instance-id"},
+	{"force-users", 0, NULL,
+	 "apply users.yaml also to accounts changed by hand since the last run and to accounts "
+	 "that existed before tuap (otherwise reported and left as they are)"},
 	{"detach", 0, NULL, "start the job and return at once"},
 	OPT_JSON,
 	{0},

@@ -14,7 +14,7 @@
 #include "fsutil.h"
 
 struct opts {
-	bool dry_run, existing, resume, rerun_make, rebuild, detach, json;
+	bool dry_run, existing, resume, rerun_make, rebuild, detach, json, force_users;
 	const char *output;
 	char *dir;
 };
@@ -32,6 +32,7 @@ static int parse_opts(const struct cli_args *a, struct opts *o, bool update)
 	o->resume = cli_flag(a, "resume");
 	o->rerun_make = cli_flag(a, "rerun-make");
 	o->rebuild = cli_flag(a, "rebuild");
+	o->force_users = cli_flag(a, "force-users");
 	o->detach = cli_flag(a, "detach");
 	o->output = cli_opt(a, "output");
 	if (o->output && !o->dry_run)
@@ -114,6 +115,8 @@ static int submit(const struct opts *o, const struct domain *dom, bool update)
 	pr.resume = o->resume;
 	pr.existing = o->existing;
 	pr.rerun_make = o->rerun_make;
+	pr.has_force_users = 1;
+	pr.force_users = o->force_users;
 	pr.rebuild = o->rebuild;
 	pr.detach = o->detach;
 	if (update) {

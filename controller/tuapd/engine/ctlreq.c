@@ -51,6 +51,7 @@ static void ctl_resume(struct engine *e, const struct ctl_peer *peer,
 		       const Tuap__ProvisionRequest *r)
 {
 	struct job *job = engine_last_job(e, r->domain);
+	char flags[64];
 
 	if (!job || job->state != JOB_FAILED) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__NOT_FOUND,
@@ -60,10 +61,12 @@ static void ctl_resume(struct engine *e, const struct ctl_peer *peer,
 	}
 	job->state = JOB_RUNNING;
 	job->resumed = true;
-	job->resumed = true;
 	job->rerun_make = r->has_rerun_make && r->rerun_make;
+	job->force_users = r->has_force_users && r->force_users;
 	job->started_ms = engine_now_ms();
-	job_journal(e, job, "job", "-", "resumed", job->rerun_make ? "rerun_make=1" : NULL);
+	snprintf(flags, sizeof(flags), "%s%s", job->rerun_make ? "rerun_make=1 " : "",
+		 job->force_users ? "force_users=1" : "");
+	job_journal(e, job, "job", "-", "resumed", flags[0] ? flags : NULL);
 	job_subscribe(job, peer);
 	job_enter_phase(e, job, job->phase);
 }
@@ -111,6 +114,7 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 	job->existing = r->has_existing && r->existing;
 	job->rebuild = r->has_rebuild && r->rebuild;
 	job->rerun_make = (r->has_rerun_make && r->rerun_make) || kind == KIND_UPDATE_DATA;
+	job->force_users = r->has_force_users && r->force_users;
 	job->has_data = sha_arg(&r->data_sha256, job->data_sha);
 	job->data_size = r->data_size;
 	if (kind == KIND_UPDATE_DATA && !job->has_data) {

@@ -389,6 +389,7 @@ static void send_step(struct engine *e, struct job *job)
 		.data_chunk = e->conf.data_chunk,
 		.make_target = job->make_target,
 		.rerun_make = job->rerun_make,
+		.force_users = job->force_users,
 		.deadline_s = engine_deadline(e, job->phase),
 	};
 	Tuap__Envelope env = TUAP__ENVELOPE__INIT;

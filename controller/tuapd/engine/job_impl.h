@@ -30,7 +30,7 @@ struct job {
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
 	struct domain dom; /* conf + users as submitted */
-	bool existing, rerun_make, rebuild, resumed;
+	bool existing, rerun_make, rebuild, resumed, force_users;
 	char make_target[256];
 	bool has_data;
 	char data_sha[SHA256_HEX_LEN];

@@ -177,18 +177,27 @@ void job_new_id(char *out, size_t len)
 void job_created_detail(const struct job *job, char *out, size_t len)
 {
 	snprintf(out, len,
-		 "kind=%d existing=%d rerun_make=%d rebuild=%d data=%s:%" PRIu64 " target=%s",
-		 (int)job->kind, job->existing, job->rerun_make, job->rebuild,
+		 "kind=%d existing=%d rerun_make=%d rebuild=%d force_users=%d data=%s:%" PRIu64
+		 " target=%s",
+		 (int)job->kind, job->existing, job->rerun_make, job->rebuild, job->force_users,
 		 job->has_data ? job->data_sha : "-", job->data_size, job->make_target);
 }
 
 void job_parse_created(struct job *job, const char *detail)
 {
-	int kind = 0, existing = 0, rerun = 0, rebuild = 0;
+	int kind = 0, existing = 0, rerun = 0, rebuild = 0, force = 0;
 	char data[80] = "-", target[256] = "";
 
-	sscanf(detail, "kind=%d existing=%d rerun_make=%d rebuild=%d data=%79s target=%255s", &kind,
-	       &existing, &rerun, &rebuild, data, target);
+	if (strstr(detail, " force_users="))
+		sscanf(detail,
+		       "kind=%d existing=%d rerun_make=%d rebuild=%d force_users=%d data=%79s "
+		       "target=%255s",
+		       &kind, &existing, &rerun, &rebuild, &force, data, target);
+	else /* journals of tuap before --force-users */
+		sscanf(detail,
+		       "kind=%d existing=%d rerun_make=%d rebuild=%d data=%79s target=%255s", &kind,
+		       &existing, &rerun, &rebuild, data, target);
+	job->force_users = force;
 	job->rebuild = rebuild;
 	job->kind = (enum job_kind)kind;
 	job->existing = existing;
@@ -264,6 +273,7 @@ static int replay_record(void *ctx, char **f, size_t n, int lineno)
 		else if (!strcmp(f[3], "resumed")) {
 			rp->job->state = JOB_RUNNING;
 			rp->job->rerun_make = n > 4 && strstr(f[4], "rerun_make=1");
+			rp->job->force_users = n > 4 && strstr(f[4], "force_users=1");
 		}
 	}
 	rp->job->phase = rp->phase;

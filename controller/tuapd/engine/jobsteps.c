@@ -1,6 +1,7 @@
 /* Building StepRequests from the domain model; see jobsteps.h. */
 #include "jobsteps.h"
 
+#include <crypt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,13 +59,39 @@ static int import_keys(Tuap__User *u, const char *id, const struct jobsteps_args
 	return 0;
 }
 
+/* plain_text_passwd as a SHA-512 crypt(3) hash, made here so that the password itself never
+ * leaves the hypervisor (cloud-init would hand it to chpasswd in the guest). */
+static char *hash_plain(const char *user, const char *plain, struct tuap_err *err)
+{
+	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
+	char *salt = NULL, *hash = NULL;
+
+	salt = crypt_gensalt_rn("$6$", 0, NULL, 0, cd->setting, sizeof(cd->setting));
+	if (salt)
+		hash = crypt_r(plain, salt, cd);
+	if (!hash || hash[0] != '$') {
+		err_set(err, "user %s: cannot hash plain_text_passwd (libcrypt)", user);
+		hash = NULL;
+	} else {
+		hash = xstrdup(hash);
+	}
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return hash;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
 static Tuap__User *user_msg(const struct user *in, const struct jobsteps_args *a,
 			    struct tuap_err *err)
 {
 	Tuap__User *u = xcalloc(1, sizeof(*u));
 
 	tuap__user__init(u);
-	u->name = xstrdup(in->name);
+	u->name = xstrdup(in->name); /* "" for a snapuser */
 	if (in->gecos)
 		u->gecos = xstrdup(in->gecos);
 	u->groups = copy_list(&in->groups, &u->n_groups);
@@ -77,8 +104,29 @@ static Tuap__User *user_msg(const struct user *in, const struct jobsteps_args *a
 	u->ssh_authorized_keys = copy_list(&in->ssh_authorized_keys, &u->n_ssh_authorized_keys);
 	u->has_lock_passwd = 1;
 	u->lock_passwd = in->lock_passwd != TRI_FALSE; /* cloud-init locks by default */
-	if (in->hashed_passwd || in->passwd)
-		u->hashed_passwd = xstrdup(in->hashed_passwd ? in->hashed_passwd : in->passwd);
+	/* cloud-init: passwd when the user is created; then plain_text_passwd and hashed_passwd on
+	 * every run, hashed_passwd last (so it wins) */
+	u->passwd = dup_or_null(in->passwd);
+	if (in->hashed_passwd)
+		u->hashed_passwd = xstrdup(in->hashed_passwd);
+	else if (in->plain_text_passwd &&
+		 !(u->hashed_passwd = hash_plain(u->name, in->plain_text_passwd, err))) {
+		tuap__user__free_unpacked(u, NULL);
+		return NULL;
+	}
+	u->expiredate = dup_or_null(in->expiredate);
+	u->inactive = dup_or_null(in->inactive);
+	u->selinux_user = dup_or_null(in->selinux_user);
+	u->snapuser = dup_or_null(in->snapuser);
+	u->doas = copy_list(&in->doas, &u->n_doas);
+	if (in->line > 0) {
+		u->has_line = 1;
+		u->line = (uint32_t)in->line;
+	}
+	u->has_no_user_group = u->has_no_log_init = u->has_create_groups = 1;
+	u->no_user_group = in->no_user_group;
+	u->no_log_init = in->no_log_init;
+	u->create_groups = in->create_groups != TRI_FALSE;
 	if (in->homedir)
 		u->homedir = xstrdup(in->homedir);
 	if (in->uid >= 0) {
@@ -105,6 +153,17 @@ static int users_args(Tuap__StepRequest *r, const struct domain *dom, const stru
 	tuap__users_args__init(ua);
 	r->args_case = TUAP__STEP_REQUEST__ARGS_USERS;
 	r->users = ua;
+	ua->has_force = 1;
+	ua->force = a->force_users;
+	ua->groups = xcalloc(dom->users.n_groups, sizeof(*ua->groups));
+	for (size_t i = 0; i < dom->users.n_groups; i++) {
+		Tuap__Group *g = xcalloc(1, sizeof(*g));
+
+		tuap__group__init(g);
+		g->name = xstrdup(dom->users.groups[i].name);
+		g->members = copy_list(&dom->users.groups[i].members, &g->n_members);
+		ua->groups[ua->n_groups++] = g;
+	}
 	ua->users = xcalloc(dom->users.n, sizeof(*ua->users));
 	for (size_t i = 0; i < dom->users.n; i++) {
 		if (dom->users.v[i].is_default)

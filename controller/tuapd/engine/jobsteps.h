@@ -26,6 +26,7 @@ struct jobsteps_args {
 	uint32_t data_chunk;
 	const char *make_target; /* NULL: the default target */
 	bool rerun_make;
+	bool force_users; /* UsersArgs.force */
 	uint32_t deadline_s;
 };
 
