@@ -12,11 +12,15 @@
 # with the command's last process, never appear in the host's mount table, and need no unmount.
 # The overlay itself is unmounted at exit (before the temp dir is removed).
 #
-#   chroot_root_cached BASEVAR      # the cached root (read-only for tests), built if needed
-#   chroot_new ROOTVAR              # a per-test writable root
+#   chroot_root_cached BASEVAR [EXTRA]  # the cached root (read-only for tests), built if needed
+#   chroot_new ROOTVAR [EXTRA]      # a per-test writable root
 #   chroot_run NS ROOT CMD [ARG...] # foreground
+#   chroot_run_for SECS NS ROOT CMD [ARG...]  # foreground, killed after SECS
 #   chroot_bg NS ROOT PIDVAR CMD [ARG...]  # background; PID recorded and stopped at exit
 # The root's dpkg manifest ("name version" lines) is $(dirname BASE)/packages.txt.
+# EXTRA (optional) is a comma-separated list of packages a test needs on top of
+# TUAPT_ROOT_PACKAGES (e.g. cloud-init); such a root has its own hash, so it is a separate cached
+# root and the default one is unchanged.
 
 TUAPT_ROOT_PACKAGES=${TUAPT_ROOT_PACKAGES:-sudo,make,passwd,adduser,openssh-server,python3,ca-certificates,iproute2,libgssapi-krb5-2,libstdc++6}
 TUAPT_ROOT_SUITE=bookworm
@@ -51,9 +55,12 @@ chroot_root_build() {
 	chroot "$r" dpkg-query -W -f '${Package} ${Version}\n' >"$dir/packages.txt"
 }
 
-# chroot_root_cached VAR: sets VAR to the cached root directory, building it on first use.
+# chroot_root_cached VAR [EXTRA]: sets VAR to the cached root directory (with the EXTRA
+# packages), building it on first use.
 chroot_root_cached() {
 	local cache=${TUAP_CACHE:-/var/cache/tuap} mirror hash dir tmp
+	# chroot_root_build reads the list from here (dynamic scope); unchanged without EXTRA
+	local TUAPT_ROOT_PACKAGES=$TUAPT_ROOT_PACKAGES${2:+,$2}
 	skip_unless_cmd debootstrap chroot flock
 	mirror=$(tuapt_mirror)
 	hash=$(printf '%s\n' "$TUAPT_ROOT_SUITE" "$mirror" "$TUAPT_ROOT_PACKAGES" "$(declare -f chroot_root_build)" |
@@ -79,10 +86,11 @@ chroot_root_cached() {
 	printf -v "$1" '%s' "$dir/root"
 }
 
-# chroot_new VAR: sets VAR to a fresh writable root for this test (overlay on the cached root).
+# chroot_new VAR [EXTRA]: sets VAR to a fresh writable root for this test (overlay on the cached
+# root with the EXTRA packages).
 chroot_new() {
 	local _cn_base _cn_t
-	chroot_root_cached _cn_base || return 1
+	chroot_root_cached _cn_base "${2:-}" || return 1
 	tmpdir_new _cn_t
 	mkdir -p "$_cn_t/root"
 	if [ "${TUAPT_ROOT_COPY:-0}" != 1 ]; then
@@ -114,6 +122,16 @@ chroot_run() {
 	local ns=$1 root=$2
 	shift 2
 	ip netns exec "$ns" sh -c "$TUAPT_CHROOT_SH" sh "$root" "$@"
+}
+
+# chroot_run_for SECS NS ROOT CMD [ARG...]: chroot_run bounded by SECS seconds (then TERM, and
+# "timeout after SECS s waiting for CMD"); returns CMD's status (124 on timeout).
+chroot_run_for() {
+	local secs=$1 ns=$2 root=$3 rc=0
+	shift 3
+	timeout "$secs" ip netns exec "$ns" sh -c "$TUAPT_CHROOT_SH" sh "$root" "$@" || rc=$?
+	[ "$rc" != 124 ] || echo "timeout after ${secs}s waiting for $*" >&2
+	return "$rc"
 }
 
 # chroot_bg NS ROOT VAR CMD [ARG...]: like chroot_run, in the background; the PID goes to VAR
