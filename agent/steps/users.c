@@ -139,8 +139,13 @@ static int plan_sudo(struct step_run *r, const Tuap__User *u, int *changes, stru
 		goto out;
 	}
 	run_root_path(r, "/etc/sudoers.d", dir, sizeof(dir));
+	/* 0750, as cloud-init's ensure_sudo_dir leaves it */
 	if (fs_mkdir_p(dir, 0750, err) < 0)
 		goto out;
+	if (chmod(dir, 0750) < 0) {
+		err_set(err, "%s: %s", dir, strerror(errno));
+		goto out;
+	}
 	if ((size_t)snprintf(s->tmp, sizeof(s->tmp), "%s/.tuap-%s.tmp", dir, u->name) >=
 	    sizeof(s->tmp)) {
 		s->tmp[0] = '\0';

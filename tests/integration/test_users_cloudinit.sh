@@ -16,7 +16,7 @@
 # shadow minus the last-change day, gshadow, subuid/subgid, sudo rules per user, homes, .ssh and
 # key lines, lastlog/faillog sizes, mail spools) and every difference is printed. When tuap
 # refuses CASE.yaml, its diagnostics are the differences instead. A case passes when there is no
-# difference but those DELIBERATE lists for it (below). The summary lists each case; the test
+# difference but those deliberate.tsv lists for it. The summary lists each case; the test
 # fails when any case fails. Output of each run: $W/CASE/ (TUAPT_KEEP_TMP=1 keeps it).
 #
 # Exits 77 when not root, without netns support or without users_apply (a BUILD_TESTING build).
@@ -36,15 +36,9 @@ USERS_APPLY=${USERS_APPLY:-${TUAP_BUILD:+$TUAP_BUILD/tests/users_apply}}
 [ -z "$USERS_APPLY" ] || USERS_APPLY=$(realpath "$USERS_APPLY") # it runs in the corpus dir
 IN_ROOT=/tmp/tuapt-users # the case and cloudinit_users.py inside each root
 
-# The deliberate differences: CASE, fact KEY, cloud-init's value, tuap's value, reason; one line
-# each, tab-separated, matched exactly (users_snapshot.py compare). A listed difference that does
-# not happen fails the case too, so the table cannot go stale.
-DELIBERATE=$(
-	cat <<'EOF'
-21-plain-text-passwd	outcome	ok	refused	tuap never puts a clear-text password in a guest (model: plain_text_passwd refused)
-21-plain-text-passwd	refusal 1	<absent>	21-plain-text-passwd.yaml:4: users[0].plain_text_passwd: refused: tuap never puts plaintext passwords in a guest (use passwd with a crypt(3) hash from mkpasswd -m sha-512, or ssh keys)	the same refusal, as tuap-ctl reports it
-EOF
-)
+# The deliberate differences, each with its reason: $CORPUS/deliberate.tsv (its header says how
+# they are matched).
+DELIBERATE=$(grep -v '^#' "$CORPUS/deliberate.tsv")
 
 skip_unless_root
 skip_unless_netns

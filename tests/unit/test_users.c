@@ -383,7 +383,8 @@ static void test_cloudinit_keys(void **state)
 			   "  - bob, carol\n";
 	const char *warnings =
 		"users.yaml:9: users[0].plain_text_passwd: warning: a plain-text password in "
-		"users.yaml: tuapd hashes it (SHA-512) so that it never reaches the guest, but "
+		"users.yaml: tuapd hashes it (as chpasswd would) so that it never reaches the "
+		"guest, but "
 		"anyone who reads this file has it; prefer hashed_passwd (mkpasswd -m sha-512) or "
 		"ssh keys\n"
 		"users.yaml:11: users[0].uid: warning: a uid given as a string is deprecated "

@@ -59,14 +59,15 @@ static int import_keys(Tuap__User *u, const char *id, const struct jobsteps_args
 	return 0;
 }
 
-/* plain_text_passwd as a SHA-512 crypt(3) hash, made here so that the password itself never
- * leaves the hypervisor (cloud-init would hand it to chpasswd in the guest). */
+/* plain_text_passwd as a crypt(3) hash of libxcrypt's default method (yescrypt on Debian 12,
+ * what chpasswd makes in the guest for cloud-init), made here so that the password itself
+ * never leaves the hypervisor. */
 static char *hash_plain(const char *user, const char *plain, struct tuap_err *err)
 {
 	struct crypt_data *cd = xcalloc(1, sizeof(*cd));
 	char *salt = NULL, *hash = NULL;
 
-	salt = crypt_gensalt_rn("$6$", 0, NULL, 0, cd->setting, sizeof(cd->setting));
+	salt = crypt_gensalt_rn(NULL, 0, NULL, 0, cd->setting, sizeof(cd->setting));
 	if (salt)
 		hash = crypt_r(plain, salt, cd);
 	if (!hash || hash[0] != '$') {
