@@ -27,6 +27,39 @@ cp "$TUAP_SRC/tests/data/upstream/provision.conf" "$TUAP_SRC/tests/data/upstream
 	upstream.test/
 "$TUAP_CTL" validate upstream.test >/dev/null || tuapt_die "upstream example refused"
 
+# cloud-init's own users example (its Debian package's doc/examples) validates unchanged, with
+# warnings only (deprecated forms, ssh_redirect_user without metadata keys).
+mkdir ci-example.test
+cp upstream.test/provision.conf ci-example.test/
+cp "$TUAP_SRC/tests/data/upstream/cloud-config-user-groups.txt" ci-example.test/users.yaml
+"$TUAP_CTL" validate ci-example.test >out 2>err || tuapt_die "cloud-init's example refused: $(cat err)"
+grep -q ", 7 users," out || tuapt_die "cloud-init's example: $(cat out)"
+
+# Schema drift (14.2): against the installed cloud-init's users schema tuap knows every key;
+# a schema with a key more is said, naming it; a file that is not the schema is a warning.
+schema=/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json
+if [ -f "$schema" ]; then
+	"$TUAP_CTL" validate example.test >/dev/null 2>err || tuapt_die "validate: $(cat err)"
+	! grep -q "does not know" err || tuapt_die "drift against the installed cloud-init: $(cat err)"
+	python3 - "$schema" newer.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s["$defs"]["users_groups.user"]["properties"]["passkeys"] = {"type": "array"}
+json.dump(s, open(sys.argv[2], "w"))
+PY
+	TUAP_CLOUDINIT_SCHEMA=newer.json "$TUAP_CTL" validate example.test >/dev/null 2>err ||
+		tuapt_die "validate with a newer schema: $(cat err)"
+	grep -q "^tuap-ctl: warning: newer.json: the installed cloud-init's users schema has 1 key tuap does not know: passkeys (users.yaml refuses it)$" err ||
+		tuapt_die "no drift warning: $(cat err)"
+	echo '{}' >other.json
+	TUAP_CLOUDINIT_SCHEMA=other.json "$TUAP_CTL" validate example.test >/dev/null 2>err ||
+		tuapt_die "validate with a bad schema: $(cat err)"
+	grep -q "users schema not checked: other.json: no \$defs.users_groups.user.properties" err ||
+		tuapt_die "bad schema: $(cat err)"
+else
+	echo "# no cloud-init schema at $schema: drift not checked" >&2
+fi
+
 # Every error of a bad domain, one FILE:LINE: key: message line each, exit 1.
 mkdir bad.test
 printf 'ips=192.0.2.300\ngateway=192.0.2.1\nsize=big\nmemroy=512\n' >bad.test/provision.conf
