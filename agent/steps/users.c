@@ -312,6 +312,87 @@ static int summary(struct step_run *r, void *arg, struct tuap_err *err)
 	return 0;
 }
 
+/* doas.conf: the rules of every user of the step in one tuap block, checked with doas -C
+ * before it replaces the file. Without doas the rules are said and skipped. */
+struct doas_job {
+	char tmp[4096], path[4096];
+};
+
+static void doas_job_free(void *arg)
+{
+	struct doas_job *d = arg;
+
+	if (d->tmp[0])
+		unlink(d->tmp);
+	free(d);
+}
+
+static int doas_install(struct step_run *r, void *arg, struct tuap_err *err)
+{
+	struct doas_job *d = arg;
+
+	if (rename(d->tmp, d->path) < 0)
+		return err_set(err, "%s: %s", d->path, strerror(errno));
+	d->tmp[0] = '\0';
+	run_log(r, "wrote %s", d->path);
+	return fs_sync_parent(d->path, err);
+}
+
+static int plan_doas(struct step_run *r, const Tuap__UsersArgs *a, int *changes,
+		     struct tuap_err *err)
+{
+	struct buf body = BUF_INIT, who = BUF_INIT;
+	struct doas_job *d = NULL;
+	char doas[256], *cur = NULL, *text = NULL;
+	int rc = -1;
+
+	for (size_t i = 0; i < a->n_users; i++)
+		for (size_t k = 0; k < a->users[i]->n_doas; k++) {
+			if (k == 0)
+				buf_addf(&who, "%s%s", who.len ? ", " : "", a->users[i]->name);
+			buf_addf(&body, "%s\n", a->users[i]->doas[k]);
+		}
+	if (!(d = calloc(1, sizeof(*d)))) {
+		err_set(err, "out of memory");
+		goto out;
+	}
+	run_root_path(r, "/etc/doas.conf", d->path, sizeof(d->path));
+	cur = fs_read_file(d->path, 1 << 20, NULL, NULL);
+	if (!body.len && (!cur || !strstr(cur, DOAS_BEGIN))) {
+		rc = 0; /* nothing of ours, before or now */
+		goto out;
+	}
+	if (proc_which("doas", doas, sizeof(doas)) < 0) {
+		run_log(r, "doas is not installed: the doas rules of %s are not written",
+			who.len ? who.s : "(nobody)");
+		rc = 0;
+		goto out;
+	}
+	text = block_replace(cur, DOAS_BEGIN, DOAS_END, body.s);
+	if (cur && strcmp(cur, text) == 0) {
+		rc = 0;
+		goto out;
+	}
+	if (fs_path(d->tmp, sizeof(d->tmp), err, "%s.tuap-tmp", d->path) < 0 ||
+	    write_tmp(d->tmp, text, 0400, err) < 0) {
+		d->tmp[0] = '\0';
+		goto out;
+	}
+	run_queue_cmd(r, (const char *const[]){"doas", "-C", d->tmp, NULL}, -1);
+	run_queue_fn(r, doas_install, d, doas_job_free, NULL);
+	d = NULL;
+	(*changes)++;
+	rc = 0;
+out:
+	if (d)
+		doas_job_free(d);
+	buf_free(&body);
+	buf_free(&who);
+	free(cur);
+	free(text);
+	return rc;
+}
+
 /* The accounts to record (the plan's), copied: the plan is gone when the queue ends. */
 struct records_job {
 	char **names;
@@ -438,7 +519,7 @@ int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *e
 				k->n++;
 		run_queue_fn(r, keys_apply, k, keys_job_free, NULL);
 	}
-	if (queue_records(r, &plan, err) < 0)
+	if (plan_doas(r, a, changes, err) < 0 || queue_records(r, &plan, err) < 0)
 		goto out;
 	run_queue_fn(r, summary, NULL, NULL, NULL);
 	rc = 0;

@@ -76,6 +76,14 @@ void user_plan_free(struct user_plan *plan);
  * differs from old. */
 char *authkeys_merge(const char *old, char *const *keys, size_t n, bool *changed);
 
+#define DOAS_BEGIN "# tuap: doas rules begin (this block is rewritten by tuap-agent)"
+#define DOAS_END   "# tuap: doas rules end"
+
+/* old (may be NULL) with the lines between begin and end (markers included) replaced by
+ * body's lines within the markers, at the block's place (else at the end); no block when body
+ * is empty. Returns a malloc'd string. */
+char *block_replace(const char *old, const char *begin, const char *end, const char *body);
+
 /* The text of /etc/sudoers.d/90-tuap-NAME for rules (each "ALL=(ALL) NOPASSWD:ALL" style). */
 char *sudoers_render(const char *name, char *const *rules, size_t n);
 

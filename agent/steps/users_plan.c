@@ -514,7 +514,7 @@ static int user_groups(struct planner *p, size_t i, const Tuap__User *u, struct 
 		} else if (!group_known(p, g)) {
 			snprintf(key, sizeof(key), "users[%zu].%s", i,
 				 k < u->n_groups ? "groups" : "primary_group");
-			return err_at(err, NULL, (int)u->line, key,
+			return err_at(err, "users.yaml", (int)u->line, key,
 				      "group %s does not exist and create_groups is false", g);
 		}
 	}
@@ -720,7 +720,7 @@ static int plan_snapuser(struct planner *p, size_t i, const Tuap__User *u, struc
 		return 0;
 	if (!p->env->snap) {
 		snprintf(key, sizeof(key), "users[%zu].snapuser", i);
-		return err_at(err, NULL, (int)u->line, key,
+		return err_at(err, "users.yaml", (int)u->line, key,
 			      "%s: snapd is not installed on this system (snap create-user needs "
 			      "it; remove the entry or install snapd)",
 			      u->snapuser);
@@ -991,6 +991,37 @@ done:
 	buf_free(&own);
 	buf_free(&block);
 	return res;
+}
+
+char *block_replace(const char *old, const char *begin, const char *end, const char *body)
+{
+	struct buf out = BUF_INIT;
+	const char *p = old ? old : "";
+	bool in = false, placed = false;
+
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		const char *t;
+		size_t tn;
+
+		trimmed(p, len, &t, &tn);
+		if (!in && tn == strlen(begin) && !memcmp(t, begin, tn) && strstr(p, end)) {
+			in = true;
+		} else if (in && tn == strlen(end) && !memcmp(t, end, tn)) {
+			in = false;
+			if (!placed && body && *body)
+				buf_addf(&out, "%s\n%s%s\n", begin, body, end);
+			placed = true;
+		} else if (!in) {
+			buf_add(&out, p, len);
+			buf_adds(&out, "\n");
+		}
+		p += len + (p[len] == '\n');
+	}
+	if (!placed && body && *body)
+		buf_addf(&out, "%s\n%s%s\n", begin, body, end);
+	buf_adds(&out, "");
+	return buf_detach(&out, NULL);
 }
 
 char *sudoers_render(const char *name, char *const *rules, size_t n)

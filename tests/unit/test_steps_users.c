@@ -220,6 +220,126 @@ static void test_users_plan_root_and_system(void **state)
 	user_plan_free(&plan);
 }
 
+/* 14.1: the keys useradd takes as cloud-init passes them, top-level groups, and what a system
+ * without SELinux, snapd or a group cannot do. */
+static void test_users_plan_cloudinit_keys(void **state)
+{
+	Tuap__UsersArgs args = TUAP__USERS_ARGS__INIT;
+	Tuap__User u = TUAP__USER__INIT, s = TUAP__USER__INIT, *up[2] = {&u, &s};
+	Tuap__Group g = TUAP__GROUP__INIT, *gp = &g;
+	char *members[] = {"web", "nobody-here", "bob"}, *groups[] = {"staff"};
+	struct user_plan_env env = {PASSWD, GROUP, SHADOW, "/", NULL, false, false};
+	struct user_plan plan;
+	struct tuap_err err;
+	char *text, buf[512];
+
+	args.users = up;
+	args.n_users = 1;
+	args.groups = &gp;
+	args.n_groups = 1;
+	g.name = "ops";
+	g.members = members;
+	g.n_members = 3;
+	u.name = "web";
+	u.passwd = "$6$salt$hash";
+	u.expiredate = "2032-09-01";
+	u.inactive = "5";
+	u.selinux_user = "staff_u";
+	u.has_no_user_group = u.no_user_group = true;
+	u.has_no_log_init = u.no_log_init = true;
+	u.groups = groups;
+	u.n_groups = 1;
+	u.has_line = true;
+	u.line = 7;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_string_equal(text, "groupadd ops\n"
+				  "groupadd staff\n"
+				  "useradd --groups staff --password *** --expiredate 2032-09-01 "
+				  "--inactive 5 --no-user-group --no-log-init --create-home web\n"
+				  "usermod --lock web\n"
+				  "usermod --append --groups ops web\n"
+				  "usermod --append --groups ops bob\n");
+	assert_string_equal(plan.cmds[2].argv[plan.cmds[2].secret], "$6$salt$hash");
+	assert_int_equal(plan.n_notes, 2);
+	assert_string_equal(
+		plan.notes[0],
+		"user web: SELinux is not enabled here: selinux_user staff_u not applied");
+	assert_string_equal(plan.notes[1],
+			    "group ops: member nobody-here does not exist; not added");
+	assert_int_equal(plan.n_record, 1);
+	free(text);
+	user_plan_free(&plan);
+
+	/* with SELinux on, useradd gets it */
+	env.selinux = true;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_non_null(strstr(text, " --selinux-user staff_u "));
+	free(text);
+	user_plan_free(&plan);
+
+	/* create_groups: false and a group that does not exist: nothing planned */
+	u.has_create_groups = true;
+	u.create_groups = false;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), -1);
+	assert_string_equal(err_str(&err, buf, sizeof(buf)),
+			    "users.yaml:7: users[0].groups: group staff does not exist and "
+			    "create_groups is false");
+	user_plan_free(&plan);
+	u.create_groups = true;
+
+	/* snapuser: snap create-user once, where snapd is */
+	s.name = "";
+	s.snapuser = "joe@example.org";
+	s.has_line = true;
+	s.line = 12;
+	args.n_users = 2;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), -1);
+	assert_string_equal(
+		err_str(&err, buf, sizeof(buf)),
+		"users.yaml:12: users[1].snapuser: joe@example.org: snapd is not installed "
+		"on this system (snap create-user needs it; remove the entry or install "
+		"snapd)");
+	user_plan_free(&plan);
+	env.snap = true;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), 0);
+	text = plan_text(&plan);
+	assert_non_null(strstr(text, "snap create-user --sudoer --json joe@example.org\n"));
+	free(text);
+	text = user_records_update(NULL, plan.record, plan.n_record, PASSWD, GROUP, SHADOW);
+	assert_non_null(strstr(text, "snap:joe@example.org\t"));
+	user_plan_free(&plan);
+	env.records = text;
+	assert_int_equal(user_plan_build_env(&args, &env, &plan, &err), 0);
+	for (size_t i = 0; i < plan.n_cmds; i++)
+		assert_string_not_equal(plan.cmds[i].argv[0], "snap");
+	user_plan_free(&plan);
+	free(text);
+}
+
+/* doas.conf's tuap block: replaced in place, appended, removed when empty. */
+static void test_block_replace(void **state)
+{
+	char *t;
+
+	t = block_replace(NULL, DOAS_BEGIN, DOAS_END, "permit web as root\n");
+	assert_string_equal(t, DOAS_BEGIN "\npermit web as root\n" DOAS_END "\n");
+	free(t);
+	t = block_replace("permit :wheel\n" DOAS_BEGIN "\nold\n" DOAS_END "\npermit bob\n",
+			  DOAS_BEGIN, DOAS_END, "new\n");
+	assert_string_equal(t, "permit :wheel\n" DOAS_BEGIN "\nnew\n" DOAS_END "\npermit bob\n");
+	free(t);
+	t = block_replace("permit :wheel\n" DOAS_BEGIN "\nold\n" DOAS_END "\n", DOAS_BEGIN,
+			  DOAS_END, "");
+	assert_string_equal(t, "permit :wheel\n");
+	free(t);
+	/* a begin without end is not ours: kept */
+	t = block_replace(DOAS_BEGIN "\nx\n", DOAS_BEGIN, DOAS_END, "");
+	assert_string_equal(t, DOAS_BEGIN "\nx\n");
+	free(t);
+}
+
 static void test_users_validation(void **state)
 {
 	static const struct {
@@ -499,6 +619,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_users_plan),
 		cmocka_unit_test(test_users_plan_root_and_system),
+		cmocka_unit_test(test_users_plan_cloudinit_keys),
+		cmocka_unit_test(test_block_replace),
 		cmocka_unit_test(test_users_validation),
 		cmocka_unit_test(test_authkeys_merge),
 		cmocka_unit_test(test_sudoers_render),
