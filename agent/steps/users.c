@@ -24,10 +24,11 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Applying */
 
-struct sudo_job {
-	char name[33];
+/* A configuration file (sudoers.d, doas.conf) written as a checked copy, then renamed. */
+struct conf_job {
+	char name[33];	 /* the user it is for ("" for doas.conf) */
 	char tmp[4096];	 /* validated copy, removed if still there when the run ends */
-	char path[4096]; /* ROOT/etc/sudoers.d/90-tuap-NAME */
+	char path[4096]; /* ROOT/etc/sudoers.d/90-tuap-NAME, ROOT/etc/doas.conf */
 };
 
 struct keys_job {
@@ -36,9 +37,9 @@ struct keys_job {
 	size_t n;
 };
 
-static void sudo_job_free(void *arg)
+static void conf_job_free(void *arg)
 {
-	struct sudo_job *s = arg;
+	struct conf_job *s = arg;
 
 	if (s->tmp[0])
 		unlink(s->tmp);
@@ -55,9 +56,9 @@ static void keys_job_free(void *arg)
 	free(k);
 }
 
-static int sudo_install(struct step_run *r, void *arg, struct tuap_err *err)
+static int conf_install(struct step_run *r, void *arg, struct tuap_err *err)
 {
-	struct sudo_job *s = arg;
+	struct conf_job *s = arg;
 
 	if (rename(s->tmp, s->path) < 0)
 		return err_set(err, "%s: %s", s->path, strerror(errno));
@@ -68,7 +69,7 @@ static int sudo_install(struct step_run *r, void *arg, struct tuap_err *err)
 
 static int sudo_remove(struct step_run *r, void *arg, struct tuap_err *err)
 {
-	struct sudo_job *s = arg;
+	struct conf_job *s = arg;
 
 	if (unlink(s->path) < 0 && errno != ENOENT)
 		return err_set(err, "%s: %s", s->path, strerror(errno));
@@ -110,7 +111,7 @@ static int write_tmp(const char *path, const char *text, mode_t mode, struct tua
 /* Plans the sudoers file of u: nothing, a validated write or a removal. */
 static int plan_sudo(struct step_run *r, const Tuap__User *u, int *changes, struct tuap_err *err)
 {
-	struct sudo_job *s = calloc(1, sizeof(*s));
+	struct conf_job *s = calloc(1, sizeof(*s));
 	char visudo[256], *text = NULL, *cur = NULL, dir[4096];
 	int rc = -1;
 
@@ -121,7 +122,7 @@ static int plan_sudo(struct step_run *r, const Tuap__User *u, int *changes, stru
 	cur = fs_read_file(s->path, 1 << 20, NULL, NULL);
 	if (u->n_sudo == 0) {
 		if (cur) {
-			run_queue_fn(r, sudo_remove, s, sudo_job_free, NULL);
+			run_queue_fn(r, sudo_remove, s, conf_job_free, NULL);
 			s = NULL;
 			(*changes)++;
 		}
@@ -157,13 +158,13 @@ static int plan_sudo(struct step_run *r, const Tuap__User *u, int *changes, stru
 		goto out;
 	}
 	run_queue_cmd(r, (const char *const[]){"visudo", "-c", "-q", "-f", s->tmp, NULL}, -1);
-	run_queue_fn(r, sudo_install, s, sudo_job_free, NULL);
+	run_queue_fn(r, conf_install, s, conf_job_free, NULL);
 	s = NULL;
 	(*changes)++;
 	rc = 0;
 out:
 	if (s)
-		sudo_job_free(s);
+		conf_job_free(s);
 	free(text);
 	free(cur);
 	return rc;
@@ -314,35 +315,11 @@ static int summary(struct step_run *r, void *arg, struct tuap_err *err)
 
 /* doas.conf: the rules of every user of the step in one tuap block, checked with doas -C
  * before it replaces the file. Without doas the rules are said and skipped. */
-struct doas_job {
-	char tmp[4096], path[4096];
-};
-
-static void doas_job_free(void *arg)
-{
-	struct doas_job *d = arg;
-
-	if (d->tmp[0])
-		unlink(d->tmp);
-	free(d);
-}
-
-static int doas_install(struct step_run *r, void *arg, struct tuap_err *err)
-{
-	struct doas_job *d = arg;
-
-	if (rename(d->tmp, d->path) < 0)
-		return err_set(err, "%s: %s", d->path, strerror(errno));
-	d->tmp[0] = '\0';
-	run_log(r, "wrote %s", d->path);
-	return fs_sync_parent(d->path, err);
-}
-
 static int plan_doas(struct step_run *r, const Tuap__UsersArgs *a, int *changes,
 		     struct tuap_err *err)
 {
 	struct buf body = BUF_INIT, who = BUF_INIT;
-	struct doas_job *d = NULL;
+	struct conf_job *d = NULL;
 	char doas[256], *cur = NULL, *text = NULL;
 	int rc = -1;
 
@@ -379,13 +356,13 @@ static int plan_doas(struct step_run *r, const Tuap__UsersArgs *a, int *changes,
 		goto out;
 	}
 	run_queue_cmd(r, (const char *const[]){"doas", "-C", d->tmp, NULL}, -1);
-	run_queue_fn(r, doas_install, d, doas_job_free, NULL);
+	run_queue_fn(r, conf_install, d, conf_job_free, NULL);
 	d = NULL;
 	(*changes)++;
 	rc = 0;
 out:
 	if (d)
-		doas_job_free(d);
+		conf_job_free(d);
 	buf_free(&body);
 	buf_free(&who);
 	free(cur);

@@ -94,6 +94,8 @@ static const char data[] = "0123456789abcdefghij"; /* 20 bytes: 5 chunks of 4 */
 
 static const struct ctl_peer peer = {{'c', 't', 'l'}, 3};
 
+static bool force_users; /* provision's --force-users */
+
 static void provision(struct engine *e, const char *conf_text, bool existing)
 {
 	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
@@ -121,6 +123,8 @@ static void provision(struct engine *e, const char *conf_text, bool existing)
 	p.data_size = 20;
 	p.has_existing = 1;
 	p.existing = existing;
+	p.has_force_users = force_users;
+	p.force_users = force_users;
 	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
 	r.provision = &p;
 	engine_ctl_request(e, &peer, &r);
@@ -233,6 +237,7 @@ static const char *run_to_make(struct engine *e)
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
 	assert_string_equal(last_agent()->step_request->users->users[0]->name, "alice");
 	assert_true(last_agent()->step_request->users->users[0]->lock_passwd);
+	assert_false(last_agent()->step_request->users->force); /* no --force-users */
 	step_event(e, job, TUAP__STEP__STEP_USERS, TUAP__STEP_STATE__STATE_DONE, -1, NULL, 0);
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_PACKAGES);
 	assert_string_equal(last_agent()->step_request->packages->packages[0], "nginx");
@@ -367,6 +372,31 @@ static void test_existing_provision(void **state)
 	assert_non_null(log);
 	assert_string_equal(log, "make| install -d /var/www/site.test\nmake| done\n");
 	free(log);
+	engine_free(e);
+}
+
+/* 14.4: --force-users reaches the users step, also after a tuapd restart (the journal keeps
+ * it); without it the step is asked not to force. */
+static void test_force_users(void **state)
+{
+	struct engine *e = new_engine();
+	struct tuap_err err;
+
+	force_users = true;
+	provision(e, conf, true);
+	force_users = false;
+	upload_all(e);
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
+	assert_true(last_agent()->step_request->users->has_force);
+	assert_true(last_agent()->step_request->users->force);
+	engine_free(e);
+	forget();
+	e = new_engine();
+	assert_int_equal(engine_resume_all(e, &err), 0);
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
+	assert_true(last_agent()->step_request->users->force);
 	engine_free(e);
 }
 
@@ -773,6 +803,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_setup_log_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_force_users, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
