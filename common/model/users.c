@@ -1063,7 +1063,8 @@ static int user_field(struct ctx *c, enum ukey k, const struct node *v, const ch
 	case K_PLAIN_TEXT_PASSWD:
 		warn(c, deref(v)->line, key,
 		     "a plain-text password in users.yaml: tuapd hashes it (as chpasswd would) so "
-		     "that it never reaches the guest, but anyone who reads this file has it; prefer "
+		     "that it never reaches the guest, but anyone who reads this file has it; "
+		     "prefer "
 		     "hashed_passwd (mkpasswd -m sha-512) or ssh keys");
 		return get_string_field(c, v, key, NULL, &u->plain_text_passwd);
 	case K_HOMEDIR:
