@@ -66,7 +66,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: tuap-agent --config FILE [--site-root DIR] [-d]\n"
 		     "       tuap-agent --version\n"
-		     "  --config FILE     agent config (endpoint, keys, domain): agent.conf(5)\n"
+		     "  --config FILE     agent config (endpoint, keys, domain): tuap-agent(8)\n"
 		     "  --site-root DIR   where sites are extracted (default " STEP_SITE_ROOT ")\n"
 		     "  -d                debug logging\n");
 }

@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "log.h"
 #include "push.h"
+#include "sdsystemd.h"
 #include "settings.h"
 #include "sshkeys.h"
 #include "vmjob.h"
@@ -288,6 +289,7 @@ int main(int argc, char **argv)
 		}
 	}
 	log_init("tuapd", debug);
+	sd_log_init("tuapd");
 	settings_defaults(&d.set);
 	if (fs_exists(conf) && settings_load(conf, &d.set, &err) < 0)
 		fatal("%s", err.msg);
@@ -303,7 +305,13 @@ int main(int argc, char **argv)
 	if (start(&d, &err) < 0)
 		log_error("%s", err.msg);
 	else {
+		char status[256];
+
+		/* bound and resumed: tuap-ctl and agents are served from here on */
+		snprintf(status, sizeof(status), "agents on %s", hub_endpoint(d.hub));
+		sd_ready(status);
 		serve(&d);
+		sd_stopping();
 		log_info("stopping (signal %d); unfinished jobs resume at the next start",
 			 (int)stopping);
 		rc = 0;

@@ -100,4 +100,22 @@ offers tuap-ctl provision sho shop.example.org ||
 	tuapt_die "completion: a DOMAIN directory"
 touch "$W/agent.conf"
 offers tuap-ctl enroll -o ag agent.conf || tuapt_die "completion: -o FILE"
+
+# The daemons and the files: every option tuapd and tuap-agent take is in their man page's
+# OPTIONS, and every page groff renders without a warning. (tuap-ctl's above.)
+phase daemons
+for pair in "${TUAPD:-}:tuapd.8" "${TUAP_AGENT:-}:tuap-agent.8"; do
+	bin=${pair%%:*} page=$src/docs/${pair#*:}
+	[ -n "$bin" ] && [ -x "$bin" ] || { echo "# ${pair#*:}: no binary to compare" >&2; continue; }
+	MANWIDTH=200 man -l "$page" 2>/dev/null | sed 's/‐//g' |
+		awk '/^OPTIONS/ { on = 1; next } /^[A-Z]/ { on = 0 } on' >"$W/opts.txt"
+	[ -s "$W/opts.txt" ] || tuapt_die "${pair#*:} has no OPTIONS"
+	for o in $("$bin" --help 2>&1 | grep -oE '^ +-(-[a-z-]+|[a-z])' | tr -d ' '); do
+		grep -qE -- "(^| )$o( |$)" "$W/opts.txt" || tuapt_die "${pair#*:} lacks $o"
+	done
+done
+for page in "$src"/docs/*.[158]; do
+	groff -man -ww -z "$page" 2>"$W/groff.err"
+	[ ! -s "$W/groff.err" ] || tuapt_die "groff warns on $page: $(cat "$W/groff.err")"
+done
 echo ok

@@ -34,7 +34,7 @@ static void start_job(struct engine *e, struct job *job, const struct ctl_peer *
 	job_journal(e, job, "job", "-", "created", detail);
 	if (peer)
 		job_subscribe(job, peer);
-	log_info("%s: job %s started (%s)", job->domain, job->id, detail);
+	log_job(LOG_LVL_INFO, JOB_ABOUT(job), "job %s started (%s)", job->id, detail);
 	job_enter_phase(e, job, PH_UPLOAD);
 }
 

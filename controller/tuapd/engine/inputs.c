@@ -85,7 +85,7 @@ int job_save_input(struct job *job, const char *name, const void *data, size_t l
 
 	if (fs_path(path, sizeof(path), &err, "%s/%s", job->dir, name) < 0 ||
 	    fs_write_atomic(path, data, len, 0640, &err) < 0) {
-		log_error("%s: %s", job->domain, err.msg);
+		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "%s", err.msg);
 		return -1;
 	}
 	return 0;

@@ -201,8 +201,9 @@ static void setup_log(struct job *job, const char *prefix, char **lines, size_t 
 				"tuapd| setup.log reached %u MiB: the rest of this job's output is "
 				"not kept\n",
 				JOB_SETUP_LOG_MAX >> 20);
-			log_warn("%s: job %s: setup.log reached %u MiB; the rest is dropped",
-				 job->domain, job->id, JOB_SETUP_LOG_MAX >> 20);
+			log_job(LOG_LVL_WARN, JOB_ABOUT(job),
+				"job %s: setup.log reached %u MiB; the rest is dropped", job->id,
+				JOB_SETUP_LOG_MAX >> 20);
 			job->log_full = true;
 			break;
 		}
@@ -264,8 +265,8 @@ static void finish_job(struct engine *e, struct job *job, bool ok, const char *m
 	job->phase_running = false;
 	job->deadline_ms = 0;
 	job_journal(e, job, "job", "-", ok ? "done" : "failed", msg);
-	log_info("%s: job %s %s%s%s", job->domain, job->id, ok ? "done" : "failed", msg ? ": " : "",
-		 msg ? msg : "");
+	log_job(ok ? LOG_LVL_INFO : LOG_LVL_WARN, JOB_ABOUT(job), "job %s %s%s%s", job->id,
+		ok ? "done" : "failed", msg ? ": " : "", msg ? msg : "");
 	job_send_final(e, NULL, job, ok ? 0 : 1, msg);
 	job->n_subs = 0;
 	if (job->data_fd >= 0) {
@@ -408,7 +409,8 @@ static void send_step(struct engine *e, struct job *job)
 	env.body_case = TUAP__ENVELOPE__BODY_STEP_REQUEST;
 	env.step_request = r;
 	if (agent_send(e, job, &env) < 0)
-		log_info("%s: %s waits for the agent", job->domain, job_phase_name(job->phase));
+		log_job(LOG_LVL_INFO, JOB_ABOUT(job), "%s waits for the agent",
+			job_phase_name(job->phase));
 	jobsteps_free(r);
 }
 

@@ -13,6 +13,7 @@
 #include "domain.h"
 #include "hash.h"
 #include "job.h"
+#include "log.h"
 
 #define MAX_SUBSCRIBERS 16
 #define CONF_MAX	(1u << 20)
@@ -133,5 +134,8 @@ const char *job_state_name(const struct job *job);
 bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph);
 /* The agent step of a step phase (PH_USERS..PH_MAKE), else STEP_UNKNOWN. */
 Tuap__Step job_step_of(enum job_phase ph);
+
+/* What log_job needs of a job (journald's DOMAIN, JOB and PHASE fields). */
+#define JOB_ABOUT(job) (&(struct log_about){(job)->domain, (job)->id, job_phase_name((job)->phase)})
 
 #endif

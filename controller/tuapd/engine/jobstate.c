@@ -39,16 +39,20 @@ void job_journal(struct engine *e, struct job *job, const char *kind, const char
 	struct tuap_err err;
 
 	snprintf(ms, sizeof(ms), "%" PRId64, engine_now_ms());
+	if (!strcmp(kind, "phase")) /* every phase's start and end, with journald's fields */
+		log_job(!strcmp(state, "failed") ? LOG_LVL_WARN : LOG_LVL_INFO,
+			&(struct log_about){job->domain, job->id, name}, "job %s: %s %s%s%s",
+			job->id, name, state, detail ? ": " : "", detail ? detail : "");
 	if (domain_dir(e, job->domain, path, sizeof(path)) < 0 ||
 	    fs_path(path, sizeof(path), &err, "%s/domains/%s/journal", e->state_dir, job->domain) <
 		    0 ||
 	    journal_open(&j, path, &err) < 0) {
-		log_error("%s: journal: %s", job->domain, err.msg);
+		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "journal: %s", err.msg);
 		return;
 	}
 	/* fsync'd: a phase boundary must survive a crash of tuapd or the machine */
 	if (journal_append(&j, rec, 6, true, &err) < 0)
-		log_error("%s: journal: %s", job->domain, err.msg);
+		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "journal: %s", err.msg);
 	journal_close(&j);
 }
 
@@ -316,15 +320,16 @@ static void resume_domain(struct engine *e, const char *domain)
 		return;
 	job_set_data_path(e, job);
 	if (reload_inputs(e, job) < 0) {
-		log_error("%s: job %s: its inputs in %s are unreadable; not resumed", domain,
-			  job->id, job->dir);
+		log_job(LOG_LVL_ERROR, JOB_ABOUT(job),
+			"job %s: its inputs in %s are unreadable; not resumed", job->id, job->dir);
 		if (job->state == JOB_RUNNING)
 			job->state = JOB_FAILED;
 		return;
 	}
 	if (job->state != JOB_RUNNING)
 		return;
-	log_info("%s: resuming job %s at %s", domain, job->id, job_phase_name(job->phase));
+	log_job(LOG_LVL_INFO, JOB_ABOUT(job), "resuming job %s at %s", job->id,
+		job_phase_name(job->phase));
 	job->resumed = true;
 	if (!job->started_ms)
 		job->started_ms = engine_now_ms();
