@@ -237,9 +237,18 @@ void cli_print_man(const struct cli_cmd *cmds, size_t n, FILE *out)
 void cli_print_bash_completion(const struct cli_cmd *cmds, size_t n, FILE *out)
 {
 	fputs("# bash completion for tuap-ctl, made by 'tuap-ctl completion bash'\n"
+	      "# the domains tuapd knows, and a domain's snapshots (each asked of tuapd, bounded)\n"
+	      "_tuap_ctl_domains() {\n"
+	      "\ttimeout 2 \"$1\" list 2>/dev/null | awk 'NR > 1 && $1 != \"steps:\" { print $1 "
+	      "}'\n"
+	      "}\n"
+	      "_tuap_ctl_snapshots() {\n"
+	      "\ttimeout 5 \"$1\" snapshot \"$2\" --list 2>/dev/null |\n"
+	      "\t\tawk '$2 ~ /^[0-9][0-9][0-9][0-9]-/ { print $1 }'\n"
+	      "}\n"
 	      "_tuap_ctl() {\n"
 	      "\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-	      "\tlocal opts='' args=''\n"
+	      "\tlocal opts='' args='' known=0 i n=0 first=''\n"
 	      "\tif [ \"$COMP_CWORD\" -eq 1 ]; then\n"
 	      "\t\tCOMPREPLY=($(compgen -W '",
 	      out);
@@ -262,7 +271,7 @@ void cli_print_bash_completion(const struct cli_cmd *cmds, size_t n, FILE *out)
 				fprintf(out, "|-%c", o->letter);
 			first = false;
 		}
-		fputs("' ;;\n", out);
+		fprintf(out, "' known=%d ;;\n", c->operand == CLI_KNOWN_DOMAIN);
 	}
 	fputs("\tesac\n"
 	      "\t# an option's value: a file or directory name\n"
@@ -270,8 +279,22 @@ void cli_print_bash_completion(const struct cli_cmd *cmds, size_t n, FILE *out)
 	      "\t\tCOMPREPLY=($(compgen -f -- \"$cur\"))\n"
 	      "\t\treturn\n"
 	      "\tfi\n"
+	      "\t# the operands before this word (an option's value is none)\n"
+	      "\tfor ((i = 2; i < COMP_CWORD; i++)); do\n"
+	      "\t\t[[ ${COMP_WORDS[i]} == -* ]] && continue\n"
+	      "\t\t[ -n \"$args\" ] && [[ \"|$args|\" == *\"|${COMP_WORDS[i-1]}|\"* ]] && "
+	      "continue\n"
+	      "\t\tn=$((n + 1))\n"
+	      "\t\t[ -n \"$first\" ] || first=${COMP_WORDS[i]}\n"
+	      "\tdone\n"
 	      "\tif [[ $cur == -* ]]; then\n"
 	      "\t\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+	      "\telif [ \"$known\" = 1 ] && [ \"$n\" = 0 ]; then\n"
+	      "\t\tCOMPREPLY=($(compgen -W \"$(_tuap_ctl_domains \"${COMP_WORDS[0]}\")\" -- "
+	      "\"$cur\"))\n"
+	      "\telif [ \"${COMP_WORDS[1]}\" = restore ] && [ \"$n\" = 1 ]; then\n"
+	      "\t\tCOMPREPLY=($(compgen -W \"$(_tuap_ctl_snapshots \"${COMP_WORDS[0]}\" "
+	      "\"$first\")\" -- \"$cur\"))\n"
 	      "\telse\n"
 	      "\t\tCOMPREPLY=($(compgen -d -- \"$cur\"))\n"
 	      "\tfi\n"

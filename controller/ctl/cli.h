@@ -29,6 +29,10 @@ struct cli_opt {
 /* A subcommand, declared once in cmd/commands.c: the table drives parsing, --help, `tuap-ctl
  * help`, bash completion (`tuap-ctl completion bash`) and the COMMANDS section of
  * tuap-ctl(1) (`tuap-ctl help --man`). */
+/* The first operand, for the completion: a file or directory (a DOMAIN/ directory), or a
+ * domain tuapd knows ('tuap-ctl list'). */
+enum cli_operand { CLI_ANY_OPERAND, CLI_KNOWN_DOMAIN };
+
 struct cli_cmd {
 	const char *name;
 	const char *operands;	    /* "DOMAIN", "DOMAIN make [TARGET]", ... ("" for none) */
@@ -38,6 +42,7 @@ struct cli_cmd {
 	const char *description;    /* paragraphs for --help and the man page, '\n'-separated */
 	const struct cli_opt *opts; /* ends with {0}; NULL for none */
 	int (*fn)(const struct cli_args *a);
+	enum cli_operand operand; /* what the bash completion offers for the first operand */
 };
 
 /* What the parser found on the command line for cmd. */

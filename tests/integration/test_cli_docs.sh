@@ -30,7 +30,7 @@ for c in "${cmds[@]}"; do
 	grep -qE "^ +$c( |$)" "$W/man.txt" || tuapt_die "tuap-ctl(1) has no command $c"
 	for o in $(options "$c"); do
 		awk -v c="$c" -v o="$o" '
-			$1 == c { on = 1; next }
+			/^       [a-z]/ && $1 == c { on = 1; next }
 			on && /^       [a-z]/ { exit }
 			on && index($0, o) { found = 1 }
 			END { exit !found }' "$W/man.txt" || tuapt_die "tuap-ctl(1): $c lacks $o"

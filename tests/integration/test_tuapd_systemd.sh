@@ -57,6 +57,15 @@ tuapd_start "$C" "$W/d" P
 ctl enroll example.test -o "$W/agent.conf" >/dev/null
 # a job that waits for an agent which never comes; tuapd stops: the job is in its journal
 ctl provision --existing --detach "$W/site/example.test" >/dev/null
+# (while tuapd runs: the bash completion offers the domains it knows, asked of it)
+mkdir -p "$W/bin" && ln -sf "$TUAP_CTL" "$W/bin/tuap-ctl"
+"$TUAP_CTL" completion bash >"$W/completion.bash"
+got=$(cd "$W" && PATH=$W/bin:$PATH bash -c '. ./completion.bash
+	COMP_WORDS=(tuap-ctl status ex); COMP_CWORD=2; _tuap_ctl; printf "%s\n" "${COMPREPLY[@]}"')
+[ "$got" = example.test ] || tuapt_die "completion of 'status ex': '$got'"
+got=$(cd "$W" && PATH=$W/bin:$PATH bash -c '. ./completion.bash
+	COMP_WORDS=(tuap-ctl log -n 5 ""); COMP_CWORD=4; _tuap_ctl; printf "%s\n" "${COMPREPLY[@]}"')
+[ "$got" = example.test ] || tuapt_die "completion of 'log -n 5': '$got'"
 wait_for "the job waiting for hello" 20 tuapd_saw "$W/d" ": hello started"
 tuapd_stop "$P" "$W/d"
 

@@ -237,8 +237,8 @@ static const Tuap__CtlEvent *destroy(const char *domain, bool purge)
 	return final_of(&peer);
 }
 
-static const Tuap__CtlEvent *snapshot(const char *domain, const char *name, bool restore,
-				      bool oldest)
+static const Tuap__CtlEvent *snapshot_req(const char *domain, const char *name, bool restore,
+					  bool oldest, bool list)
 {
 	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
 	Tuap__SnapshotRequest s = TUAP__SNAPSHOT_REQUEST__INIT;
@@ -246,8 +246,9 @@ static const Tuap__CtlEvent *snapshot(const char *domain, const char *name, bool
 
 	s.domain = (char *)domain;
 	s.name = (char *)name;
-	s.has_oldest = 1;
+	s.has_oldest = s.has_list = 1;
 	s.oldest = oldest;
+	s.list = list;
 	r.req_case = restore ? TUAP__CTL_REQUEST__REQ_RESTORE : TUAP__CTL_REQUEST__REQ_SNAPSHOT;
 	if (restore)
 		r.restore = &s;
@@ -256,6 +257,12 @@ static const Tuap__CtlEvent *snapshot(const char *domain, const char *name, bool
 	engine_ctl_request(T.e, &peer, &r);
 	wait_answer(&peer);
 	return final_of(&peer);
+}
+
+static const Tuap__CtlEvent *snapshot(const char *domain, const char *name, bool restore,
+				      bool oldest)
+{
+	return snapshot_req(domain, name, restore, oldest, false);
 }
 
 static const Tuap__CtlEvent *console_log(const char *domain, uint32_t lines)
@@ -573,6 +580,14 @@ static void test_snapshot_restore(void **state)
 	ev = snapshot(d, NULL, false, false);
 	assert_int_equal(ev->exit_code, 0);
 	assert_has(text_of(ev), "snapshot tuap-20");
+	/* --list: NAME, then the day it was taken (what the bash completion reads), oldest first */
+	ev = snapshot_req(d, NULL, false, false, true);
+	assert_int_equal(ev->exit_code, 0);
+	assert_int_equal(ev->text->n_lines, 2);
+	assert_true(strncmp(ev->text->lines[0], "first ", 6) == 0);
+	assert_non_null(strstr(ev->text->lines[0], " 20"));
+	assert_true(strncmp(ev->text->lines[1], "tuap-20", 7) == 0);
+	assert_has(ev->text->lines[1], "(current)");
 
 	OK(virt_domain_destroy(T.v, d, &err));
 	ev = snapshot(d, NULL, true, true); /* --oldest */
@@ -584,6 +599,11 @@ static void test_snapshot_restore(void **state)
 	assert_has(text_of(ev), "snap.test has no snapshot nope (it has 2; the newest is tuap-20");
 	ev = snapshot("nosuch.test", NULL, false, false);
 	assert_int_equal(ev->error->code, TUAP__ERROR__CODE__NOT_FOUND);
+	define_ours("nosnap.test", "20260101T000000-0e0e0e", NULL);
+	ev = snapshot_req("nosnap.test", NULL, false, false, true);
+	assert_int_equal(ev->exit_code, 0);
+	assert_has(text_of(ev), "nosnap.test has no snapshots");
+	OK(virt_domain_undefine(T.v, "nosnap.test", &err));
 	OK(virt_domain_destroy(T.v, d, &err));
 	OK(virt_domain_undefine(T.v, d, &err));
 }

@@ -50,6 +50,11 @@ static const struct cli_opt destroy_opts[] = {
 	OPT_JSON,
 	{0},
 };
+static const struct cli_opt snapshot_opts[] = {
+	{"list", 0, NULL, "list DOMAIN's snapshots (name, when, state), oldest first"},
+	OPT_JSON,
+	{0},
+};
 static const struct cli_opt restore_opts[] = {
 	{"latest", 0, NULL, "the newest snapshot (the default)"},
 	{"oldest", 0, NULL, "the oldest snapshot"},
@@ -74,7 +79,7 @@ static const struct cli_cmd commands[] = {
 	 "when\n"
 	 "present) and reports every problem on stderr as FILE:LINE: key: message. Nothing is\n"
 	 "created or changed. Exit status: 0 when every DOMAIN is valid, 1 otherwise.",
-	 NULL, cmd_validate},
+	 NULL, cmd_validate, CLI_ANY_OPERAND},
 	{"provision", "DOMAIN", 1, 1, "make a domain live (--dry-run: show what it would create)",
 	 "Makes the site in the directory DOMAIN live: tuapd creates its VM (or, with depends_on\n"
 	 "or --existing, uses the existing host), its agent creates the users, installs the\n"
@@ -83,77 +88,78 @@ static const struct cli_cmd commands[] = {
 	 "live; Ctrl-C detaches and the job goes on ('tuap-ctl watch DOMAIN'). bin/provision "
 	 "DOMAIN\n"
 	 "is the same.",
-	 provision_opts, cmd_provision},
+	 provision_opts, cmd_provision, CLI_ANY_OPERAND},
 	{"status", "[DOMAIN]", 0, 1, "show the domains tuapd manages, their jobs and agents",
 	 "Shows each domain tuapd knows (or only DOMAIN): those with a job, those enrolled (keys\n"
 	 "made by provision or enroll) and the hypervisor's VMs that carry tuap's metadata, with\n"
 	 "the VM's state, the last job and the phase it reached, and the agent (version, host,\n"
 	 "last seen). The name 'server' is tuapd's own key pair and is refused as a domain.",
-	 json_opts, cmd_status},
+	 json_opts, cmd_status, CLI_KNOWN_DOMAIN},
 	{"list", "", 0, 0, "list the domains tuapd manages",
-	 "Lists the domains tuapd manages, one line each.", json_opts, cmd_list},
+	 "Lists the domains tuapd manages, one line each.", json_opts, cmd_list, CLI_ANY_OPERAND},
 	{"watch", "DOMAIN", 1, 1, "follow a domain's running job",
 	 "Follows DOMAIN's running job live (as 'tuap-ctl provision' shows it) until it ends.\n"
 	 "Ctrl-C stops watching; the job goes on.",
-	 json_opts, cmd_watch},
+	 json_opts, cmd_watch, CLI_KNOWN_DOMAIN},
 	{"log", "DOMAIN", 1, 1, "show the setup log (make's output) of a domain's last job",
 	 "Prints the setup log of DOMAIN's last job: the output of every step the agent ran,\n"
 	 "make's included, each line prefixed by the step ('make| ...').",
-	 lines_opts, cmd_log},
+	 lines_opts, cmd_log, CLI_KNOWN_DOMAIN},
 	{"run", "DOMAIN make [TARGET]", 2, 3, "run make again on a domain's host",
 	 "Runs make (the default target, or TARGET) again in DOMAIN's site tree on its host, with\n"
 	 "its output shown live and kept as the domain's setup log ('tuap-ctl log DOMAIN').",
-	 json_opts, cmd_run},
+	 json_opts, cmd_run, CLI_KNOWN_DOMAIN},
 	{"update-data", "DOMAIN", 1, 1, "send a new data.tar.gz and run make again",
 	 "Sends DOMAIN/data.tar.gz (checked first) to the domain's host, where the agent replaces\n"
 	 "the site tree (the previous one is kept beside it) and runs make again.",
-	 json_opts, cmd_update_data},
+	 json_opts, cmd_update_data, CLI_ANY_OPERAND},
 	{"enroll", "DOMAIN -o FILE", 1, 1, "make a domain's agent keys and config for a host",
 	 "Makes DOMAIN's agent keys and writes the agent's config to FILE (mode 0600): copy it to\n"
 	 "the host as /etc/tuap-agent/agent.conf and start tuap-agent there, then run\n"
 	 "'tuap-ctl provision --existing DOMAIN'. tuapd keeps only the public key.",
-	 enroll_opts, cmd_enroll},
+	 enroll_opts, cmd_enroll, CLI_ANY_OPERAND},
 	{"destroy", "DOMAIN", 1, 1, "power a domain's VM off and undefine it (--purge: all of it)",
 	 "Powers DOMAIN's VM off at once and undefines it; a job running for it is cancelled.\n"
 	 "Its disks, seeds and console log (storage pool tuap-DOMAIN), its agent key and its\n"
 	 "journal are kept, unless --purge: then they are deleted too, and tuapd forgets the\n"
 	 "domain. No confirmation is asked; what was removed is printed. Only VMs that tuap made\n"
 	 "are touched.",
-	 destroy_opts, cmd_destroy},
+	 destroy_opts, cmd_destroy, CLI_KNOWN_DOMAIN},
 	{"snapshot", "DOMAIN [NAME]", 1, 2, "take a snapshot of a domain's VM",
 	 "Takes a snapshot of DOMAIN's VM, inside its disk (with the memory when it runs), named\n"
-	 "NAME or after the time (tuap-YYYYMMDD-HHMMSS). 'tuap-ctl restore' goes back to it.",
-	 json_opts, cmd_snapshot},
+	 "NAME or after the time (tuap-YYYYMMDD-HHMMSS). 'tuap-ctl restore' goes back to it.\n"
+	 "With --list, lists the snapshots instead.",
+	 snapshot_opts, cmd_snapshot, CLI_KNOWN_DOMAIN},
 	{"restore", "DOMAIN [NAME]", 1, 2, "revert a domain's VM to a snapshot",
 	 "Reverts DOMAIN's VM to its snapshot NAME, or its newest (--latest, the default) or\n"
 	 "oldest one, and makes sure it runs afterwards. Whatever changed since is lost. Refused\n"
 	 "while a job runs for the domain.",
-	 restore_opts, cmd_restore},
+	 restore_opts, cmd_restore, CLI_KNOWN_DOMAIN},
 	{"console-log", "DOMAIN", 1, 1, "show a domain's VM serial console log",
 	 "Prints the serial console log of DOMAIN's VM (kernel, systemd, cloud-init, the seed's\n"
 	 "installer), cleaned of terminal escapes. At most the last 512 KiB of the log are read.",
-	 lines_opts, cmd_console_log},
+	 lines_opts, cmd_console_log, CLI_KNOWN_DOMAIN},
 	{"new", "DOMAIN", 1, 1, "create a skeleton domain directory",
 	 "Creates the directory DOMAIN/ with a commented provision.conf, a users.yaml and a site/\n"
 	 "tree whose Makefile installs a static page. Edit them, run 'tuap-ctl pack DOMAIN' to\n"
 	 "build data.tar.gz, 'tuap-ctl validate DOMAIN' to check, then 'tuap-ctl provision\n"
 	 "DOMAIN'. DOMAIN must not exist yet.",
-	 NULL, cmd_new},
+	 NULL, cmd_new, CLI_ANY_OPERAND},
 	{"pack", "DOMAIN", 1, 1, "build DOMAIN/data.tar.gz from DOMAIN/site/",
 	 "Builds DOMAIN/data.tar.gz from the files under DOMAIN/site/ (which must hold the\n"
 	 "top-level Makefile whose default target sets the site up), replacing the previous\n"
 	 "data.tar.gz only when the new one is complete. Entries are sorted and owned by root;\n"
 	 "only files, directories and symlinks that stay inside site/ are accepted.",
-	 NULL, cmd_pack},
+	 NULL, cmd_pack, CLI_ANY_OPERAND},
 	{"help", "[COMMAND]", 0, 1, "show the commands, or one command's help",
 	 "Lists the commands, or shows COMMAND's help (as 'tuap-ctl COMMAND --help').", help_opts,
-	 cmd_help},
+	 cmd_help, CLI_ANY_OPERAND},
 	{"completion", "bash", 1, 1, "print a bash completion script",
 	 "Prints the bash completion of tuap-ctl, e.g. for 'source <(tuap-ctl completion bash)'.\n"
 	 "The package installs it where bash-completion finds it.",
-	 NULL, cmd_completion},
+	 NULL, cmd_completion, CLI_ANY_OPERAND},
 	{"version", "", 0, 0, "show tuap-ctl's version", "Prints tuap-ctl's version.", NULL,
-	 cmd_version},
+	 cmd_version, CLI_ANY_OPERAND},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1,4 +1,4 @@
-/* tuap-ctl snapshot DOMAIN [NAME] and tuap-ctl restore DOMAIN [NAME|--latest|--oldest]. */
+/* tuap-ctl snapshot DOMAIN [NAME|--list] and tuap-ctl restore DOMAIN [NAME|--latest|--oldest]. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +17,11 @@ static int run(const struct cli_args *a, bool restore)
 		sr.has_latest = sr.latest = 1;
 	if (restore && cli_flag(a, "oldest"))
 		sr.has_oldest = sr.oldest = 1;
+	if (!restore && cli_flag(a, "list")) {
+		if (sr.name)
+			return cli_usage_error(cmd, "--list takes no NAME");
+		sr.has_list = sr.list = 1;
+	}
 	if ((sr.latest ? 1 : 0) + (sr.oldest ? 1 : 0) + (sr.name ? 1 : 0) > 1)
 		return cli_usage_error(cmd, "give one of NAME, --latest, --oldest");
 	sr.domain = (char *)domain;

@@ -128,6 +128,7 @@ static void snapshot(struct vmjob *vj, struct engine *e, const struct ctl_peer *
 	snprintf(t->snap_name, sizeof(t->snap_name), "%s", r->name ? r->name : "");
 	t->latest = r->has_latest && r->latest;
 	t->oldest = r->has_oldest && r->oldest;
+	t->list = r->has_list && r->list;
 	submit(vj, e, peer, t);
 }
 

@@ -93,7 +93,7 @@ struct task {
 	size_t n_files;
 	bool purge;
 	char snap_name[VIRT_NAME_MAX];
-	bool latest, oldest;
+	bool latest, oldest, list;
 
 	/* outputs (worker), read by the main thread once the task is done */
 	int rc;

@@ -446,10 +446,37 @@ static int work_destroy(struct task *t, struct tuap_err *err)
 	return 0;
 }
 
+/* snapshot --list: "NAME  TAKEN  STATE" lines, oldest first (the completion reads NAME). */
+static int list_snapshots(struct task *t, struct tuap_err *err)
+{
+	struct virt_snapshot *list = NULL;
+	size_t n = 0;
+
+	if (virt_snapshot_list(t->vj->v, t->domain, &list, &n, err) < 0)
+		return -1;
+	if (n == 0)
+		strlist_addf(&t->lines, "%s has no snapshots", t->domain);
+	for (size_t i = 0; i < n; i++) {
+		time_t at = (time_t)list[i].created;
+		char when[64];
+		struct tm tm;
+
+		gmtime_r(&at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+		strlist_addf(&t->lines, "%-32s %s  %s%s", list[i].name, when, list[i].state,
+			     list[i].current ? "  (current)" : "");
+	}
+	free(list);
+	return 0;
+}
+
 static int work_snapshot(struct task *t, struct tuap_err *err)
 {
 	enum virt_state st;
 	char name[VIRT_NAME_MAX];
+
+	if (t->list)
+		return list_snapshots(t, err);
 
 	if (virt_domain_state(t->vj->v, t->domain, &st, err) < 0 ||
 	    virt_snapshot_create(t->vj->v, t->domain, t->snap_name, name, sizeof(name), err) < 0)
