@@ -89,6 +89,7 @@ static const struct key top_keys[] = {
 	{"max_message", K_NUM, F(max_message), MESSAGE_MIN, MESSAGE_MAX, NULL},
 	{"data_chunk", K_NUM, F(data_chunk), CHUNK_MIN, CHUNK_MAX, NULL},
 	{"data_window", K_NUM, F(data_window), 1, WINDOW_MAX, NULL},
+	{"keep_jobs", K_NUM, F(keep_jobs), 1, 1000, NULL},
 };
 
 static const struct key deadline_keys[] = {
@@ -173,6 +174,7 @@ void settings_defaults(struct settings *s)
 	s->max_message = 1u << 20;
 	s->data_chunk = 256u << 10;
 	s->data_window = 8;
+	s->keep_jobs = 10;
 }
 
 /* ---- value checks: each returns 0 or -1 with a short reason in why ---- */

@@ -62,6 +62,7 @@ struct settings {
 	size_t max_message;   /* bytes; ZMQ_MAXMSGSIZE on agent sockets */
 	size_t data_chunk;    /* bytes per DataChunk */
 	unsigned data_window; /* DataChunks in flight (the agent's credit) */
+	unsigned keep_jobs;   /* job directories (inputs, setup.log) kept per domain */
 };
 
 /* Fills s with the documented defaults. */

@@ -160,6 +160,7 @@ static int start(struct tuapd *d, struct tuap_err *err)
 		ec.deadline_s[ph] = settings_deadline(&d->set, job_phase_name((enum job_phase)ph));
 	ec.data_chunk = (uint32_t)d->set.data_chunk;
 	ec.data_window = d->set.data_window;
+	ec.keep_jobs = d->set.keep_jobs;
 	if (!(d->engine = engine_new(&ec, &io, err)))
 		return -1;
 	engine_set_key_resolver(d->engine, sshkeys_fetch, &d->set);

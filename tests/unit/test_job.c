@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,13 +72,16 @@ static void forget(void)
 	F.n_agent = F.n_ctl = 0;
 }
 
+static unsigned keep_jobs; /* engine_conf.keep_jobs of the next new_engine (0: default) */
+
 static struct engine *new_engine(void)
 {
 	struct engine_conf c = {.state_dir = F.state,
 				.pool_root = F.pool,
 				.data_chunk = 4,
 				.data_window = 2,
-				.upload_chunk = 4};
+				.upload_chunk = 4,
+				.keep_jobs = keep_jobs};
 	struct engine_io io = {fake_agent_send, fake_ctl_send, fake_allow, NULL};
 	struct tuap_err err;
 	struct engine *e = engine_new(&c, &io, &err);
@@ -397,6 +401,56 @@ static void test_force_users(void **state)
 	hello(e);
 	assert_int_equal(last_step_request(), TUAP__STEP__STEP_USERS);
 	assert_true(last_agent()->step_request->users->force);
+	engine_free(e);
+}
+
+static size_t job_dirs(void)
+{
+	char path[300];
+	struct dirent *de;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs", F.state);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* 11.7: setup logs are rotated: with keep_jobs 2, a domain's third job leaves two job
+ * directories (inputs, setup.log), the newest; the last job's stays. */
+static void test_setup_logs_rotated(void **state)
+{
+	struct engine *e;
+	const char *job;
+
+	keep_jobs = 2;
+	e = new_engine();
+	keep_jobs = 0;
+	for (int i = 0; i < 3; i++) {
+		static char id[64];
+
+		/* a job that ends at its hello deadline (no agent comes) */
+		provision(e, conf, true);
+		snprintf(id, sizeof(id), "%s", last_ctl()->job_id);
+		job = id;
+		if (last_ctl()->ev_case == TUAP__CTL_EVENT__EV_UPLOAD)
+			upload_all(e);
+		engine_tick(e, engine_now_ms() + 24 * 3600 * 1000LL);
+		assert_true(last_ctl()->final);
+		assert_int_equal(last_ctl()->exit_code, 1);
+		assert_int_equal(job_dirs(), i < 2 ? (size_t)i + 1 : 2);
+	}
+	{
+		char path[400];
+
+		/* the last job's inputs stay (setup.log too, when it has one) */
+		snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state,
+			 job);
+		assert_true(fs_exists(path));
+	}
 	engine_free(e);
 }
 
@@ -804,6 +858,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_data_credit_in_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_make, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_force_users, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_setup_logs_rotated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),

@@ -76,6 +76,7 @@ static void test_defaults(void **state)
 	assert_int_equal(s.max_message, 1 << 20);
 	assert_int_equal(s.data_chunk, 256 << 10);
 	assert_int_equal(s.data_window, 8);
+	assert_int_equal(s.keep_jobs, 10);
 }
 
 /* An empty file is all defaults, and so is the documented example (which spells them out). */
@@ -272,6 +273,7 @@ static void test_bad_values(void **state)
 	expect_error("\n\ndata_chunk = 1048576;\n",
 		     "t.conf:3: data_chunk: 1048576 is out of range (4096 to 262144)");
 	expect_error("data_window = 0;\n", "data_window: 0 is out of range (1 to 256)");
+	expect_error("keep_jobs = 0;\n", "keep_jobs: 0 is out of range (1 to 1000)");
 	expect_error(
 		"run_dir = \"/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\";\n",

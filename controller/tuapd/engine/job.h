@@ -58,6 +58,7 @@ struct engine_conf {
 	uint32_t data_chunk;	       /* bytes per DataChunk */
 	uint32_t data_window;	       /* most chunks in flight */
 	uint32_t upload_chunk;	       /* bytes per UploadChunk asked of tuap-ctl */
+	unsigned keep_jobs;	       /* job directories kept per domain; 0: 10 */
 };
 
 struct engine_io {

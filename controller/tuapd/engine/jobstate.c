@@ -22,6 +22,7 @@
 #include "keys.h"
 #include "log.h"
 #include "users.h"
+#include "valid.h"
 
 /* ---- journal: STATE_DIR/domains/DOMAIN/journal ---- */
 
@@ -142,6 +143,61 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	return job;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw);
+
+struct job_dir {
+	char *id;
+	bool held; /* a job tuapd holds (running, or the domain's last) */
+};
+
+/* Newest first by the id's time (YYYYMMDDTHHMMSS); within one second, held jobs first: ids of
+ * one second do not tell which came last, and a held job is the newest of its domain. */
+static int newest_first(const void *pa, const void *pb)
+{
+	const struct job_dir *a = pa, *b = pb;
+	int t = -strncmp(a->id, b->id, 15);
+
+	return t ? t : (int)b->held - (int)a->held;
+}
+
+/* The setup logs' rotation: of a domain's job directories (inputs, setup.log) the newest
+ * keep_jobs stay, and in any case every job tuapd still holds (the running and the last one);
+ * the older ones go. */
+static void rotate_job_dirs(struct engine *e, const char *domain)
+{
+	unsigned keep = e->conf.keep_jobs ? e->conf.keep_jobs : 10;
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct strlist ids = {0};
+	struct job_dir *v;
+	struct dirent *de;
+	DIR *d;
+
+	if (fs_path(dir, sizeof(dir), NULL, "%s/domains/%s/jobs", e->state_dir, domain) < 0 ||
+	    !(d = opendir(dir)))
+		return;
+	while ((de = readdir(d)))
+		if (valid_job_id(de->d_name, NULL, 0) == 0)
+			strlist_add(&ids, de->d_name);
+	closedir(d);
+	if (!(v = calloc(ids.n ? ids.n : 1, sizeof(*v))))
+		abort();
+	for (size_t i = 0; i < ids.n; i++) {
+		v[i].id = ids.v[i];
+		for (struct job *j = e->jobs; j && !v[i].held; j = j->next)
+			v[i].held = !strcmp(j->domain, domain) && !strcmp(j->id, ids.v[i]);
+	}
+	qsort(v, ids.n, sizeof(*v), newest_first);
+	for (size_t i = keep; i < ids.n; i++) {
+		if (v[i].held || fs_path(path, sizeof(path), NULL, "%s/%s", dir, v[i].id) < 0 ||
+		    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+			continue;
+		log_job(LOG_LVL_DEBUG, &(struct log_about){domain, v[i].id, NULL},
+			"job %s: its directory is rotated out (keep_jobs %u)", v[i].id, keep);
+	}
+	free(v);
+	strlist_free(&ids);
+}
+
 /* Drops finished jobs of a domain except the newest, so memory stays bounded. */
 void engine_prune_jobs(struct engine *e, const char *name)
 {
@@ -160,6 +216,7 @@ void engine_prune_jobs(struct engine *e, const char *name)
 		}
 		pp = &j->next;
 	}
+	rotate_job_dirs(e, domain);
 }
 
 void job_new_id(char *out, size_t len)
