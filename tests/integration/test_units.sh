@@ -30,4 +30,21 @@ for want in "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6" "SystemCallFilter
 	"LimitNOFILE=65536"; do
 	grep -q "^$want" "$unit" || tuapt_die "tuapd.service lacks $want"
 done
+
+# tuap-agent's units (guest, pushed host): verified, and their exposure printed (a root agent
+# that creates users, installs packages and runs make can be confined only so far)
+for u in "$src/deploy/seed/tuap-agent.service" "$src/deploy/push/tuap-agent@.service"; do
+	name=$(basename "$u")
+	[ "$name" = "tuap-agent@.service" ] && { cp "$u" "$W/tuap-agent@example.org.service"; u="$W/tuap-agent@example.org.service"; name=$(basename "$u"); }
+	systemd-analyze verify --man=no "$u" >"$W/verify" 2>&1 || true
+	if grep -v "is not executable: No such file or directory" "$W/verify" | grep -q .; then
+		tuapt_die "systemd-analyze verify $name: $(cat "$W/verify")"
+	fi
+	systemd-analyze security --offline=yes --no-pager "$u" >"$W/security" 2>&1 ||
+		tuapt_die "systemd-analyze security $name failed: $(tail -n 3 "$W/security")"
+	score=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' "$W/security")
+	[ -n "$score" ] || tuapt_die "no exposure level for $name"
+	echo "$name exposure: $score"
+	grep -q "^LimitCORE=0" "$u" || tuapt_die "$name lets the agent dump core (its secret key)"
+done
 echo ok
