@@ -1543,9 +1543,20 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 
 		if (e->kind == N_SCALAR && !is_null(e) && strcmp(e->text, "default") != 0) {
 			/* "bob" or "bob, alice": users with no keys */
-			if (parse_names(&c, i, e, &names) == 0 && out->n + names.n > cap) {
-				struct user *v = realloc(out->v, (out->n + names.n) * sizeof(*v));
-				int *l = realloc(name_lines, (out->n + names.n) * sizeof(*l));
+			size_t want;
+
+			if (parse_names(&c, i, e, &names) < 0)
+				continue;
+			if (out->n + names.n > USERS_MAX) {
+				strlist_free(&names);
+				problem(&c, e->line, "users", "more than %d users", USERS_MAX);
+				goto out;
+			}
+			/* room for these names and one per entry still to come */
+			want = out->n + names.n + (list->n - i - 1);
+			if (want > cap) {
+				struct user *v = realloc(out->v, want * sizeof(*v));
+				int *l = realloc(name_lines, want * sizeof(*l));
 
 				if (v)
 					out->v = v;
@@ -1556,7 +1567,7 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 					problem(&c, e->line, "users", "out of memory");
 					goto out;
 				}
-				cap = out->n + names.n;
+				cap = want;
 			}
 			for (size_t k = 0; k < names.n && out->n < cap; k++) {
 				user_init(&out->v[out->n], e->line);

@@ -430,6 +430,14 @@ static void test_cloudinit_keys(void **state)
 	assert_int_equal(u.v[4].create_groups, TRI_UNSET);
 	users_free(&u);
 
+	/* a names entry of several users, then more entries (fuzz_users found the array sized
+	 * for the names only: the next entry was written past its end) */
+	expect_ok("users:\n  - a1, b1, c1\n  - name: d1\n  - name: e1\n  - f1\n", &u);
+	assert_int_equal(u.n, 6);
+	assert_string_equal(u.v[2].name, "c1");
+	assert_string_equal(u.v[4].name, "e1");
+	users_free(&u);
+
 	/* unquoted dates and numbers: YAML makes them no strings, cloud-init ignores them */
 	out = parse("- name: a\n  expiredate: 2032-09-01\n  inactive: 5\n", 35 + 13, &u, &rc);
 	assert_int_equal(rc, 0);
