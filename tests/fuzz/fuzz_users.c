@@ -19,8 +19,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the result and the diagnostics agree, and a failed parse hands nothing out */
 	if ((rc == 0) != (d.errors == 0) || (rc != 0 && (u.n || u.v)))
 		abort();
+	/* every entry is the default user, or has a name or (only then without one) a snapuser */
 	for (size_t i = 0; i < u.n; i++)
-		if (!u.v[i].is_default && !u.v[i].name)
+		if (!u.v[i].is_default && !u.v[i].name == !u.v[i].snapuser)
 			abort();
 	users_free(&u);
 	diags_free(&d);
