@@ -1545,8 +1545,10 @@ int users_parse(const char *path, const char *text, size_t len, struct users *ou
 			/* "bob" or "bob, alice": users with no keys */
 			size_t want;
 
-			if (parse_names(&c, i, e, &names) < 0)
+			if (parse_names(&c, i, e, &names) < 0) {
+				strlist_free(&names); /* the names before the bad one */
 				continue;
+			}
 			if (out->n + names.n > USERS_MAX) {
 				strlist_free(&names);
 				problem(&c, e->line, "users", "more than %d users", USERS_MAX);

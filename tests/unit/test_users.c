@@ -438,6 +438,10 @@ static void test_cloudinit_keys(void **state)
 	assert_string_equal(u.v[4].name, "e1");
 	users_free(&u);
 
+	/* a names entry with a bad name after good ones: refused, nothing leaks (fuzz_users) */
+	expect_errors("users:\n  - a1, [b\n",
+		      "users.yaml:2: users[0][1]: it must start with a lower-case letter or '_'\n");
+
 	/* unquoted dates and numbers: YAML makes them no strings, cloud-init ignores them */
 	out = parse("- name: a\n  expiredate: 2032-09-01\n  inactive: 5\n", 35 + 13, &u, &rc);
 	assert_int_equal(rc, 0);
