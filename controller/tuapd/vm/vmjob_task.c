@@ -299,7 +299,7 @@ static int define_domain(struct task *t, struct tuap_err *err)
 
 	if (virt_network_ensure_nat(v, set->mgmt_network, set->mgmt_subnet, set->mgmt_bridge, err) <
 		    0 ||
-	    virt_bridge_check(set->public_bridge, err) < 0 ||
+	    virtdef_bridge_check(set->public_bridge, err) < 0 ||
 	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
 	    fs_path(console, sizeof(console), err, "%s/%s", dir, VMJOB_CONSOLE_LOG) < 0)
 		return -1;
