@@ -14,6 +14,11 @@
 
 #include "err.h"
 
+/* tuap's pools: base images in tuap-images at POOL_ROOT/images, each domain's volumes in
+ * tuap-DOMAIN at POOL_ROOT/DOMAIN (settings_images_dir, settings_domain_dir). */
+#define VIRTDEF_IMAGES_POOL "tuap-images"
+#define VIRTDEF_POOL_PREFIX "tuap-"
+
 /* An IPv4 subnet as tuap uses it: the gateway (first address: the bridge on the hypervisor),
  * the DHCP range (the rest but the broadcast address) and the prefix length. */
 struct virtdef_subnet {
