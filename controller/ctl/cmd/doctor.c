@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +114,25 @@ static void check_config(struct doctor *d)
 
 /* ---- tuapd and the groups ---- */
 
+/* Whether something accepts connections on the unix socket path: a socket file left by a
+ * tuapd that died is refused at once (ZeroMQ would wait for it to come back). */
+static bool socket_listens(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool ok;
+
+	if (fd < 0 || strlen(path) >= sizeof(sun.sun_path)) {
+		if (fd >= 0)
+			close(fd);
+		return true; /* not known: let the status request tell */
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno != ECONNREFUSED;
+	close(fd);
+	return ok;
+}
+
 static void check_tuapd(struct doctor *d)
 {
 	const char *env = getenv("TUAP_SOCKET");
@@ -120,6 +141,7 @@ static void check_tuapd(struct doctor *d)
 	struct tuap_err err;
 	struct stat st;
 	size_t n;
+	int opened;
 
 	if (env && *env)
 		snprintf(path, sizeof(path), "%s", env);
@@ -136,11 +158,17 @@ static void check_tuapd(struct doctor *d)
 		doctor_fix(&d->r, "see the groups check");
 		return;
 	}
-	if (ctlclient_open(&c, path, &err) < 0) {
+	if (fs_exists(path) && !socket_listens(path))
+		opened = err_set(&err,
+				 "tuapd is not running (nothing listens on %s, left by the "
+				 "last one)",
+				 path);
+	else
+		opened = ctlclient_open(&c, path, &err);
+	if (opened < 0) {
 		doctor_add(&d->r, "tuapd", DOCTOR_FAIL, "%s", err.msg);
-		doctor_fix(&d->r,
-			   "start it: sudo systemctl start tuapd (why it stopped: journalctl "
-			   "-u tuapd)");
+		doctor_fix(&d->r, "start it: sudo systemctl start tuapd (why it stopped: "
+				  "journalctl -u tuapd)");
 		return;
 	}
 	if (ctlclient_status(&c, TUAPD_DEADLINE_MS, version, sizeof(version), &n, &err) < 0) {
@@ -425,7 +453,12 @@ static void check_pools(struct doctor *d)
 	}
 	for (char *save = NULL, *name = strtok_r(p.out.s, "\n", &save);
 	     name && ours < DOCTOR_POOLS_MAX; name = strtok_r(NULL, "\n", &save)) {
+		size_t n;
+
 		name += strspn(name, " ");
+		n = strlen(name);
+		while (n && name[n - 1] == ' ') /* virsh pads the names of its table */
+			name[--n] = '\0';
 		if (!pool_dir(d, name, dir, sizeof(dir)))
 			continue;
 		ours++;
@@ -629,7 +662,7 @@ static void check_agent_endpoint(struct doctor *d)
 	snprintf(br, sizeof(br), "/sys/class/net/%s", d->s.mgmt_bridge);
 	if (!fs_exists(br) || !d->tuapd) {
 		doctor_add(&d->r, "agent-endpoint", DOCTOR_WARN, "not checked: %s",
-			   !d->tuapd ? "tuapd is not running" : "the management bridge is not up");
+			   !d->tuapd ? "tuapd was not reached" : "the management bridge is not up");
 		doctor_fix(&d->r, "see the tuapd and mgmt-network checks");
 		return;
 	}
