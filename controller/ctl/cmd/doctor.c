@@ -710,36 +710,26 @@ static void check_firewall(struct doctor *d)
 	fw = use_nft ? doctor_nft_judge(p.out.s, port, rule, sizeof(rule), where, sizeof(where))
 		     : doctor_iptables_judge(p.out.s, port, rule, sizeof(rule));
 	subproc_free(&p);
-	if (fw == DOCTOR_FW_DROPPED) {
+	if (fw == DOCTOR_FW_DROPPED)
 		doctor_add(&d->r, "firewall", DOCTOR_FAIL, "'%s'%s%s drops agents' port %u", rule,
 			   where[0] ? " in " : "", where, port);
-		if (use_nft)
-			doctor_fix(
-				&d->r,
-				"sudo nft insert rule %s iifname \"%s\" tcp dport %u accept (and "
-				"make it permanent in /etc/nftables.conf)",
-				where, d->s.mgmt_bridge, port);
-		else
-			doctor_fix(&d->r,
-				   "sudo iptables -I INPUT -i %s -p tcp --dport %u -j ACCEPT",
-				   d->s.mgmt_bridge, port);
-	} else if (fw == DOCTOR_FW_POLICY_DROP) {
+	else if (fw == DOCTOR_FW_POLICY_DROP)
 		doctor_add(&d->r, "firewall", DOCTOR_WARN,
 			   "the input policy%s%s is drop and no rule names port %u: agents get in "
 			   "only if another rule accepts them",
 			   where[0] ? " of " : "", where, port);
-		if (use_nft)
-			doctor_fix(&d->r,
-				   "sudo nft insert rule %s iifname \"%s\" tcp dport %u accept",
-				   where, d->s.mgmt_bridge, port);
-		else
-			doctor_fix(&d->r,
-				   "sudo iptables -I INPUT -i %s -p tcp --dport %u -j ACCEPT",
-				   d->s.mgmt_bridge, port);
-	} else {
+	if (fw != DOCTOR_FW_OPEN && use_nft)
+		doctor_fix(
+			&d->r,
+			"sudo nft insert rule %s iifname \"%s\" tcp dport %u accept (and make it "
+			"permanent in /etc/nftables.conf)",
+			where, d->s.mgmt_bridge, port);
+	else if (fw != DOCTOR_FW_OPEN)
+		doctor_fix(&d->r, "sudo iptables -I INPUT -i %s -p tcp --dport %u -j ACCEPT",
+			   d->s.mgmt_bridge, port);
+	else
 		doctor_add(&d->r, "firewall", DOCTOR_OK, "no %s input rule drops port %u",
 			   use_nft ? "nft" : "iptables", port);
-	}
 }
 
 static void check_clock(struct doctor *d)
