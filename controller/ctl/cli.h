@@ -78,6 +78,7 @@ int cmd_destroy(const struct cli_args *a);
 int cmd_snapshot(const struct cli_args *a);
 int cmd_restore(const struct cli_args *a);
 int cmd_console_log(const struct cli_args *a);
+int cmd_doctor(const struct cli_args *a);
 
 /* Runs the subcommand argv[1] (the table in cmd/commands.c); returns tuap-ctl's exit code. */
 int cli_run(int argc, char **argv);

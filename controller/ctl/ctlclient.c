@@ -251,7 +251,9 @@ int ctlclient_follow(struct ctlclient *c, struct progress *p, const char *domain
 	return code;
 }
 
-int ctlclient_collect(struct ctlclient *c, struct buf *text, int idle_ms, struct tuap_err *err)
+/* The next event of the request within idle_ms: 0 with *out (wire_free it), -1 with err for no
+ * answer, a lost connection, a bad message or an error answer. */
+static int next_event(struct ctlclient *c, int idle_ms, Tuap__Envelope **out, struct tuap_err *err)
 {
 	for (;;) {
 		zmq_pollitem_t items[] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
@@ -286,6 +288,19 @@ int ctlclient_collect(struct ctlclient *c, struct buf *text, int idle_ms, struct
 			wire_free(env);
 			return -1;
 		}
+		*out = env;
+		return 0;
+	}
+}
+
+int ctlclient_collect(struct ctlclient *c, struct buf *text, int idle_ms, struct tuap_err *err)
+{
+	for (;;) {
+		Tuap__Envelope *env;
+		int rc;
+
+		if (next_event(c, idle_ms, &env, err) < 0)
+			return -1;
 		if (env->ctl_event->ev_case == TUAP__CTL_EVENT__EV_TEXT)
 			for (size_t i = 0; i < env->ctl_event->text->n_lines; i++) {
 				buf_adds(text, env->ctl_event->text->lines[i]);
@@ -297,5 +312,38 @@ int ctlclient_collect(struct ctlclient *c, struct buf *text, int idle_ms, struct
 			return rc ? err_set(err, "tuapd: request failed") : 0;
 		}
 		wire_free(env);
+	}
+}
+
+int ctlclient_status(struct ctlclient *c, int idle_ms, char *version, size_t len, size_t *n_domains,
+		     struct tuap_err *err)
+{
+	Tuap__CtlRequest req = TUAP__CTL_REQUEST__INIT;
+	Tuap__DomainRequest dr = TUAP__DOMAIN_REQUEST__INIT;
+
+	version[0] = '\0';
+	*n_domains = 0;
+	dr.domain = "";
+	req.req_case = TUAP__CTL_REQUEST__REQ_STATUS;
+	req.status = &dr;
+	if (ctlclient_send(c, &req, err) < 0)
+		return -1;
+	for (;;) {
+		Tuap__Envelope *env;
+		bool final;
+
+		if (next_event(c, idle_ms, &env, err) < 0)
+			return -1;
+		if (env->ctl_event->ev_case == TUAP__CTL_EVENT__EV_STATUS) {
+			const Tuap__StatusReply *st = env->ctl_event->status;
+
+			/* a tuapd older than the field: its version is unknown */
+			snprintf(version, len, "%s", st->tuapd_version ? st->tuapd_version : "");
+			*n_domains = st->n_domains;
+		}
+		final = env->ctl_event->has_final && env->ctl_event->final;
+		wire_free(env);
+		if (final)
+			return 0;
 	}
 }

@@ -37,4 +37,9 @@ int ctlclient_follow(struct ctlclient *c, struct progress *p, const char *domain
  * data, not progress: enroll). -1 with err for an error or no answer within idle_ms. */
 int ctlclient_collect(struct ctlclient *c, struct buf *text, int idle_ms, struct tuap_err *err);
 
+/* Asks for the status of every domain and waits (idle_ms per answer) for the reply: tuapd's
+ * version ("" from a tuapd that does not say it) and how many domains it knows. */
+int ctlclient_status(struct ctlclient *c, int idle_ms, char *version, size_t len, size_t *n_domains,
+		     struct tuap_err *err);
+
 #endif

@@ -314,6 +314,16 @@ static int parse_endpoint(const char *v, char *host, size_t hostlen, unsigned *p
 	return 0;
 }
 
+int settings_endpoint_split(const char *endpoint, char *host, size_t hostlen, unsigned *port,
+			    struct tuap_err *err)
+{
+	char why[512];
+
+	if (parse_endpoint(endpoint, host, hostlen, port, why, sizeof(why)) < 0)
+		return err_set(err, "%s", why);
+	return 0;
+}
+
 static int check_listen(const char *v, char *why, size_t len)
 {
 	return parse_endpoint(v, NULL, 0, NULL, why, len);
@@ -580,6 +590,11 @@ static int joined(char *out, size_t len, struct tuap_err *err, const char *a, co
 int settings_images_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err)
 {
 	return joined(out, len, err, s->pool_root, "images");
+}
+
+int settings_image_cache_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err)
+{
+	return joined(out, len, err, s->pool_root, ".image-cache");
 }
 
 int settings_domain_dir(const struct settings *s, const char *domain, char *out, size_t len,

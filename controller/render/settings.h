@@ -82,7 +82,14 @@ int settings_parse(const char *path, const char *text, struct settings *s, struc
 int settings_images_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err);
 int settings_domain_dir(const struct settings *s, const char *domain, char *out, size_t len,
 			struct tuap_err *err);
+/* POOL_ROOT/.image-cache: downloaded base images, verified, as image_volume_name() */
+int settings_image_cache_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err);
 int settings_ctl_socket(const struct settings *s, char *out, size_t len, struct tuap_err *err);
+
+/* Splits "tcp://HOST:PORT" (agent_listen, agent_endpoint) into HOST (brackets of an IPv6
+ * address kept) and PORT; -1 with err when it is not one. */
+int settings_endpoint_split(const char *endpoint, char *host, size_t hostlen, unsigned *port,
+			    struct tuap_err *err);
 
 /* The deadline of a phase or step by its name ("image", "make", ...), in seconds; 0 when the
  * name is not one of the deadlines. */

@@ -546,12 +546,12 @@ static void test_bridge_check(void **state)
 {
 	struct tuap_err err;
 
-	assert_int_equal(virt_bridge_check("lo", &err), -1);
+	assert_int_equal(virtdef_bridge_check("lo", &err), -1);
 	assert_string_equal(err.msg, "network interface lo exists but is not a bridge (no "
 				     "/sys/class/net/lo/bridge)");
-	assert_int_equal(virt_bridge_check("tuapnobr0", &err), -1);
+	assert_int_equal(virtdef_bridge_check("tuapnobr0", &err), -1);
 	assert_non_null(strstr(err.msg, "bridge tuapnobr0 does not exist on this host"));
-	assert_int_equal(virt_bridge_check("../../etc", &err), -1);
+	assert_int_equal(virtdef_bridge_check("../../etc", &err), -1);
 }
 
 static void test_undefine_nvram(void **state)

@@ -310,8 +310,8 @@ static void test_network(void **state)
 	OK(virt_network_ensure_nat(v, NET, SUBNET, BRIDGE, &err));
 	OK(virt_network_ensure_nat(v, NET, SUBNET, BRIDGE, &err));
 	/* we run in libvirtd's network namespace: its bridge is visible here */
-	OK(virt_bridge_check(BRIDGE, &err));
-	assert_int_equal(virt_bridge_check("lo", &err), -1);
+	OK(virtdef_bridge_check(BRIDGE, &err));
+	assert_int_equal(virtdef_bridge_check("lo", &err), -1);
 	char *argv[] = {"ip", "-4", "-o", "addr", "show", "dev", BRIDGE, NULL};
 	char *out = run(argv);
 	assert_non_null(strstr(out, "inet 10.199.77.1/24"));
@@ -522,7 +522,7 @@ static void test_teardown(void **state)
 	assert_int_equal(fs_exists(base_path), 0);
 	OK(virt_pool_delete(v, IPOOL, &err));
 	OK(virt_network_delete(v, NET, &err));
-	assert_int_equal(virt_bridge_check(BRIDGE, &err), -1);
+	assert_int_equal(virtdef_bridge_check(BRIDGE, &err), -1);
 	OK(virt_network_delete(v, NET, &err));
 	assert_int_equal(virt_event_dropped(), 0);
 }

@@ -68,6 +68,11 @@ static const struct cli_opt enroll_opts[] = {
 	 "the address the agent connects to, if not tuapd.conf's public_endpoint"},
 	{0},
 };
+static const struct cli_opt doctor_opts[] = {
+	{"config", 0, "PATH", "tuapd.conf (default $TUAP_CONFIG, else /etc/tuap/tuapd.conf)"},
+	{"json", 0, NULL, "the checks as one JSON array on stdout"},
+	{0},
+};
 static const struct cli_opt help_opts[] = {
 	{"man", 0, NULL, "print the COMMANDS section of tuap-ctl(1) in roff"},
 	{0},
@@ -139,6 +144,17 @@ static const struct cli_cmd commands[] = {
 	 "Prints the serial console log of DOMAIN's VM (kernel, systemd, cloud-init, the seed's\n"
 	 "installer), cleaned of terminal escapes. At most the last 512 KiB of the log are read.",
 	 lines_opts, cmd_console_log, CLI_KNOWN_DOMAIN},
+	{"doctor", "", 0, 0, "check this host before a provision fails half-way",
+	 "Checks, with your rights, what a provision needs of this hypervisor: tuapd.conf, tuapd\n"
+	 "running (its version), your group (ctl_group) and tuapd's user in libvirt and kvm,\n"
+	 "/dev/kvm (or TCG's slowdown), libvirt answering libvirt_uri (through virsh), the\n"
+	 "management network and tuap's storage pools as tuapd.conf says, the public bridge, free\n"
+	 "space under pool_root against what the domains' disks may still grow by, the catalog's\n"
+	 "images cached and their sha256, tuapd listening on agent_endpoint, firewall input rules\n"
+	 "dropping the agents' port, and the clock. One line per check: OK, WARN or FAIL, and for\n"
+	 "WARN and FAIL the fix. Run it in the network namespace of tuapd and libvirtd. Exit\n"
+	 "status: 0 when nothing FAILs, 1 otherwise.",
+	 doctor_opts, cmd_doctor, CLI_ANY_OPERAND},
 	{"new", "DOMAIN", 1, 1, "create a skeleton domain directory",
 	 "Creates the directory DOMAIN/ with a commented provision.conf, a users.yaml and a site/\n"
 	 "tree whose Makefile installs a static page. Edit them, run 'tuap-ctl pack DOMAIN' to\n"

@@ -304,6 +304,7 @@ static void ctl_status(struct engine *e, const struct ctl_peer *peer, const char
 				   "%s: tuapd knows no such domain", only);
 		goto out;
 	}
+	st.tuapd_version = (char *)TUAP_VERSION;
 	st.domains = lr.domains = pv;
 	st.n_domains = lr.n_domains = m;
 	ev.has_final = ev.has_exit_code = ev.final = 1;

@@ -26,6 +26,7 @@
 #include "hash.h"
 #include "meta.h"
 #include "strlist.h"
+#include "virtdef.h"
 
 /* Longest domain, pool, volume, network or snapshot name we handle (DNS names fit). */
 #define VIRT_NAME_MAX 256
@@ -123,10 +124,7 @@ int virt_network_ensure_nat(struct virt *v, const char *name, const char *subnet
 			    const char *bridge, struct tuap_err *err);
 /* Stops and undefines network `name`; a missing network is not an error. */
 int virt_network_delete(struct virt *v, const char *name, struct tuap_err *err);
-/* 0 when the Linux bridge `bridge` exists on this host (in this network namespace), else -1
- * with a message saying what is missing. Reads /sys/class/net; see virt_net.c for why not
- * virConnectListAllInterfaces. */
-int virt_bridge_check(const char *bridge, struct tuap_err *err);
+/* The public bridge check, and what an existing network or pool must look like: virtdef.h. */
 
 /* ---- domains ---- */
 

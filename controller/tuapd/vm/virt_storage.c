@@ -42,34 +42,11 @@ static int pool_check_existing(virStoragePoolPtr pool, const char *name, const c
 			       struct tuap_err *err)
 {
 	char *xml = virStoragePoolGetXMLDesc(pool, 0);
-	char type[32], path[4096], want[4096];
-	xmlDocPtr doc;
-	int rc = -1;
+	int rc;
 
 	if (!xml)
 		return virt_fail(err, "cannot read the definition of storage pool %s", name);
-	doc = xr_parse(xml, strlen(xml), "storage pool", err);
-	if (!doc)
-		goto out;
-	xr_str(doc, "/pool/@type", type, sizeof(type));
-	xr_str(doc, "/pool/target/path", path, sizeof(path));
-	fs_strip_slashes(path);
-	snprintf(want, sizeof(want), "%s", dir);
-	fs_strip_slashes(want);
-	if (strcmp(type, "dir") != 0)
-		err_set(err,
-			"storage pool %s exists with type '%s', not 'dir'; remove it or pick "
-			"another pool root",
-			name, type);
-	else if (strcmp(path, want) != 0)
-		err_set(err,
-			"storage pool %s exists at %s, not at %s; remove it (virsh pool-undefine "
-			"%s) or point the pool root there",
-			name, path, want, name);
-	else
-		rc = 0;
-out:
-	xmlFreeDoc(doc);
+	rc = virtdef_pool_check(xml, strlen(xml), name, dir, err);
 	free(xml);
 	return rc;
 }

@@ -15,12 +15,13 @@
 #include "image.h"
 #include "keys.h"
 #include "seed.h"
+#include "virtdef.h"
 #include "vmjob.h"
 #include "worker.h"
 
 /* Storage pools: one for base images, one per domain (its disks, seeds, console log). */
-#define VMJOB_IMAGES_POOL "tuap-images"
-#define VMJOB_POOL_PREFIX "tuap-"
+#define VMJOB_IMAGES_POOL VIRTDEF_IMAGES_POOL
+#define VMJOB_POOL_PREFIX VIRTDEF_POOL_PREFIX
 #define VMJOB_CONSOLE_LOG "console.log"
 /* How many lines of the console a stalled or stopped guest shows. */
 #define VMJOB_TAIL_LINES 20

@@ -170,7 +170,7 @@ static int ensure_image(struct task *t, struct tuap_err *err)
 		    0 ||
 	    image_volume_name(&t->img, vol, sizeof(vol), err) < 0 ||
 	    settings_images_dir(set, images, sizeof(images), err) < 0 ||
-	    fs_path(cache, sizeof(cache), err, "%s/.image-cache", set->pool_root) < 0 ||
+	    settings_image_cache_dir(set, cache, sizeof(cache), err) < 0 ||
 	    virt_pool_ensure(v, VMJOB_IMAGES_POOL, images, err) < 0)
 		goto out;
 	if ((found = virt_vol_lookup(v, VMJOB_IMAGES_POOL, vol, &info, err)) < 0)
@@ -299,7 +299,7 @@ static int define_domain(struct task *t, struct tuap_err *err)
 
 	if (virt_network_ensure_nat(v, set->mgmt_network, set->mgmt_subnet, set->mgmt_bridge, err) <
 		    0 ||
-	    virt_bridge_check(set->public_bridge, err) < 0 ||
+	    virtdef_bridge_check(set->public_bridge, err) < 0 ||
 	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
 	    fs_path(console, sizeof(console), err, "%s/%s", dir, VMJOB_CONSOLE_LOG) < 0)
 		return -1;

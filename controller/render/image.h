@@ -6,7 +6,8 @@
  * caller then uploads the file into the tuap-images pool (virt_vol_upload) under
  * image_volume_name().
  *
- * Files: image.c (catalog, resolve), image_fetch.c (download and verification, libcurl).
+ * Files: render/image.c (catalog, resolve: tuap-ctl doctor reads the catalog too),
+ * tuapd/vm/image_fetch.c (download and verification, libcurl).
  */
 #ifndef TUAP_IMAGE_H
 #define TUAP_IMAGE_H
