@@ -33,8 +33,7 @@ struct conf_job {
 
 struct keys_job {
 	char name[33];
-	char **keys;
-	size_t n;
+	struct strlist keys;
 };
 
 static void conf_job_free(void *arg)
@@ -50,9 +49,7 @@ static void keys_job_free(void *arg)
 {
 	struct keys_job *k = arg;
 
-	for (size_t i = 0; i < k->n; i++)
-		free(k->keys[i]);
-	free(k->keys);
+	strlist_free(&k->keys);
 	free(k);
 }
 
@@ -227,7 +224,7 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	if (run_root_path(r, home_rel, home, sizeof(home)) < 0)
 		return err_set(err, "user %s: home path too long", k->name);
 	hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (hfd < 0 && errno == ENOENT && k->n == 0)
+	if (hfd < 0 && errno == ENOENT && k->keys.n == 0)
 		return 0;
 	if (hfd < 0 && errno == ENOENT) {
 		/* no_create_home with keys: make the home as useradd -m would, without skel */
@@ -249,7 +246,7 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	}
 	sfd = openat(hfd, ".ssh", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (sfd < 0 && errno == ENOENT) {
-		if (k->n == 0) {
+		if (k->keys.n == 0) {
 			rc = 0;
 			goto out;
 		}
@@ -267,7 +264,7 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 	}
 	if (read_at(sfd, "authorized_keys", &old, err) < 0)
 		goto out;
-	text = authkeys_merge(old, k->keys, k->n, &changed);
+	text = authkeys_merge(old, k->keys.v, k->keys.n, &changed);
 	if (!changed) {
 		rc = 0;
 		goto out;
@@ -285,8 +282,8 @@ static int keys_apply(struct step_run *r, void *arg, struct tuap_err *err)
 		unlinkat(sfd, ".authorized_keys.tuap-tmp", 0);
 		goto fail_errno;
 	}
-	run_log(r, "wrote %s/.ssh/authorized_keys (%zu tuap key%s)", home, k->n,
-		k->n == 1 ? "" : "s");
+	run_log(r, "wrote %s/.ssh/authorized_keys (%zu tuap key%s)", home, k->keys.n,
+		k->keys.n == 1 ? "" : "s");
 	(*changes)++;
 	rc = 0;
 	goto out;
@@ -372,17 +369,14 @@ out:
 
 /* The accounts to record (the plan's), copied: the plan is gone when the queue ends. */
 struct records_job {
-	char **names;
-	size_t n;
+	struct strlist names;
 };
 
 static void records_job_free(void *arg)
 {
 	struct records_job *j = arg;
 
-	for (size_t i = 0; i < j->n; i++)
-		free(j->names[i]);
-	free(j->names);
+	strlist_free(&j->names);
 	free(j);
 }
 
@@ -409,7 +403,7 @@ static int records_write(struct step_run *r, void *arg, struct tuap_err *err)
 		goto out;
 	sh = fs_read_file(sh_path, ETC_FILE_MAX, NULL, NULL);
 	old = fs_read_file(path, ETC_FILE_MAX, NULL, NULL);
-	text = user_records_update(old, j->names, j->n, pw, gr, sh);
+	text = user_records_update(old, j->names.v, j->names.n, pw, gr, sh);
 	rc = fs_write_atomic(path, text, strlen(text), 0600, err);
 out:
 	free(pw);
@@ -428,9 +422,7 @@ static int queue_records(struct step_run *r, struct user_plan *plan, struct tuap
 	if (!j)
 		return err_set(err, "out of memory");
 	j->names = plan->record;
-	j->n = plan->n_record;
-	plan->record = NULL;
-	plan->n_record = 0;
+	plan->record = (struct strlist){0};
 	run_queue_fn(r, records_write, j, records_job_free, NULL);
 	return 0;
 }
@@ -484,16 +476,13 @@ int users_start(struct step_run *r, const Tuap__UsersArgs *a, struct tuap_err *e
 			continue; /* snap create-user made its sudo rule and keys */
 		if (plan_sudo(r, u, changes, err) < 0)
 			goto out;
-		if (!(k = calloc(1, sizeof(*k))) ||
-		    !(k->keys = calloc(u->n_ssh_authorized_keys + 1, sizeof(char *)))) {
-			free(k);
+		if (!(k = calloc(1, sizeof(*k)))) {
 			err_set(err, "out of memory");
 			goto out;
 		}
 		snprintf(k->name, sizeof(k->name), "%s", u->name);
 		for (size_t j = 0; j < u->n_ssh_authorized_keys; j++)
-			if ((k->keys[k->n] = strdup(u->ssh_authorized_keys[j])))
-				k->n++;
+			strlist_add(&k->keys, u->ssh_authorized_keys[j]);
 		run_queue_fn(r, keys_apply, k, keys_job_free, NULL);
 	}
 	if (plan_doas(r, a, changes, err) < 0 || queue_records(r, &plan, err) < 0)

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "err.h"
+#include "strlist.h"
 #include "tuap.pb-c.h"
 
 #define USER_PLAN_MAX_USERS 256
@@ -41,8 +42,7 @@ struct user_plan {
 	size_t n_cmds;
 	char **notes; /* what is left alone on purpose, one line each */
 	size_t n_notes;
-	char **record; /* accounts to record once the commands ran: tuap's from now on */
-	size_t n_record;
+	struct strlist record; /* accounts to record once the commands ran: tuap's from now on */
 };
 
 /* Validates a and plans the commands. passwd, group: the files' texts; shadow: its text, or

@@ -306,15 +306,6 @@ static void push_name(char ***v, size_t *n, const char *name)
 	nv[(*n)++] = (char *)name;
 }
 
-static char *xdup(const char *s)
-{
-	char *d = strdup(s);
-
-	if (!d)
-		abort();
-	return d;
-}
-
 static bool in_names(char *const *v, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -725,7 +716,7 @@ static int plan_snapuser(struct planner *p, size_t i, const Tuap__User *u, struc
 			      "it; remove the entry or install snapd)",
 			      u->snapuser);
 	}
-	push_name(&p->plan->record, &p->plan->n_record, xdup(rec));
+	strlist_add(&p->plan->record, rec);
 	c = cmd_new(p, "snap");
 	cmd_arg(c, "create-user");
 	cmd_arg(c, "--sudoer");
@@ -752,7 +743,7 @@ static int plan_user(struct planner *p, size_t i, const Tuap__User *u, struct tu
 		plan_existing_user(p, u, pw, apply, &report);
 	}
 	if (apply)
-		push_name(&p->plan->record, &p->plan->n_record, xdup(u->name));
+		strlist_add(&p->plan->record, u->name);
 	if (o == ORIGIN_CHANGED && !p->force) {
 		note(p->plan,
 		     "user %s: changed since tuap's last run (%s): left as it is, password and "
@@ -890,9 +881,7 @@ void user_plan_free(struct user_plan *plan)
 	for (size_t i = 0; i < plan->n_notes; i++)
 		free(plan->notes[i]);
 	free(plan->notes);
-	for (size_t i = 0; i < plan->n_record; i++)
-		free(plan->record[i]);
-	free(plan->record);
+	strlist_free(&plan->record);
 	memset(plan, 0, sizeof(*plan));
 }
 

@@ -267,7 +267,7 @@ static void test_users_plan_cloudinit_keys(void **state)
 		"user web: SELinux is not enabled here: selinux_user staff_u not applied");
 	assert_string_equal(plan.notes[1],
 			    "group ops: member nobody-here does not exist; not added");
-	assert_int_equal(plan.n_record, 1);
+	assert_int_equal(plan.record.n, 1);
 	free(text);
 	user_plan_free(&plan);
 
@@ -307,7 +307,7 @@ static void test_users_plan_cloudinit_keys(void **state)
 	text = plan_text(&plan);
 	assert_non_null(strstr(text, "snap create-user --sudoer --json joe@example.org\n"));
 	free(text);
-	text = user_records_update(NULL, plan.record, plan.n_record, PASSWD, GROUP, SHADOW);
+	text = user_records_update(NULL, plan.record.v, plan.record.n, PASSWD, GROUP, SHADOW);
 	assert_non_null(strstr(text, "snap:joe@example.org\t"));
 	user_plan_free(&plan);
 	env.records = text;
