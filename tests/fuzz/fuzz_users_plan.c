@@ -1,7 +1,9 @@
 /* libFuzzer target: the agent's users planner (user_plan_build), which turns what tuapd sends
  * (a UsersArgs message) and the host's /etc/passwd, /etc/group and /etc/shadow into the
  * useradd/usermod/groupadd commands it runs as root. Input: passwd text, 0xff, group text,
- * 0xff, shadow text, 0xff, then the UsersArgs bytes (protobuf). Whatever it plans must be
+ * 0xff, shadow text, 0xff, the agent's users.records text, 0xff, then the UsersArgs bytes
+ * (protobuf); the input's size says whether SELinux and snapd are there. The records after
+ * the run are made from the plan's and read back by the next plan. Whatever it plans must be
  * commands of the shadow tools, each argument one line of text (no NUL cut, no newline), and
  * a refusal must say why. The root is a directory that does not exist, so that the check of
  * existing homes sees nothing of this machine. */
@@ -32,8 +34,8 @@ static char *part(const uint8_t **p, const uint8_t *end)
 
 static int known_tool(const char *t)
 {
-	static const char *const tools[] = {"useradd",	"usermod", "groupadd", "gpasswd",
-					    "chpasswd", "passwd",  "chage",    "groupmod"};
+	static const char *const tools[] = {"useradd", "usermod", "groupadd", "gpasswd", "chpasswd",
+					    "passwd",  "chage",	  "groupmod", "snap"};
 
 	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
 		if (!strcmp(t, tools[i]))
@@ -44,7 +46,7 @@ static int known_tool(const char *t)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const uint8_t *p = data, *end = data + size;
-	char *passwd, *group, *shadow;
+	char *passwd, *group, *shadow, *records;
 	Tuap__UsersArgs *a;
 	struct user_plan plan;
 	struct tuap_err err;
@@ -54,11 +56,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	passwd = part(&p, end);
 	group = part(&p, end);
 	shadow = part(&p, end);
+	records = part(&p, end);
 	a = tuap__users_args__unpack(NULL, (size_t)(end - p), p);
 	if (a) {
+		struct user_plan_env env = {passwd,
+					    group,
+					    shadow[0] ? shadow : NULL,
+					    "/nonexistent-tuap-fuzz-root",
+					    records[0] ? records : NULL,
+					    size & 1,
+					    (size & 2) != 0};
+
 		err.msg[0] = '\0';
-		if (user_plan_build(a, passwd, group, shadow[0] ? shadow : NULL,
-				    "/nonexistent-tuap-fuzz-root", &plan, &err) == 0) {
+		if (user_plan_build_env(a, &env, &plan, &err) == 0) {
+			char *next = user_records_update(env.records, plan.record.v, plan.record.n,
+							 passwd, group, env.shadow);
+			struct user_plan again;
+
+			/* the records a run leaves are read by the next run's plan */
+			env.records = next;
+			if (user_plan_build_env(a, &env, &again, &err) < 0 && !err.msg[0])
+				abort();
+			user_plan_free(&again);
+			free(next);
 			for (size_t i = 0; i < plan.n_cmds; i++) {
 				char **argv = plan.cmds[i].argv;
 
@@ -77,5 +97,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(passwd);
 	free(group);
 	free(shadow);
+	free(records);
 	return 0;
 }
