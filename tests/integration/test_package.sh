@@ -155,6 +155,11 @@ install_debs() {
 }
 
 tuapd_pid() { cin systemctl show -p MainPID --value tuapd.service; }
+tuapd_execd() {
+	local pid
+	pid=$(IN_DEADLINE=10 cin systemctl show -p MainPID --value tuapd.service 2>/dev/null) || return 1
+	[ "$pid" -gt 0 ] 2>/dev/null && [ "$(IN_DEADLINE=10 cin readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/sbin/tuapd ]
+}
 tuapd_active() { [ "$(IN_DEADLINE=10 cin systemctl is-active tuapd.service 2>/dev/null)" = active ]; }
 op_status_ok() { as op timeout "$TUAPT_CTL_DEADLINE" tuap-ctl status >/dev/null 2>&1; }
 # owner, group and mode of PATH in the container
@@ -169,8 +174,11 @@ check_service() {
 	wait_for "tuapd.service active" 30 tuapd_active ||
 		{ cin systemctl status --no-pager tuapd.service >&2 || true; tuapt_die "tuapd.service is not active"; }
 	local pid user
+	# Type=simple is "started" as soon as systemd forked: until the exec the process is
+	# systemd's, as root
+	wait_for "tuapd's main process running /usr/sbin/tuapd" 20 tuapd_execd ||
+		tuapt_die "tuapd.service's main process $(tuapd_pid) is not /usr/sbin/tuapd"
 	pid=$(tuapd_pid)
-	[ "$pid" -gt 0 ] 2>/dev/null || tuapt_die "tuapd.service has no main PID"
 	user=$(cin ps -o user= -p "$pid" | tr -d ' ')
 	[ "$user" = tuap ] || tuapt_die "tuapd runs as '$user', not tuap"
 	for g in libvirt kvm; do
@@ -187,6 +195,7 @@ check_service() {
 # built-in defaults: tests/unit/test_settings.c), must exist in the installed system
 check_paths() {
 	local key path n=0
+	wait_for "tuapd's control socket" 20 cin test -S /run/tuap/ctl.sock || tuapt_die "no /run/tuap/ctl.sock"
 	want_stat /var/lib/tuap "tuap:tuap 750"
 	want_stat /var/lib/tuap/images "tuap:tuap 750"
 	want_stat /vms "tuap:kvm 2750"
