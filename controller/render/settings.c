@@ -150,7 +150,7 @@ void settings_defaults(struct settings *s)
 	snprintf(s->image_catalog, sizeof(s->image_catalog), "/etc/tuap/images.conf");
 	snprintf(s->image_dir, sizeof(s->image_dir), "/var/lib/tuap/images");
 	snprintf(s->default_image, sizeof(s->default_image), "debian-12");
-	snprintf(s->agent_binary, sizeof(s->agent_binary), "/usr/lib/tuap/tuap-agent");
+	snprintf(s->agent_binary, sizeof(s->agent_binary), "%s", TUAP_LIBDIR "/tuap-agent");
 	snprintf(s->seed_dir, sizeof(s->seed_dir), "%s", TUAP_DATADIR "/seed");
 	snprintf(s->ssh_key_url_gh, sizeof(s->ssh_key_url_gh), "https://github.com/%%s.keys");
 	snprintf(s->ssh_key_url_lp, sizeof(s->ssh_key_url_lp),

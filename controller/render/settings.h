@@ -50,7 +50,7 @@ struct settings {
 	char image_catalog[SETTINGS_STR_MAX];	 /* "/etc/tuap/images.conf" */
 	char image_dir[SETTINGS_STR_MAX];      /* "/var/lib/tuap/images": image=/PATH only below */
 	char default_image[SETTINGS_NAME_MAX]; /* "debian-12" */
-	char agent_binary[SETTINGS_STR_MAX];   /* "/usr/lib/tuap/tuap-agent": put on seeds */
+	char agent_binary[SETTINGS_STR_MAX];   /* TUAP_LIBDIR/tuap-agent: seeds, pushes */
 	char seed_dir[SETTINGS_STR_MAX];       /* TUAP_DATADIR/seed: install, tuap-agent.service */
 	char apt_source[SETTINGS_STR_MAX];     /* "": one sources.list line for every guest */
 	char ssh_key_url_gh[SETTINGS_STR_MAX]; /* ssh_import_id "gh:USER": one %s for USER */

@@ -53,7 +53,7 @@ static void test_defaults(void **state)
 	assert_string_equal(s.public_endpoint, "tcp://192.168.251.1:7807");
 	assert_string_equal(s.image_catalog, "/etc/tuap/images.conf");
 	assert_string_equal(s.default_image, "debian-12");
-	assert_string_equal(s.agent_binary, "/usr/lib/tuap/tuap-agent");
+	assert_string_equal(s.agent_binary, TUAP_LIBDIR "/tuap-agent");
 	assert_string_equal(s.mgmt_bridge, "virbr-tuap");
 	assert_string_equal(s.seed_dir, TUAP_DATADIR "/seed");
 	assert_string_equal(s.apt_source, "");
