@@ -352,13 +352,5 @@ void doctor_bytes(uint64_t n, char *out, size_t len)
 
 time_t doctor_build_time(void)
 {
-	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-	const char *date = __DATE__; /* "Nov 25 2026" */
-	const char *m = strstr(months, (char[4]){date[0], date[1], date[2], 0});
-	struct tm tm = {0};
-
-	tm.tm_mon = m ? (int)(m - months) / 3 : 0;
-	tm.tm_mday = atoi(date + 4);
-	tm.tm_year = atoi(date + 7) - 1900;
-	return timegm(&tm);
+	return (time_t)TUAP_BUILD_EPOCH;
 }

@@ -65,7 +65,8 @@ int doctor_vol_growth(const char *vol_list, uint64_t *grow);
 /* "10.00 GiB" (virsh's units: bytes, KiB, MiB, GiB, TiB, PiB, EiB) in bytes; -1 when not one. */
 int doctor_virsh_size(const char *num, const char *unit, uint64_t *bytes);
 
-/* The build day of this tuap-ctl (__DATE__) as a time; a clock before it is wrong. */
+/* When this tuap-ctl was built (TUAP_BUILD_EPOCH: SOURCE_DATE_EPOCH when set); a clock before
+ * it is wrong. */
 time_t doctor_build_time(void);
 
 /* "1.5 GiB": n bytes for humans. */
