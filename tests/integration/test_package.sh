@@ -17,6 +17,7 @@
 #   4. upgrade to the new build (NEW: this tree): tuapd restarted with the new binary, the edited
 #      conffile kept, the earlier job still `done` with its id in `tuap-ctl status` and its make
 #      output in `tuap-ctl log`; the paths again;
+#   (the new packages pass lintian: deploy/package --lintian)
 #   5. purge: /etc/tuap and /var/lib/tuap gone; /vms, which still holds the site's data, and so
 #      the user tuap, left in place; nothing else of the system touched (libvirt's groups); then
 #      with /vms emptied, a reinstall and a purge of both packages remove /vms and the user too.
@@ -53,7 +54,7 @@ phase build
 if [ -n "${TUAP_PKG_DEBS:-}" ]; then
 	cp "$TUAP_PKG_DEBS"/tuap_*_amd64.deb "$TUAP_PKG_DEBS"/tuap-agent_*_amd64.deb "$W/new/"
 else
-	"$src/deploy/package" "$W/new" >"$W/logs/package-new.log" 2>&1 ||
+	"$src/deploy/package" --lintian "$W/new" >"$W/logs/package-new.log" 2>&1 ||
 		{ tail -n 30 "$W/logs/package-new.log" >&2; tuapt_die "deploy/package failed"; }
 fi
 deb_version() { dpkg-deb -f "$1" Version; }
