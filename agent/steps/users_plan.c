@@ -403,35 +403,38 @@ static void account_line(const struct table *pw, const struct table *gr, const s
 	buf_addf(out, "\t%s", s ? sha : "-");
 }
 
-/* What changed between a recorded account and now, for the operator ("" when nothing). */
-static void account_changes(const char *was, const char *now, struct buf *out)
+/* A record's fields, split in place: name, password, uid, gid, gecos, home, shell (the passwd
+ * line, ':'), groups and the shadow field's sha256 ('\t'); NULL past the end. */
+static void record_fields(char *s, char *f[9])
 {
-	static const char *const names[] = {"name", "password", "uid",	  "gid",     "gecos",
-					    "home", "shell",	"groups", "password"};
-	char *w = strdup(was), *n = strdup(now);
-	char *wf[9] = {0}, *nf[9] = {0};
+	for (int k = 0; k < 9; k++) {
+		f[k] = s;
+		if (!s)
+			continue;
+		s += strcspn(s, k < 6 ? ":" : "\t");
+		s = *s ? (*s = '\0', s + 1) : NULL;
+	}
+}
+
+/* Whether an account changed since it was recorded, each change described in out; the
+ * password is compared only when both sides know it (a shadow tuap could not read is none). */
+static bool account_changed(const char *was, const char *now, bool shadow_known, struct buf *out)
+{
+	static const char *const names[] = {"name", "passwd field", "uid",    "gid",	 "gecos",
+					    "home", "shell",	    "groups", "password"};
+	char *w = strdup(was), *n = strdup(now), *wf[9], *nf[9];
+	bool changed = false;
 
 	if (!w || !n)
 		abort();
-	for (char *s = w, *t = n, k = 0; k < 9; k++) {
-		wf[(int)k] = s;
-		nf[(int)k] = t;
-		s = s ? s + strcspn(s, k < 6 ? ":" : "\t") : NULL;
-		t = t ? t + strcspn(t, k < 6 ? ":" : "\t") : NULL;
-		if (s && *s)
-			*s++ = '\0';
-		else
-			s = NULL;
-		if (t && *t)
-			*t++ = '\0';
-		else
-			t = NULL;
-	}
-	for (int k = 2; k < 9; k++) {
+	record_fields(w, wf);
+	record_fields(n, nf);
+	for (int k = 1; k < 9; k++) {
 		const char *a = wf[k] ? wf[k] : "", *b = nf[k] ? nf[k] : "";
 
-		if (strcmp(a, b) == 0 || (k == 7 && !wf[k]))
+		if (!wf[k] || strcmp(a, b) == 0 || (k == 8 && (!shadow_known || !strcmp(a, "-"))))
 			continue;
+		changed = true;
 		if (k == 8)
 			buf_addf(out, "%spassword or lock", out->len ? ", " : "");
 		else
@@ -439,6 +442,7 @@ static void account_changes(const char *was, const char *now, struct buf *out)
 	}
 	free(w);
 	free(n);
+	return changed;
 }
 
 enum origin { ORIGIN_BEFORE_TUAP, ORIGIN_AS_LEFT, ORIGIN_CHANGED };
@@ -453,19 +457,8 @@ static enum origin origin_of(struct planner *p, const char *name, struct buf *ch
 		return ORIGIN_BEFORE_TUAP;
 	account_line(&p->pw, &p->gr, &p->sh, p->have_shadow, name, &now);
 	buf_addf(&was, "%s\t%s\t%s", field(r, 1), field(r, 2), field(r, 3));
-	/* an unknown shadow (not readable) is no change */
-	if (!p->have_shadow || !strcmp(field(r, 3), "-")) {
-		char *tab = strrchr(now.s, '\t'), *wtab = strrchr(was.s, '\t');
-		if (tab && wtab) {
-			now.len = (size_t)(tab - now.s);
-			now.s[now.len] = '\0';
-			was.len = (size_t)(wtab - was.s);
-			was.s[was.len] = '\0';
-		}
-	}
-	o = strcmp(now.s, was.s) == 0 ? ORIGIN_AS_LEFT : ORIGIN_CHANGED;
-	if (o == ORIGIN_CHANGED)
-		account_changes(was.s, now.s, changes);
+	o = account_changed(was.s, now.s, p->have_shadow, changes) ? ORIGIN_CHANGED
+								   : ORIGIN_AS_LEFT;
 	buf_free(&now);
 	buf_free(&was);
 	return o;
