@@ -1,9 +1,13 @@
 /*
  * The packages step: apt-get (update when asked, then install without recommends, keeping
  * changed config files, waiting for the dpkg lock a while) or dnf, whichever the system has.
+ * make is added when the system has none: the site's Makefile is what the make step runs, and
+ * stock cloud images do not ship make (the original tool appended it to every package list).
  */
+#include <stdbool.h>
 #include <string.h>
 
+#include "proc.h"
 #include "run.h"
 #include "valid.h"
 
@@ -14,6 +18,8 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 {
 	const char *argv[PKG_ARGV_MAX];
 	const char *pm = step_pkg_manager();
+	char make_path[256];
+	bool add_make;
 	size_t n = 0;
 
 	if (a->n_packages > PKG_MAX)
@@ -26,7 +32,10 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 			return err_at(err, NULL, 0, "packages", "'%s' is not a package name: %s",
 				      a->packages[i] ? a->packages[i] : "", why);
 	}
-	if (a->n_packages == 0 && !(a->has_update && a->update)) {
+	add_make = proc_which("make", make_path, sizeof(make_path)) < 0;
+	if (add_make)
+		run_log(r, "make is not installed: adding it (the make step runs the site's Makefile)");
+	if (a->n_packages == 0 && !add_make) {
 		run_log(r, "no packages to install");
 		return 0;
 	}
@@ -39,8 +48,6 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 							    "DPkg::Lock::Timeout=300", "update",
 							    NULL},
 				      -1);
-		if (a->n_packages == 0)
-			return 0;
 		argv[n++] = "apt-get";
 		argv[n++] = "-q";
 		argv[n++] = "-y";
@@ -53,14 +60,14 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 	} else {
 		if (a->has_update && a->update)
 			run_queue_cmd(r, (const char *const[]){"dnf", "-y", "makecache", NULL}, -1);
-		if (a->n_packages == 0)
-			return 0;
 		argv[n++] = "dnf";
 		argv[n++] = "install";
 		argv[n++] = "-y";
 	}
 	for (size_t i = 0; i < a->n_packages; i++)
 		argv[n++] = a->packages[i];
+	if (add_make)
+		argv[n++] = "make";
 	argv[n] = NULL;
 	run_queue_cmd(r, argv, -1);
 	return 0;

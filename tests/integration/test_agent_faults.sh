@@ -89,7 +89,7 @@ wait "$PROV" || rc=$?
 ip netns exec "$C" tc qdisc del dev veth-c root
 [ "$(json_final "$W/data-events.jsonl")" = 0 ] || tuapt_die "final event: exit '$(json_final "$W/data-events.jsonl")'"
 json_phases "$W/data-events.jsonl" | grep -E ':(started|done|failed)$' | tr '\n' ' ' >"$W/phases.txt"
-want="upload:started upload:done plan:started plan:done hello:started hello:done users:started users:done mail:started mail:done data:started data:done make:started make:done "
+want="upload:started upload:done plan:started plan:done hello:started hello:done users:started users:done packages:started packages:done mail:started mail:done data:started data:done make:started make:done "
 [ "$(cat "$W/phases.txt")" = "$want" ] || tuapt_die "phases: $(cat "$W/phases.txt")"
 [ "$(agent_job_dir "$R")" = "$JOB" ] || tuapt_die "the restarted agent used another job dir"
 

@@ -249,7 +249,8 @@ bool job_phase_applies(struct engine *e, struct job *job, enum job_phase ph)
 	case PH_USERS:
 		return job->dom.users.n > 0;
 	case PH_PACKAGES:
-		return job->dom.conf.n_packages > 0;
+		/* also for make alone: the agent installs make where the image has none */
+		return job->dom.conf.n_packages > 0 || job->has_data;
 	case PH_MAIL:
 		return job->dom.conf.contact_email[0] != '\0';
 	default:
