@@ -34,7 +34,8 @@ int packages_start(struct step_run *r, const Tuap__PackagesArgs *a, struct tuap_
 	}
 	add_make = proc_which("make", make_path, sizeof(make_path)) < 0;
 	if (add_make)
-		run_log(r, "make is not installed: adding it (the make step runs the site's Makefile)");
+		run_log(r, "make is not installed: adding it (the make step runs the site's "
+			   "Makefile)");
 	if (a->n_packages == 0 && !add_make) {
 		run_log(r, "no packages to install");
 		return 0;
