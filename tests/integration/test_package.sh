@@ -5,8 +5,10 @@
 # one of the test's network namespaces (only lo: every connection stays on the container's
 # loopback). The packages' dependencies come from a local file: apt repository (aptrepo.sh,
 # .debs fetched on the host), so apt resolves the .debs' own Depends.
-#   1. the previous build (OLD: the tree built with a lower version, or TUAP_PKG_OLD_DEBS)
-#      installed with apt: tuapd.service started by the postinst, running as user tuap
+#   1. the previous release (OLD) installed with apt: the tree of the last commit before
+#      debian/changelog's top entry was added, from git, built with its own deploy/package
+#      (TUAP_PKG_OLD_DEBS=DIR takes OLD's .debs from DIR; without git history, e.g. a shallow
+#      clone, this tree built with a lower version stands in, and the PASS line says so): tuapd.service started by the postinst, running as user tuap
 #      (groups tuap, libvirt, kvm); /var/lib/tuap, /vms, /run/tuap and the control socket
 #      with the owners and modes tuapd and its docs expect; every path the installed
 #      /etc/tuap/tuapd.conf names (its values are the built-in defaults) exists;
@@ -58,14 +60,35 @@ else
 		{ tail -n 30 "$W/logs/package-new.log" >&2; tuapt_die "deploy/package failed"; }
 fi
 deb_version() { dpkg-deb -f "$1" Version; }
+# previous_release: prints the commit before the one that added debian/changelog's top entry
+# (the tree of the last release), or fails when git cannot tell.
+previous_release() {
+	local top intro
+	git -C "$src" rev-parse --git-dir >/dev/null 2>&1 || return 1
+	[ "$(git -C "$src" rev-parse --is-shallow-repository)" = false ] || return 1
+	top=$(sed -n '1s/^tuap (\([^)]*\)).*/\1/p' "$src/debian/changelog")
+	[ -n "$top" ] || return 1
+	intro=$(git -C "$src" log -1 --format=%H -F -S "tuap ($top)" -- debian/changelog) || return 1
+	[ -n "$intro" ] && git -C "$src" rev-parse -q --verify "${intro}^" 2>/dev/null
+}
 NEW_V=$(deb_version "$(ls "$W"/new/tuap_*_amd64.deb | head -n 1)")
 if [ "$quick" = 0 ]; then
 	phase build-old
+	OLD_FROM=
 	if [ -n "${TUAP_PKG_OLD_DEBS:-}" ]; then
 		cp "$TUAP_PKG_OLD_DEBS"/tuap_*_amd64.deb "$TUAP_PKG_OLD_DEBS"/tuap-agent_*_amd64.deb "$W/old/"
+		OLD_FROM="the .debs in $TUAP_PKG_OLD_DEBS"
+	elif OLD_REV=$(previous_release); then
+		mkdir "$W/oldtree"
+		git -C "$src" archive "$OLD_REV" | tar -x -C "$W/oldtree"
+		"$W/oldtree/deploy/package" "$W/old" >"$W/logs/package-old.log" 2>&1 ||
+			{ tail -n 30 "$W/logs/package-old.log" >&2; tuapt_die "deploy/package of $OLD_REV failed"; }
+		OLD_FROM="commit $(git -C "$src" rev-parse --short "$OLD_REV"), the previous release"
 	else
+		tuapt_log "no previous release in git history (not a git checkout, or shallow): OLD is this tree with a lower version"
 		"$src/deploy/package" --version "${NEW_V}~prev1" "$W/old" >"$W/logs/package-old.log" 2>&1 ||
 			{ tail -n 30 "$W/logs/package-old.log" >&2; tuapt_die "deploy/package --version failed"; }
+		OLD_FROM="this tree with a lower version (no git history)"
 	fi
 	OLD_V=$(deb_version "$(ls "$W"/old/tuap_*_amd64.deb | head -n 1)")
 	dpkg --compare-versions "$OLD_V" lt "$NEW_V" || tuapt_die "old version $OLD_V is not below $NEW_V"
@@ -361,4 +384,4 @@ done
 [ "$(cin getent group libvirt kvm | cut -d: -f1,3 | tr '\n' ' ')" = "$libvirt_groups" ] ||
 	tuapt_die "the purge changed the groups libvirt and kvm"
 phase
-echo "PASS: tuap $OLD_V then $NEW_V on a booted Debian 12: tuapd as tuap, paths, access by group, provision --existing, upgrade keeps the job and the conffile, purge removes what the package made"
+echo "PASS: tuap $OLD_V ($OLD_FROM) then $NEW_V on a booted Debian 12: tuapd as tuap, paths, access by group, provision --existing, upgrade keeps the job and the conffile, purge removes what the package made"
