@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "hash.h"
 
@@ -569,8 +570,10 @@ static void check_chains(struct walk *w)
 	free(r);
 }
 
-static int walk_archive(struct archive *a, const char *path, struct tarball_info *info,
-			struct diags *d)
+/* gzip: whether the file is gzip, and why: what went wrong below libarchive, both known only
+ * once reading has started (the struct source below). */
+static int walk_archive(struct archive *a, const char *path, const bool *gzip, const char *why,
+			struct tarball_info *info, struct diags *d)
 {
 	struct walk w = {.path = path, .d = d, .info = info};
 	struct archive_entry *e;
@@ -591,12 +594,13 @@ static int walk_archive(struct archive *a, const char *path, struct tarball_info
 		}
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			diag_error(d, path, 0, "", "cannot read: %s",
-				   archive_error_string(a) ? archive_error_string(a)
-							   : "unknown libarchive error");
+				   why[0]		     ? why
+				   : archive_error_string(a) ? archive_error_string(a)
+							     : "unknown libarchive error");
 			read_error = true;
 			break;
 		}
-		if (archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP)
+		if (!*gzip)
 			break;
 		if (++info->entries > TARBALL_MAX_ENTRIES) {
 			diag_error(d, path, 0, "", "more than %d entries", TARBALL_MAX_ENTRIES);
@@ -605,7 +609,7 @@ static int walk_archive(struct archive *a, const char *path, struct tarball_info
 		if (check_entry(&w, e, norm, TARBALL_MAX_PATH + 1) < 0)
 			break;
 	}
-	if (!read_error && archive_filter_code(a, 0) != ARCHIVE_FILTER_GZIP) {
+	if (!read_error && !*gzip) {
 		diag_error(d, path, 0, "",
 			   "not gzip-compressed (data.tar.gz is a tar archive "
 			   "compressed with gzip: tar -czf)");
@@ -627,8 +631,7 @@ static struct archive *reader_new(void)
 
 	if (!a)
 		return NULL;
-	if (archive_read_support_filter_gzip(a) != ARCHIVE_OK ||
-	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
 	    archive_read_support_format_gnutar(a) != ARCHIVE_OK) {
 		archive_read_free(a);
 		return NULL;
@@ -643,104 +646,206 @@ static void info_start(struct tarball_info *info, const char *path)
 	snprintf(info->path, sizeof(info->path), "%s", path);
 }
 
-int tarball_check_memory(const char *name, const void *data, size_t size, struct tarball_info *info,
-			 struct diags *d)
-{
-	struct archive *a = reader_new();
-	int rc = -1;
-
-	info_start(info, name);
-	sha256_hex(data, size, info->sha256);
-	info->file_size = size;
-	if (!a)
-		return diag_error(d, name, 0, "", "cannot start libarchive");
-	if (archive_read_open_memory(a, data, size) != ARCHIVE_OK)
-		diag_error(d, name, 0, "", "cannot read: %s", archive_error_string(a));
-	else
-		rc = walk_archive(a, name, info, d);
-	archive_read_free(a);
-	return rc;
-}
-
-/* The file as libarchive reads it, hashed on the way. */
+/*
+ * The file as libarchive reads it: gunzipped here with zlib, not by libarchive's gzip filter,
+ * which does not check the gzip trailer (a damaged archive whose deflate stream still decodes
+ * would pass). zlib checks every member's CRC-32 and length; members follow one another and
+ * what follows the last one and is not gzip is ignored, as gzip(1) and the agent do. A file
+ * that is not gzip goes to libarchive as it is (and walk_archive refuses it). The raw bytes are
+ * hashed on the way, so the sha256 names exactly what was checked.
+ */
 struct source {
-	int fd;
+	int fd; /* or -1: mem */
+	const unsigned char *mem;
+	size_t mem_len, mem_off;
 	struct sha256 h;
 	uint64_t size;
-	char buf[1 << 16];
+	z_stream z;
+	bool started, gzip, z_live, member_done, in_end, trailing;
+	char why[160]; /* the error source_read gave libarchive, which may report another */
+	unsigned char in[1 << 16];
+	unsigned char out[1 << 16];
 };
+
+/* The next raw bytes into s->in (hashed); 0 at the end, -1 with errno. */
+static ssize_t raw_next(struct source *s)
+{
+	ssize_t r;
+
+	if (s->fd < 0) {
+		size_t k = s->mem_len - s->mem_off < sizeof(s->in) ? s->mem_len - s->mem_off
+								   : sizeof(s->in);
+
+		memcpy(s->in, s->mem + s->mem_off, k);
+		s->mem_off += k;
+		r = (ssize_t)k;
+	} else {
+		do
+			r = read(s->fd, s->in, sizeof(s->in));
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return -1;
+	}
+	sha256_update(&s->h, s->in, (size_t)r);
+	s->size += (uint64_t)r;
+	return r;
+}
+
+static la_ssize_t source_fail(struct archive *a, struct source *s, const char *msg)
+{
+	snprintf(s->why, sizeof(s->why), "%s", msg);
+	archive_set_error(a, EIO, "%s", msg);
+	return -1;
+}
 
 static la_ssize_t source_read(struct archive *a, void *arg, const void **out)
 {
 	struct source *s = arg;
-	ssize_t r;
+	ssize_t n;
 
-	do
-		r = read(s->fd, s->buf, sizeof(s->buf));
-	while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		archive_set_error(a, errno, "%s", strerror(errno));
-		return -1;
+	if (!s->started || !s->gzip || s->z.avail_in == 0) {
+		if (s->in_end)
+			n = 0;
+		else if ((n = raw_next(s)) < 0) {
+			return source_fail(a, s, strerror(errno));
+		}
+		s->in_end = n == 0;
+		if (!s->started) {
+			s->started = true;
+			s->gzip = n >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b;
+			if (s->gzip && inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK) {
+				return source_fail(a, s, "cannot start zlib");
+			}
+			s->z_live = s->gzip;
+		}
+		if (!s->gzip) {
+			*out = s->in;
+			return n;
+		}
+		s->z.next_in = s->in;
+		s->z.avail_in = (unsigned)n;
 	}
-	sha256_update(&s->h, s->buf, (size_t)r);
-	s->size += (uint64_t)r;
-	*out = s->buf;
-	return r;
+	for (;;) {
+		int ret;
+
+		if (s->trailing) { /* read to the end for the hash, and drop it */
+			while ((n = raw_next(s)) > 0)
+				;
+			if (n < 0) {
+				return source_fail(a, s, strerror(errno));
+			}
+			s->in_end = true;
+			return 0;
+		}
+		if (s->z.avail_in == 0) {
+			if (s->in_end) {
+				if (s->member_done)
+					return 0;
+				return source_fail(a, s, "truncated gzip input");
+			}
+			if ((n = raw_next(s)) < 0) {
+				return source_fail(a, s, strerror(errno));
+			}
+			s->in_end = n == 0;
+			s->z.next_in = s->in;
+			s->z.avail_in = (unsigned)n;
+			continue;
+		}
+		s->z.next_out = s->out;
+		s->z.avail_out = sizeof(s->out);
+		ret = inflate(&s->z, Z_NO_FLUSH);
+		if (ret == Z_STREAM_END) {
+			s->member_done = true;
+			inflateReset(&s->z);
+		} else if (ret == Z_DATA_ERROR && s->member_done) {
+			s->z.avail_in = 0; /* what follows the last member */
+			s->trailing = true;
+		} else if (ret != Z_OK && ret != Z_BUF_ERROR) {
+			char msg[128];
+
+			snprintf(msg, sizeof(msg), "damaged gzip data: %s (the file is corrupt)",
+				 s->z.msg ? s->z.msg : "inflate failed");
+			return source_fail(a, s, msg);
+		} else if (s->z.total_out > 0) {
+			s->member_done = false; /* inside a further member */
+		}
+		if (s->z.avail_out < sizeof(s->out)) {
+			*out = s->out;
+			return (la_ssize_t)(sizeof(s->out) - s->z.avail_out);
+		}
+	}
+}
+
+/* Walks the archive of s, then reads what libarchive did not need (the rest of the stream up
+ * to the last gzip trailer), so that every CRC is checked and every byte hashed. */
+static int check_source(struct source *s, const char *path, struct tarball_info *info,
+			struct diags *d)
+{
+	struct archive *a;
+	int rc = -1;
+
+	if (sha256_init(&s->h) < 0)
+		return diag_error(d, path, 0, "", "cannot start sha256");
+	if (!(a = reader_new()))
+		diag_error(d, path, 0, "", "cannot start libarchive");
+	else if (archive_read_open(a, s, NULL, source_read, NULL) != ARCHIVE_OK)
+		diag_error(d, path, 0, "", "cannot read: %s", archive_error_string(a));
+	else
+		rc = walk_archive(a, path, &s->gzip, s->why, info, d);
+	while (rc == 0) {
+		const void *p;
+		la_ssize_t r = source_read(a, s, &p);
+
+		if (r < 0)
+			rc = diag_error(d, path, 0, "", "cannot read: %s",
+					s->why[0] ? s->why : archive_error_string(a));
+		if (r <= 0)
+			break;
+	}
+	sha256_final_hex(&s->h, info->sha256);
+	info->file_size = s->fd < 0 ? s->mem_len : s->size;
+	if (s->z_live)
+		inflateEnd(&s->z);
+	if (a)
+		archive_read_free(a);
+	return rc;
+}
+
+int tarball_check_memory(const char *name, const void *data, size_t size, struct tarball_info *info,
+			 struct diags *d)
+{
+	struct source *s = calloc(1, sizeof(*s));
+	int rc;
+
+	info_start(info, name);
+	if (!s)
+		return diag_error(d, name, 0, "", "out of memory");
+	s->fd = -1;
+	s->mem = data;
+	s->mem_len = size;
+	rc = check_source(s, name, info, d);
+	/* the hash is of the whole buffer, also where the walk stopped early */
+	sha256_hex(data, size, info->sha256);
+	free(s);
+	return rc;
 }
 
 int tarball_check(const char *path, struct tarball_info *info, struct diags *d)
 {
 	struct source *s = calloc(1, sizeof(*s));
-	struct archive *a = NULL;
 	struct stat st;
-	bool hashing = false;
 	int rc = -1;
 
 	info_start(info, path);
 	if (!s)
 		return diag_error(d, path, 0, "", "out of memory");
 	/* O_NONBLOCK: a fifo must not hang the check; it is refused below */
-	if ((s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+	if ((s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		diag_error(d, path, 0, "", "%s", strerror(errno));
-		goto out;
-	}
-	if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	else if (fstat(s->fd, &st) < 0 || !S_ISREG(st.st_mode))
 		diag_error(d, path, 0, "", "not a regular file");
-		goto out;
-	}
-	if (sha256_init(&s->h) < 0) {
-		diag_error(d, path, 0, "", "cannot start sha256");
-		goto out;
-	}
-	hashing = true;
-	if (!(a = reader_new())) {
-		diag_error(d, path, 0, "", "cannot start libarchive");
-		goto out;
-	}
-	if (archive_read_open(a, s, NULL, source_read, NULL) != ARCHIVE_OK)
-		diag_error(d, path, 0, "", "cannot read: %s", archive_error_string(a));
 	else
-		rc = walk_archive(a, path, info, d);
-	/* hash what libarchive did not need (gzip trailer, padding) */
-	for (;;) {
-		const void *p;
-		la_ssize_t r = source_read(a, s, &p);
-
-		if (r < 0) {
-			rc = diag_error(d, path, 0, "", "%s", archive_error_string(a));
-			break;
-		}
-		if (r == 0)
-			break;
-	}
-	sha256_final_hex(&s->h, info->sha256);
-	hashing = false;
-	info->file_size = s->size;
-out:
-	if (hashing)
-		sha256_free(&s->h);
-	if (a)
-		archive_read_free(a);
+		rc = check_source(s, path, info, d);
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);

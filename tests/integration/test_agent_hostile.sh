@@ -115,7 +115,7 @@ phase hostile-tarballs
 "$TUAPT_PY" "$src/tests/data/make-tarballs" "$W/tarballs"
 DANGEROUS="abs-path dotdot nested-dotdot symlink-abs symlink-escape symlink-then-file symlink-chain
 	hardlink-abs hardlink-dotdot chardev blockdev fifo long-name control-char text gzip-not-tar
-	truncated truncated-late empty"
+	truncated truncated-late bad-crc empty"
 others=$(cd "$W/tarballs" && ls -1 ./*.tar.gz | sed 's:^\./::; s:\.tar\.gz$::' | grep -v '^good-' |
 	grep -vxF -f <(printf '%s\n' $DANGEROUS))
 runs_before=$(grep -c . "$R$RUNS")
