@@ -66,7 +66,7 @@ int domain_load(const char *dir, struct domain *dom, struct diags *d)
 	} else if (kind < 0) {
 		/* said */
 	} else if (!(text = fs_read_file(path, CONF_MAX_SIZE, &len, &err))) {
-		diag_error(d, path, 0, "", "%s", err.msg);
+		diag_add_err(d, &err); /* its message names the file */
 	} else {
 		domain_conf_parse(path, name, text, len, &dom->conf, d);
 		free(text);
