@@ -37,14 +37,7 @@ skip_unless_netns
 skip_unless_cmd virsh libvirtd virtlogd tini qemu-system-x86_64 qemu-img debootstrap mkfs.ext4 \
 	sfdisk mkfs.vfat mcopy syslinux curl ss python3 ping
 
-TUAPD=${TUAPD:-}
-CTL=${TUAP_CTL:-}
-AGENT=${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}}
-[ -x "$TUAPD" ] && [ -x "$CTL" ] || tuapt_skip "TUAPD and TUAP_CTL must name the built binaries (run through ctest)"
-[ -x "$AGENT" ] || tuapt_skip "no tuap-agent (TUAP_SHIP_AGENT/TUAP_AGENT) for the seed"
-if ldd "$AGENT" 2>/dev/null | grep -q 'libasan\|libubsan'; then
-	tuapt_skip "$AGENT is a sanitizer build; configure with -DTUAP_SHIP_AGENT=<Release build's agent/tuap-agent> (deploy/test does)"
-fi
+vm_need_bins
 
 DOM=stock.test
 GUEST_PUB=192.0.2.20
@@ -135,36 +128,8 @@ site_new "$DOM" "$GUEST_PUB"
 
 # --- tuapd in the namespace
 phase tuapd
-cat >"$W/tuapd.conf" <<EOF
-# tuapd of test_stock_image.sh: the private libvirtd, TCG, everything in $W
-libvirt_uri = "$URI";
-virt_type = "qemu";
-pool_root = "$W/vms";
-state_dir = "$W/state";
-run_dir = "$W/run";
-ctl_group = "root";
-mgmt_network = "$TUAPT_MGMT_NET";
-mgmt_bridge = "$TUAPT_MGMT_BRIDGE";
-mgmt_subnet = "198.51.100.0/24";
-public_bridge = "$TUAPT_PUB_BRIDGE";
-agent_listen = "tcp://$TUAPT_MGMT_ADDR:7807";
-image_catalog = "$W/images.conf";
-image_dir = "$W/images";
-default_image = "$IMAGE_NAME";
-agent_binary = "$AGENT";
-seed_dir = "$src/deploy/seed";
-apt_source = "$APT_LINE";
-deadlines = { hello = 900; packages = 900; };
-EOF
-"$TUAPD" -c "$W/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $W/tuapd.conf"
-export TUAP_SOCKET=$W/run/ctl.sock
-tuapd_up() {
-	[ -S "$TUAP_SOCKET" ] &&
-		ip netns exec "$NS" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
-}
-TUAPD_LOG=$W/logs/tuapd.log
-TUAPT_BG_LOG=$TUAPD_LOG netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
-wait_for "tuapd's sockets" 30 tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
+vm_tuapd_conf "$W" "$URI" "$W/images.conf" "$IMAGE_NAME" "$APT_LINE" "image_dir = \"$W/images\";"
+vm_tuapd_start "$NS" "$W/tuapd.conf" "$W/logs/tuapd.log"
 
 # provision DOMAIN: runs tuap-ctl provision, its output in logs/provision-DOMAIN.out
 provision() {

@@ -168,3 +168,66 @@ agent_up() {
 	wait_for "the agent's hello in tuapd's log" 30 tuapd_saw "$W/d" "$domain: hello from agent" ||
 		{ tail -n 20 "$W/logs/agent.log" "$W/d/tuapd.log" >&2; return 1; }
 }
+
+# vm_need_bins: TUAPD, CTL (TUAP_CTL) and AGENT (TUAP_SHIP_AGENT or TUAP_AGENT: a Release
+# build's self-contained agent, for guests) from ctest's environment, or a skip.
+vm_need_bins() {
+	TUAPD=${TUAPD:-}
+	CTL=${TUAP_CTL:-}
+	AGENT=${TUAP_SHIP_AGENT:-${TUAP_AGENT:-}}
+	[ -x "$TUAPD" ] && [ -x "$CTL" ] || tuapt_skip "TUAPD and TUAP_CTL must name the built binaries (run through ctest)"
+	[ -x "$AGENT" ] || tuapt_skip "no tuap-agent (TUAP_SHIP_AGENT/TUAP_AGENT) for the guest"
+	if ldd "$AGENT" 2>/dev/null | grep -q 'libasan\|libubsan'; then
+		tuapt_skip "$AGENT is a sanitizer build; configure with -DTUAP_SHIP_AGENT=<Release build's agent/tuap-agent> (deploy/test does)"
+	fi
+}
+
+# vm_tuapd_conf W URI CATALOG IMAGE APT_LINE [LINE...]: W/tuapd.conf for a tuapd that drives the
+# private libvirtd of tests/lib/libvirtd.sh (TCG, its networks and bridge, everything under W:
+# vms, state, run), with the image catalog, default image, the agent TUAP_SHIP_AGENT/AGENT and
+# the tree's seed files, the local apt repository, long hello and packages deadlines, and any
+# LINE more; checked with tuapd --check; exports TUAP_SOCKET.
+vm_tuapd_conf() {
+	local w=$1 uri=$2 catalog=$3 image=$4 apt=$5 l
+	shift 5
+	{
+		echo "# tuapd of a VM test (tests/lib/tuap.sh): the private libvirtd, TCG, everything in $w"
+		echo "libvirt_uri = \"$uri\";"
+		echo "virt_type = \"qemu\";"
+		echo "pool_root = \"$w/vms\";"
+		echo "state_dir = \"$w/state\";"
+		echo "run_dir = \"$w/run\";"
+		echo "ctl_group = \"root\";"
+		echo "mgmt_network = \"$TUAPT_MGMT_NET\";"
+		echo "mgmt_bridge = \"$TUAPT_MGMT_BRIDGE\";"
+		echo "mgmt_subnet = \"198.51.100.0/24\";"
+		echo "public_bridge = \"$TUAPT_PUB_BRIDGE\";"
+		echo "agent_listen = \"tcp://$TUAPT_MGMT_ADDR:7807\";"
+		echo "image_catalog = \"$catalog\";"
+		echo "default_image = \"$image\";"
+		echo "agent_binary = \"$AGENT\";"
+		echo "seed_dir = \"$src/deploy/seed\";"
+		echo "apt_source = \"$apt\";"
+		echo "deadlines = { hello = 900; packages = 900; };"
+		for l in "$@"; do printf '%s\n' "$l"; done
+	} >"$w/tuapd.conf"
+	"$TUAPD" -c "$w/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $w/tuapd.conf"
+	TUAP_SOCKET=$w/run/ctl.sock
+	export TUAP_SOCKET
+}
+
+# vm_tuapd_up NS: tuapd's control socket is there and it listens for agents on the management
+# address (without connecting: a bare TCP connect is a failed CURVE handshake in its log)
+vm_tuapd_up() {
+	[ -S "$TUAP_SOCKET" ] &&
+		ip netns exec "$1" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
+}
+
+# vm_tuapd_start NS CONF LOG: tuapd -d -c CONF in NS, logging to LOG, up within 30 s; sets
+# TUAPD_PID and TUAPD_LOG
+vm_tuapd_start() {
+	TUAPD_LOG=$3
+	TUAPT_BG_LOG=$TUAPD_LOG netns_bg "$1" TUAPD_PID "$TUAPD" -d -c "$2"
+	wait_for "tuapd's sockets" 30 vm_tuapd_up "$1" || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
+	netns_check_pid "$1" "$TUAPD_PID"
+}
