@@ -13,6 +13,7 @@
 #      its supervisor, tuapd resumes the job from its journal, the agent reattaches on its
 #      hello; make ran once (counter 1, one "make started" in make.log), the job ends done and
 #      the setup log has make's last line.
+#   3. the same, with tuapd started again only after make has ended: make is not run again.
 # Exits 77 when not root or without netns support.
 set -eu -o pipefail
 
@@ -163,7 +164,31 @@ wait "$UPD" || rc=$?
 [ "$rc" = 3 ] || tuapt_die "update-data's tuap-ctl exited $rc when tuapd was killed, expected 3"
 grep -q "lost the connection to tuapd" "$W/logs/update-data.err" || tuapt_die "update-data: $(cat "$W/logs/update-data.err")"
 
+# ------------------------------------------------------------------------------------------
+# 3. tuapd killed during make and started again only after make has ended: the resumed job
+#    gets make's result from the agent, it does not run make again. (Regression: update-data
+#    jobs asked the agent to rerun make, so a resume after make's end ran it twice; seen in
+#    tests/stress/crashtrials.sh.)
+phase make-ended
+: >"$R$RUNS"
+timeout 300 "$TUAP_CTL" update-data --json "$S" >"$W/make2-events.jsonl" 2>"$W/logs/update-data2.err" &
+UPD=$!
+pid_record "$UPD"
+wait_for "make started by the second update-data" 60 make_running ||
+	{ tail -n 5 "$W/make2-events.jsonl" "$W/logs/agent.log" >&2; exit 1; }
+JOB=$(agent_job_dir "$R")
+kill -9 "$TUAPD_PID"
+wait "$TUAPD_PID" 2>/dev/null || true
+make_ended() { [ -s "$JOB/make.status" ]; }
+wait_for "make to end while tuapd is down" 60 make_ended || tuapt_die "make did not end"
+tuapd_start "$C" "$W/d" TUAPD_PID
+wait_for "the job resumed after make's end to be done" 60 job_done ||
+	{ job_state >&2; tail -n 20 "$W/d/tuapd.log" "$W/logs/agent.log" >&2; exit 1; }
+[ "$(grep -c '^make-job$' "$R$RUNS")" = 1 ] || tuapt_die "make ran $(grep -c '^make-job$' "$R$RUNS") times for one job"
+[ ! -e "$JOB/make.log.1" ] || tuapt_die "the agent started the job's make a second time (make.log.1)"
+wait "$UPD" 2>/dev/null || true
+
 phase tuapd-stop
 tuapd_stop "$TUAPD_PID" "$W/d"
 phase
-echo "PASS: agent killed during data resumes at its confirmed 64 MiB with the right sha256; tuapd killed during make resumes without a second make"
+echo "PASS: agent killed during data resumes at its confirmed 64 MiB with the right sha256; tuapd killed during make resumes without a second make, also when make ended while tuapd was down"

@@ -113,7 +113,9 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 		goto drop;
 	job->existing = r->has_existing && r->existing;
 	job->rebuild = r->has_rebuild && r->rebuild;
-	job->rerun_make = (r->has_rerun_make && r->rerun_make) || kind == KIND_UPDATE_DATA;
+	/* Not forced for update-data: its make is a new job's, which the agent runs once anyway
+	 * (its journal is per job); forcing it made a resumed job start its make a second time. */
+	job->rerun_make = r->has_rerun_make && r->rerun_make;
 	job->force_users = r->has_force_users && r->force_users;
 	job->has_data = sha_arg(&r->data_sha256, job->data_sha);
 	job->data_size = r->data_size;
@@ -163,7 +165,8 @@ static void ctl_run(struct engine *e, const struct ctl_peer *peer, const Tuap__R
 		return;
 	job->kind = KIND_RUN;
 	job->existing = prev->existing;
-	job->rerun_make = true;
+	/* a new job: the agent runs its make once without being told to rerun (see above) */
+	job->rerun_make = false;
 	snprintf(job->make_target, sizeof(job->make_target), "%s", r->target ? r->target : "");
 	/* the domain as last provisioned (pre_make_script comes from there), kept with the job
 	 * so that a restarted tuapd can resume it */
