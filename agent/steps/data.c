@@ -704,6 +704,27 @@ static int room_for(struct data_run *d, const char *name, la_int64_t size, struc
 		       FREE_RESERVE >> 20);
 }
 
+/* What libarchive's writer said, with the system's reason when it left one out ("Can't create
+ * 'x'" says nothing of ENOSPC), and what to do about a full disk. */
+static const char *write_why(struct archive *aw, char *buf, size_t len)
+{
+	const char *msg = archive_error_string(aw) ? archive_error_string(aw) : "write failed";
+	int e = archive_errno(aw);
+
+	if (e > 0 && !strstr(msg, strerror(e)))
+		snprintf(buf, len, "%s: %s", msg, strerror(e));
+	else
+		snprintf(buf, len, "%s", msg);
+	if (e == ENOSPC || e == EDQUOT) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, len - n,
+			 " (the site's disk is full, in bytes or inodes: make room, then "
+			 "'tuap-ctl provision --resume')");
+	}
+	return buf;
+}
+
 /* Checks and writes one header; 1 when the entry is the tree's root (skipped). */
 static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_err *err)
 {
@@ -745,15 +766,21 @@ static int next_header(struct data_run *d, struct archive_entry *e, struct tuap_
 	if (type == TAR_FILE && room_for(d, name, archive_entry_size(e), err) < 0)
 		return -1;
 	ret = archive_write_header(d->aw, e);
-	if (ret != ARCHIVE_OK) /* a warning too: the entry is not what the tarball says */
+	if (ret != ARCHIVE_OK) { /* a warning too: the entry is not what the tarball says */
+		char wb[512];
+
 		return err_set(err, "data.tar.gz: entry '%s': %s",
-			       tar_shown(name, show, sizeof(show)), archive_error_string(d->aw));
+			       tar_shown(name, show, sizeof(show)),
+			       write_why(d->aw, wb, sizeof(wb)));
+	}
 	d->entries++;
 	return 0;
 }
 
 static int copy_data(struct data_run *d, struct tuap_err *err)
 {
+	char why[512];
+
 	for (;;) {
 		const void *buf;
 		size_t len;
@@ -767,12 +794,12 @@ static int copy_data(struct data_run *d, struct tuap_err *err)
 		/* libarchive reports a failed write(2) (ENOSPC, EFBIG, EIO) as ARCHIVE_WARN */
 		if (archive_write_data_block(d->aw, buf, len, off) != ARCHIVE_OK)
 			return err_set(err, "data.tar.gz: writing '%s': %s", d->cur,
-				       archive_error_string(d->aw));
+				       write_why(d->aw, why, sizeof(why)));
 		d->bytes_out += len;
 	}
 	if (archive_write_finish_entry(d->aw) != ARCHIVE_OK)
 		return err_set(err, "data.tar.gz: writing '%s': %s", d->cur,
-			       archive_error_string(d->aw));
+			       write_why(d->aw, why, sizeof(why)));
 	return 0;
 }
 
@@ -791,8 +818,11 @@ static int extract_all(struct data_run *d, struct tuap_err *err)
 		if (ret < 0 || (ret == 0 && copy_data(d, err) < 0))
 			return -1;
 	}
-	if (archive_write_close(d->aw) != ARCHIVE_OK)
-		return err_set(err, "%s: %s", d->staging, archive_error_string(d->aw));
+	if (archive_write_close(d->aw) != ARCHIVE_OK) {
+		char why[512];
+
+		return err_set(err, "%s: %s", d->staging, write_why(d->aw, why, sizeof(why)));
+	}
 	d->written_ms = run_now_ms();
 	fd = open(d->staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || syncfs(fd) < 0) {
