@@ -100,6 +100,13 @@ T=$(secs_since "$t0")
 [ "$(runs_of 1 start)" = 1 ] || tuapt_die "the baseline's make ran $(runs_of 1 start) times"
 tuapt_log "a job (update-data: upload, hello, packages, data, make) takes ${T}s"
 
+# died NAME LOG: NAME was to be killed but had already exited by itself
+died() {
+	tail -n 30 "$2" >&2
+	tuapt_die "$1 was not running when the trial came to kill it: it exited by itself (log above)"
+}
+trap 'tuapt_log "failed in trial $((i - 1)) at line $LINENO"' ERR
+
 good=0 bad=0 done_jobs=0 interrupted=0 no_job=0 stuck=0 lost_bytes=0 unreadable=0
 killed_tuapd=0 killed_agent=0
 : >"$W/trials.txt"
@@ -114,12 +121,12 @@ for i in $(seq 2 $((trials + 1))); do
 	prov=$!
 	sleep "$delay"
 	if [ "$victim" = tuapd ]; then
-		kill -9 "$TUAPD_PID"
+		kill -9 "$TUAPD_PID" 2>/dev/null || died tuapd "$W/d/tuapd.log"
 		wait "$TUAPD_PID" 2>/dev/null || true
 		killed_tuapd=$((killed_tuapd + 1))
-		tuapd_start "$C" "$W/d" TUAPD_PID
+		tuapd_start "$C" "$W/d" TUAPD_PID || tuapt_die "tuapd did not come back after the kill"
 	else
-		kill -9 "$AGENT_PID"
+		kill -9 "$AGENT_PID" 2>/dev/null || died tuap-agent "$W/logs/agent.log"
 		wait "$AGENT_PID" 2>/dev/null || true
 		killed_agent=$((killed_agent + 1))
 		agent_start "$H" "$R" AGENT_PID "$W/logs/agent.log"
