@@ -193,5 +193,5 @@ vmb_warm() {
 
 vmb_cpu() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat; }
 vmb_cpu_busy() {
-	echo "$1 $2" | awk '{ t = $4 - $2; printf "%.0f", t > 0 ? 100 * ($3 - $1) / t : -1 }'
+	echo "$1 $2" | awk '{ t = $4 - $2; printf "%.0f", (t > 0 ? 100 * ($3 - $1) / t : -1) }'
 }
