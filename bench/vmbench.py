@@ -13,6 +13,7 @@ Every measure is printed as
 with R = tuap / baseline, and written into JSON as bench/run expects (bench/README.md).
 """
 import json
+import re
 import statistics
 import sys
 
@@ -48,6 +49,30 @@ def read_events(path, t0):
                     row["seconds"] = round(ev["phase_ms"] / 1000.0, 3)
             row["state"] = state
     return final, [rows[n] for n in order]
+
+
+# guest uptime (s) of the boot's milestones on a serial console log: cloud-init's stages (its
+# own "Up N seconds"), the kernel's timestamp of tuap's installer starting the agent
+MARKS = (("init-local", r"running 'init-local' at .* Up ([0-9.]+) seconds"),
+         ("init", r"running 'init' at .* Up ([0-9.]+) seconds"),
+         ("agent-started", r"\[ *([0-9.]+)\] .*tuap-install: tuap-agent \(re\)started"),
+         ("modules:config", r"running 'modules:config' at .* Up ([0-9.]+) seconds"),
+         ("modules:final", r"running 'modules:final' at .* Up ([0-9.]+) seconds"),
+         ("finished", r"Cloud-init v\. \S+ finished at .* Up ([0-9.]+) seconds"))
+
+
+def console_marks(path):
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    out = {}
+    for name, rx in MARKS:
+        m = re.search(rx, text)
+        if m:
+            out[name] = float(m.group(1))
+    return out
 
 
 def read_results(path):
@@ -170,6 +195,8 @@ def ready(results, json_out):
             "virt_install_boot_finished_s": ms_s(v["vi_t0"], v["vi_bf"]),
             "virt_install_guest_uptime_at_final_s": v.get("vi_uptime"),
             "load_before": v.get("load"),
+            "tuap_guest_uptime_marks_s": console_marks(v.get("tuap_console", "")),
+            "virt_install_guest_uptime_marks_s": console_marks(v.get("vi_console", "")),
         })
 
     def m(k):
@@ -184,6 +211,15 @@ def ready(results, json_out):
             x["run"], x["order"] or "-", fmt(x["tuap_predomain_s"]), fmt(x["tuap_hello_s"]),
             fmt(x["tuap_guest_boot_finished_s"]), fmt(x["virt_install_started_s"]),
             fmt(x["virt_install_boot_finished_s"])))
+    print()
+    print("the guests' boot (guest uptime in s at each milestone of their serial console, "
+          "median over runs):")
+    print("  %-16s %8s %14s" % ("milestone", "tuap", "virt-install"))
+    for name, _ in MARKS:
+        a = med([x["tuap_guest_uptime_marks_s"].get(name) for x in per_run])
+        b = med([x["virt_install_guest_uptime_marks_s"].get(name) for x in per_run])
+        if a is not None or b is not None:
+            print("  %-16s %8s %14s" % (name, fmt(a), fmt(b)))
     print()
     phases = phase_table(tables, "tuap-ctl provision of example.test, phase by phase "
                          "(median over runs; start and done from tuap-ctl's start):")
