@@ -102,6 +102,14 @@ def fmt(x):
     return "-" if x is None else "%.1f" % x
 
 
+def fmt2(x):
+    return "-" if x is None else "%.2f" % x
+
+
+def ratio_of(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
 class Report:
     def __init__(self, bench):
         self.bench = bench
@@ -204,13 +212,18 @@ def ready(results, json_out):
 
     print("runs (seconds from the command's start; tuap: tuap-ctl provision, virt-install: "
           "virt-install --import --cloud-init):")
-    print("  %-4s %-12s %9s %9s %11s | %11s %11s" % ("run", "order", "tuap def", "hello",
-                                                   "tuap bfin", "vi started", "vi bfin"))
+    print("  %-4s %-12s %9s %9s %11s | %11s %11s | %7s %7s" % (
+        "run", "order", "tuap def", "hello", "tuap bfin", "vi started", "vi bfin", "ready",
+        "pre-dom"))
     for x in per_run:
-        print("  %-4s %-12s %9s %9s %11s | %11s %11s" % (
+        x["ready_ratio"] = ratio_of(x["tuap_hello_s"], x["virt_install_boot_finished_s"])
+        x["predomain_ratio"] = ratio_of(x["tuap_predomain_s"], x["virt_install_started_s"])
+        print("  %-4s %-12s %9s %9s %11s | %11s %11s | %7s %7s" % (
             x["run"], x["order"] or "-", fmt(x["tuap_predomain_s"]), fmt(x["tuap_hello_s"]),
             fmt(x["tuap_guest_boot_finished_s"]), fmt(x["virt_install_started_s"]),
-            fmt(x["virt_install_boot_finished_s"])))
+            fmt(x["virt_install_boot_finished_s"]), fmt2(x["ready_ratio"]),
+            fmt2(x["predomain_ratio"])))
+    print("  (ready, pre-dom: the round's own ratios; the lines below are ratios of the medians)")
     print()
     print("the guests' boot (guest uptime in s at each milestone of their serial console, "
           "median over runs):")
@@ -224,7 +237,8 @@ def ready(results, json_out):
     phases = phase_table(tables, "tuap-ctl provision of example.test, phase by phase "
                          "(median over runs; start and done from tuap-ctl's start):")
     print()
-    common = {"runs": per_run, "median_tuap_guest_boot_finished_s": m("tuap_guest_boot_finished_s")}
+    common = {"runs": per_run, "median_tuap_guest_boot_finished_s": m("tuap_guest_boot_finished_s"),
+              "median_of_round_ratios": med([x["ready_ratio"] for x in per_run])}
     rep.measure("ready", m("tuap_hello_s"), "virt-install+cloud-init", m(
         "virt_install_boot_finished_s"), "s", LE_HALF, dict(common, **{
             "tuap": "tuap-ctl provision start -> the agent's hello (phase hello done)",
@@ -240,7 +254,9 @@ def ready(results, json_out):
                     "median_tuap_predomain_phases_s": m("tuap_predomain_phases_s"),
                     "runs": [{k: x[k] for k in ("run", "tuap_predomain_s",
                                                 "tuap_predomain_phases_s",
-                                                "virt_install_started_s")} for x in per_run],
+                                                "virt_install_started_s", "predomain_ratio")}
+                             for x in per_run],
+                    "median_of_round_ratios": med([x["predomain_ratio"] for x in per_run]),
                 })
     rep.write(json_out)
 
