@@ -9,7 +9,8 @@
 #   vmb_args NAME "$@"            # parses --quick, --json FILE, --build DIR, --runs N, -h;
 #                                 # sets VMB_QUICK, VMB_JSON, VMB_BUILD, VMB_RUNS (if given)
 #   vmb_bins                      # TUAPD, CTL, AGENT from VMB_BUILD (skip when missing)
-#   vmb_stage                     # W, IMG, IMAGE_NAME, NS, URI, APT_LINE, tuapd (TUAPD_PID)
+#   vmb_stage                     # W, IMG, IMAGE_NAME, NS, URI, APT_LINE, tuapd (TUAPD_PID);
+#                                 # tuapd.conf and start: tests/lib/tuap.sh's vm_tuapd_*
 #   vmb_site NAME IP              # W/sites/NAME: examples/example.test with ips=IP/24, packed
 #   vmb_provision NAME OUT        # tuap-ctl provision --json W/sites/NAME >OUT (bounded);
 #                                 # writes OUT.t0 (unix ms just before it started)
@@ -64,18 +65,14 @@ vmb_args() {
 vmb_bins() {
 	local btype
 	TUAPD=$VMB_BUILD/controller/tuapd/tuapd
-	CTL=$VMB_BUILD/controller/ctl/tuap-ctl
-	AGENT=$VMB_BUILD/agent/tuap-agent
-	for b in "$TUAPD" "$CTL" "$AGENT"; do
+	TUAP_CTL=$VMB_BUILD/controller/ctl/tuap-ctl
+	TUAP_SHIP_AGENT=$VMB_BUILD/agent/tuap-agent
+	for b in "$TUAPD" "$TUAP_CTL" "$TUAP_SHIP_AGENT"; do
 		[ -x "$b" ] || tuapt_skip "$b missing: cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF && cmake --build build/release -j2"
 	done
-	if ldd "$AGENT" 2>/dev/null | grep -q 'libasan\|libubsan'; then
-		tuapt_skip "$AGENT is a sanitizer build; give --build a Release build"
-	fi
+	vm_need_bins # CTL, AGENT; refuses a sanitizer build's agent
 	btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$VMB_BUILD/CMakeCache.txt" 2>/dev/null || true)
 	[ "$btype" = Release ] || tuapt_log "warning: $VMB_BUILD is a '$btype' build, not Release"
-	TUAP_CTL=$CTL
-	TUAP_SHIP_AGENT=$AGENT
 }
 
 # vmb_stage: the e2e test's stage (see the header). Needs W (tmpdir_new) and TUAPT_LOGDIR.
@@ -96,39 +93,9 @@ vmb_stage() {
 	aptrepo_serve "$NS" "$TUAPT_PUB_ADDR" "$VMB_PORT" "$W/repo" APT_LINE
 
 	phase tuapd
-	cat >"$W/tuapd.conf" <<EOF
-# tuapd of a tuap benchmark (bench/vmlib.sh): the private libvirtd, TCG, everything in $W
-libvirt_uri = "$URI";
-virt_type = "qemu";
-pool_root = "$W/vms";
-state_dir = "$W/state";
-run_dir = "$W/run";
-ctl_group = "root";
-mgmt_network = "$TUAPT_MGMT_NET";
-mgmt_bridge = "$TUAPT_MGMT_BRIDGE";
-mgmt_subnet = "198.51.100.0/24";
-public_bridge = "$TUAPT_PUB_BRIDGE";
-agent_listen = "tcp://$TUAPT_MGMT_ADDR:7807";
-image_catalog = "$W/images.conf";
-default_image = "$IMAGE_NAME";
-agent_binary = "$AGENT";
-seed_dir = "$src/deploy/seed";
-apt_source = "$APT_LINE";
-deadlines = { hello = 900; packages = 900; };
-EOF
-	"$TUAPD" -c "$W/tuapd.conf" --check >/dev/null || tuapt_die "tuapd --check refused $W/tuapd.conf"
-	export TUAP_SOCKET=$W/run/ctl.sock
-	TUAPD_LOG=$W/log/tuapd.log
-	TUAPT_BG_LOG=$TUAPD_LOG netns_bg "$NS" TUAPD_PID "$TUAPD" -d -c "$W/tuapd.conf"
-	wait_for "tuapd's sockets" 30 vmb_tuapd_up || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
-	netns_check_pid "$NS" "$TUAPD_PID"
+	vm_tuapd_conf "$W" "$URI" "$W/images.conf" "$IMAGE_NAME" "$APT_LINE"
+	vm_tuapd_start "$NS" "$W/tuapd.conf" "$W/log/tuapd.log"
 	phase
-}
-
-# listening, without connecting (a bare TCP connect is a failed CURVE handshake in its log)
-vmb_tuapd_up() {
-	[ -S "$TUAP_SOCKET" ] &&
-		ip netns exec "$NS" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
 }
 
 # vmb_site NAME IP
