@@ -38,12 +38,12 @@ cmp -s "$SEED/tuap/tuap-agent" "$ROOT/usr/local/sbin/tuap-agent" || tuapt_die "b
 [ "$(mode "$ROOT/etc/tuap-agent")" = 700 ] || tuapt_die "config dir mode"
 [ "$(mode "$ROOT/etc/systemd/system/tuap-agent.service")" = 644 ] || tuapt_die "unit mode"
 [ "$(cat "$LOG")" = "daemon-reload
---no-block enable tuap-agent.service
+--no-block --no-reload enable tuap-agent.service
 --no-block restart tuap-agent.service" ] || tuapt_die "first run systemctl calls: $(cat "$LOG")"
 
 # 2. same seed again (the next boot): nothing rewritten, the agent is only ensured running
 run || tuapt_die "second run: $(cat "$T/out")"
-[ "$(cat "$LOG")" = "--no-block enable --now tuap-agent.service" ] ||
+[ "$(cat "$LOG")" = "--no-block --no-reload enable --now tuap-agent.service" ] ||
 	tuapt_die "second run systemctl calls: $(cat "$LOG")"
 grep -q installed "$T/out" && tuapt_die "second run rewrote files: $(cat "$T/out")"
 
@@ -52,14 +52,14 @@ printf 'secret = "two"\n' > "$SEED/tuap/agent.conf"
 run || tuapt_die "third run: $(cat "$T/out")"
 grep -q '"two"' "$ROOT/etc/tuap-agent/agent.conf" || tuapt_die "config not updated"
 [ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || tuapt_die "agent.conf mode after update"
-[ "$(cat "$LOG")" = "--no-block enable tuap-agent.service
+[ "$(cat "$LOG")" = "--no-block --no-reload enable tuap-agent.service
 --no-block restart tuap-agent.service" ] || tuapt_die "third run systemctl calls: $(cat "$LOG")"
 
 # 3b. a changed unit alone: reloaded and restarted
 echo "# changed" >> "$SEED/tuap/tuap-agent.service"
 run || tuapt_die "unit change run: $(cat "$T/out")"
 [ "$(cat "$LOG")" = "daemon-reload
---no-block enable tuap-agent.service
+--no-block --no-reload enable tuap-agent.service
 --no-block restart tuap-agent.service" ] || tuapt_die "unit change systemctl calls: $(cat "$LOG")"
 
 # 4. a binary baked into the image wins over the seed's
@@ -71,7 +71,7 @@ run || tuapt_die "fourth run: $(cat "$T/out")"
 	tuapt_die "baked binary not linked"
 grep -q restart "$LOG" || tuapt_die "agent not restarted onto the baked binary"
 run || tuapt_die "fifth run: $(cat "$T/out")"
-[ "$(cat "$LOG")" = "--no-block enable --now tuap-agent.service" ] ||
+[ "$(cat "$LOG")" = "--no-block --no-reload enable --now tuap-agent.service" ] ||
 	tuapt_die "baked re-run systemctl calls: $(cat "$LOG")"
 
 # 5. not a tuap seed: refused, nothing started
