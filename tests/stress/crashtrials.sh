@@ -168,7 +168,8 @@ for i in $(seq 2 $((trials + 1))); do
 		interrupted=$((interrupted + 1))
 		outcome=interrupted
 	elif [ -z "$why" ]; then
-		why="job $state: $(grep -h '"final"' "$W/logs/trial-$i.jsonl" | tail -n 1 | cut -c1-200)"
+		final=$(grep -h '"final"' "$W/logs/trial-$i.jsonl" 2>/dev/null | tail -n 1 | cut -c1-200 || true)
+		why="job '${state:-?}' in phase '$(job_fact phase)': ${final:-no final event from tuap-ctl (exit $rc)}"
 	fi
 	if grep -q "cannot replay the journal" "$W/d/tuapd.log"; then
 		unreadable=$((unreadable + 1))
