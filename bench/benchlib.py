@@ -7,8 +7,16 @@
                                             close; prints the seconds from connect to close
     benchlib.py events FILE                 reads tuap-ctl --json output; prints
                                             "upload_ms data_ms recv_ms extract_ms make_ms"
-    benchlib.py report SIZE RESULTS         the summary, from SIZE (bytes of data.tar.gz) and
-                                            the "run metric seconds" lines in RESULTS
+    benchlib.py report SIZE RESULTS [JSON]  the summary, from SIZE (bytes of data.tar.gz) and
+                                            the "run metric seconds" lines in RESULTS; JSON
+                                            (a file, or - for none): the contract's JSON
+    benchlib.py fanout-report MAIN JSON FILE...
+                                            bench/fanout's summary from tuap-fanout-sim's
+                                            outputs (MAIN: the one with every round; FILEs:
+                                            one per agent count, for the growth table)
+
+The lines and JSON every measure script gives (the contract, bench/README.md) come from
+measure() and write_json() below.
 """
 import json
 import socket
@@ -89,7 +97,39 @@ def events(path):
 MIB = 1 << 20
 
 
-def report(size, results):
+def num(x):
+    """A figure with about three significant digits, as the summary lines print it."""
+    a = abs(x)
+    if a >= 100:
+        return "%.0f" % x
+    if a >= 10:
+        return "%.1f" % x
+    if a >= 1:
+        return "%.2f" % x
+    return "%.3g" % x
+
+
+def measure(name, tuap, unit, base_name, base, better, goal=None, goal_met=None, details=None):
+    """Prints the contract's line for one measure and returns its JSON object.
+    R = tuap / baseline; better is "lower" or "higher"."""
+    ratio = tuap / base if base else float("inf")
+    print("%s: ratio %s (tuap %s %s vs %s %s %s), %s is better" %
+          (name, num(ratio), num(tuap), unit, base_name, num(base), unit, better), flush=True)
+    return {"name": name, "ratio": round(ratio, 4),
+            "tuap": {"value": round(tuap, 4), "unit": unit},
+            "baseline": {"name": base_name, "value": round(base, 4), "unit": unit},
+            "better": better, "goal": goal, "goal_met": goal_met, "details": details or {}}
+
+
+def write_json(path, bench, measures):
+    if not path or path == "-":
+        return
+    with open(path, "w") as f:
+        json.dump({"bench": bench, "measures": measures}, f, indent=1)
+        f.write("\n")
+
+
+def report(size, results, json_path="-"):
     size = int(size)
     vals = {}
     with open(results) as f:
@@ -111,8 +151,18 @@ def report(size, results):
     print("data.tar.gz: %.1f MiB; medians of %d run%s (MiB/s of data.tar.gz bytes)" %
           (size / MIB, n, "" if n == 1 else "s"))
     tuap, tar, scp = rate("tuap_data"), rate("tar_xzf"), rate("scp_tar")
-    print("restore: ratio %.2f (tuap %.1f MiB/s vs tar xzf %.1f MiB/s)" % (tuap / tar, tuap, tar))
-    print("scp+tar: ratio %.2f (tuap %.1f MiB/s vs scp+tar %.1f MiB/s)" % (tuap / scp, tuap, scp))
+
+    def runs(*keys):
+        return {k: [round(size / MIB / x, 2) for x in vals[k]] for k in keys if k in vals}
+
+    details = {"size_mib": round(size / MIB, 1), "runs_mib_s": runs("tuap_data", "tar_xzf",
+                                                                     "scp_tar"),
+               "medians_s": {k: round(v, 3) for k, v in med.items()}}
+    ms = [measure("restore", tuap, "MiB/s", "tar xzf", tar, "higher", ">= 0.8", tuap / tar >= 0.8,
+                  details),
+          measure("scp+tar", tuap, "MiB/s", "scp+tar", scp, "higher", ">= 1.5", tuap / scp >= 1.5,
+                  details)]
+    write_json(json_path, "restore", ms)
     print()
     rows = [
         ("tuap data phase", "tuap_data"),
@@ -140,13 +190,74 @@ def report(size, results):
             print("%-36s %s" % (label, fmt(k)))
 
 
+def fanout_report(main_path, json_path, *paths):
+    def load(p):
+        with open(p) as f:
+            return json.load(f)
+
+    main = load(main_path)
+    n = main["agents"]
+    msgs = n * (len(main["down_sizes"]) + len(main["up_sizes"]))
+    rounds = main["rounds"]
+
+    def med(side, key):
+        return statistics.median(r[side][key] for r in rounds)
+
+    t_all, r_all = med("tuap", "all_ms"), med("raw", "all_ms")
+    t_p99, r_p99 = med("tuap", "p99_ms"), med("raw", "p99_ms")
+    t_cpu, r_cpu = med("tuap", "cpu_s"), med("raw", "cpu_s")
+    t_rss = main["tuapd_hwm_kib"] / 1024
+    r_rss = main["raw_hwm_kib"] / 1024
+    growth = []
+    for p in sorted(set(paths) | {main_path}, key=lambda p: load(p)["agents"]):
+        d = load(p)
+        r0 = d["rounds"][0]
+        growth.append({"agents": d["agents"], "tuapd_rss_mib": round(d["tuapd_hwm_kib"] / 1024, 1),
+                       "raw_rss_mib": round(d["raw_hwm_kib"] / 1024, 1),
+                       "tuap_all_ms": r0["tuap"]["all_ms"], "raw_all_ms": r0["raw"]["all_ms"],
+                       "tuap_p99_ms": r0["tuap"]["p99_ms"], "tuapd_cpu_s": r0["tuap"]["cpu_s"],
+                       "raw_cpu_s": r0["raw"]["cpu_s"],
+                       "enroll_connect_ms": d["enroll_connect_ms"],
+                       "provision_ms": d["provision_ms"]})
+    details = {"agents": n, "messages_per_agent": {"down": main["down_sizes"],
+                                                   "up": main["up_sizes"]},
+               "runs": {"tuap": [r["tuap"] for r in rounds], "raw": [r["raw"] for r in rounds]},
+               "growth": growth}
+    print("%d agents; medians of %d round%s (a round: run make to every agent at once; %d "
+          "messages each way and back per agent: %s down, %s up bytes)" %
+          (n, len(rounds), "" if len(rounds) == 1 else "s", len(main["down_sizes"]) +
+           len(main["up_sizes"]), main["down_sizes"], main["up_sizes"]))
+    ms = [measure("fanout rate", msgs / t_all * 1000, "msg/s", "raw ROUTER/DEALER",
+                  msgs / r_all * 1000, "higher", ">= 0.5", r_all / t_all >= 0.5, details),
+          measure("fanout p99", t_p99, "ms", "raw ROUTER/DEALER", r_p99, "lower",
+                  "tuap p99 < 50 ms", t_p99 < 50, {"p50_ms": {"tuap": med("tuap", "p50_ms"),
+                                                            "raw": med("raw", "p50_ms")},
+                                                   "runs": details["runs"]}),
+          measure("fanout tuapd RSS", t_rss, "MiB", "raw ROUTER", r_rss, "lower",
+                  "tuapd < 64 MiB", t_rss < 64, {"growth": growth}),
+          measure("fanout tuapd CPU", t_cpu, "s", "raw ROUTER", r_cpu, "lower", None, None,
+                  {"runs": details["runs"]})]
+    print()
+    print("growth (first round at each size; a fresh tuapd each):")
+    print("%7s %10s %10s %11s %10s %10s %9s %12s %12s" %
+          ("agents", "tuapd MiB", "raw MiB", "tuap ms", "raw ms", "p99 ms", "CPU s",
+           "enroll ms", "provision ms"))
+    for g in growth:
+        print("%7d %10.1f %10.1f %11d %10d %10d %9.2f %12d %12d" %
+              (g["agents"], g["tuapd_rss_mib"], g["raw_rss_mib"], g["tuap_all_ms"],
+               g["raw_all_ms"], g["tuap_p99_ms"], g["tuapd_cpu_s"], g["enroll_connect_ms"],
+               g["provision_ms"]))
+    write_json(json_path, "fanout", ms)
+
+
 def main(argv):
-    cmds = {"wire-recv": (wire_recv, 2), "wire-send": (wire_send, 3), "events": (events, 1),
-            "report": (report, 2)}
-    if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
+    cmds = {"wire-recv": (wire_recv, 2, 2), "wire-send": (wire_send, 3, 3),
+            "events": (events, 1, 1), "report": (report, 2, 3),
+            "fanout-report": (fanout_report, 3, 1000)}
+    if len(argv) < 2 or argv[1] not in cmds or not (
+            cmds[argv[1]][1] <= len(argv) - 2 <= cmds[argv[1]][2]):
         sys.exit(__doc__)
-    fn, _ = cmds[argv[1]]
-    fn(*argv[2:])
+    cmds[argv[1]][0](*argv[2:])
 
 
 if __name__ == "__main__":
