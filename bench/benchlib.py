@@ -201,7 +201,7 @@ def report(size, results, json_path="-"):
         ("where the time goes:", None),
         ("  wire (raw TCP over the veth)", "wire"),
         ("  sha256 (sha256sum)", "sha256sum"),
-        ("  sha256 (openssl, as the agent)", "sha256_openssl"),
+        ("  sha256 (openssl; SHA-NI like the agent's Nettle)", "sha256_openssl"),
         ("  gunzip (gzip -dc >/dev/null)", "gunzip"),
         ("  disk (tar xf of the .tar)", "disk"),
     ]
