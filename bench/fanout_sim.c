@@ -6,6 +6,9 @@
  * tuapd made, says Hello like tuap-agent, provisions each as an existing host
  * (ProvisionRequest, as tuap-ctl provision --existing), and then, per round, sends a RunRequest
  * (tuap-ctl run DOMAIN make) for every domain at once and times each job to its final event.
+ * Each domain's jobs go over a control connection of its own, as N tuap-ctl would (one
+ * connection for all would meet tuapd's send high-water mark of one connection, 10000 events,
+ * and events past it are dropped).
  * The agents answer Plan with an ack and a make StepRequest with STARTED, one LOG line and DONE,
  * with sequence numbers and acks as common/session.h says; the wire code is tuap's own
  * (common/wire.c).
@@ -56,6 +59,7 @@ struct agent {
 	enum kind kind;
 	int idx;
 	void *sock;
+	void *ctl; /* tuap: this domain's control connection */
 	char domain[254];
 	uint64_t rx, tx;
 	int64_t done_at, sent_at;
@@ -110,7 +114,7 @@ static void send_buf(void *sock, const struct buf *b)
 
 /* ---- the control socket ---------------------------------------------------------------------- */
 
-static void ctl_send(Tuap__CtlRequest *req)
+static void ctl_send(void *sock, Tuap__CtlRequest *req)
 {
 	Tuap__Envelope env;
 	struct buf b = BUF_INIT;
@@ -122,7 +126,7 @@ static void ctl_send(Tuap__CtlRequest *req)
 	env.ctl_request = req;
 	if (wire_encode(&env, &b, &err) < 0)
 		die("ctl request: %s", err.msg);
-	send_buf(g.ctl, &b);
+	send_buf(sock, &b);
 	buf_free(&b);
 }
 
@@ -157,7 +161,7 @@ static void enroll(struct agent *a, struct agentconf *ac)
 	er.domain = a->domain;
 	req.req_case = TUAP__CTL_REQUEST__REQ_ENROLL;
 	req.enroll = &er;
-	ctl_send(&req);
+	ctl_send(g.ctl, &req);
 	for (;;) {
 		Tuap__Envelope *env = ctl_recv(1000);
 		Tuap__CtlEvent *ev;
@@ -182,15 +186,27 @@ static void enroll(struct agent *a, struct agentconf *ac)
 	buf_free(&text);
 }
 
+static void *ctl_socket(const char *ep)
+{
+	void *s = zmq_socket(g.ctx, ZMQ_DEALER);
+
+	if (!s || setopt(s, ZMQ_LINGER, 0) || setopt(s, ZMQ_SNDHWM, 0) ||
+	    setopt(s, ZMQ_RCVHWM, 0) || zmq_connect(s, ep))
+		die("ctl socket %s: %s", ep, zmq_strerror(zmq_errno()));
+	return s;
+}
+
 /* ---- agents ---------------------------------------------------------------------------------- */
 
-static void watch(struct agent *a)
+enum { W_SOCK, W_CTL, W_MAINCTL, W_RAWCTL };
+
+static void watch(void *sock, uint64_t idx, int what)
 {
 	int fd;
 	size_t len = sizeof(fd);
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = idx * 4 + (uint64_t)what};
 
-	if (zmq_getsockopt(a->sock, ZMQ_FD, &fd, &len) < 0 ||
+	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) < 0 ||
 	    epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die("epoll: %s", strerror(errno));
 }
@@ -435,50 +451,39 @@ static void drain_ctl(void *sock, int raw)
 /* Serves every socket until `want` finals came in (or the deadline). */
 static void pump(int want, const char *what)
 {
-	static struct agent ctl_tag, rawctl_tag;
 	struct epoll_event evs[EV_BATCH];
-	static int watched;
 
-	if (!watched) {
-		int fd;
-		size_t len = sizeof(fd);
-		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &ctl_tag};
-		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &rawctl_tag};
-
-		zmq_getsockopt(g.ctl, ZMQ_FD, &fd, &len);
-		epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e1);
-		if (g.rawctl) {
-			len = sizeof(fd);
-			zmq_getsockopt(g.rawctl, ZMQ_FD, &fd, &len);
-			epoll_ctl(g.epfd, EPOLL_CTL_ADD, fd, &e2);
-		}
-		watched = 1;
-	}
 	drain_ctl(g.ctl, 0);
 	if (g.rawctl)
 		drain_ctl(g.rawctl, 1);
-	for (int i = 0; i < 2 * g.n; i++)
+	for (int i = 0; i < 2 * g.n; i++) {
 		if (g.a[i].sock)
 			drain(&g.a[i]);
+		if (g.a[i].ctl)
+			drain_ctl(g.a[i].ctl, 0);
+	}
 	while (g.finals < want) {
 		int k = epoll_wait(g.epfd, evs, EV_BATCH, 100);
 
 		check_deadline(what);
 		for (int i = 0; i < k; i++) {
-			struct agent *a = evs[i].data.ptr;
+			struct agent *a = &g.a[evs[i].data.u64 / 4];
 
-			if (a == &ctl_tag)
-				drain_ctl(g.ctl, 0);
-			else if (a == &rawctl_tag)
-				drain_ctl(g.rawctl, 1);
-			else
+			switch (evs[i].data.u64 % 4) {
+			case W_SOCK:
 				drain(a);
+				break;
+			case W_CTL:
+				drain_ctl(a->ctl, 0);
+				break;
+			case W_MAINCTL:
+				drain_ctl(g.ctl, 0);
+				break;
+			default:
+				drain_ctl(g.rawctl, 1);
+				break;
+			}
 		}
-		/* a send may have consumed the signal of another pending read (ZMQ_FD is
-		 * edge-like): the ctl sockets are cheap to look at every time */
-		drain_ctl(g.ctl, 0);
-		if (g.rawctl)
-			drain_ctl(g.rawctl, 1);
 	}
 }
 
@@ -654,7 +659,7 @@ static void tuap_round(FILE *out, pid_t tuapd, int record)
 		rr.domain = g.a[i].domain;
 		req.req_case = TUAP__CTL_REQUEST__REQ_RUN;
 		req.run = &rr;
-		ctl_send(&req);
+		ctl_send(g.a[i].ctl, &req);
 	}
 	pump(g.n, "the run make jobs");
 	proc_use(tuapd, &u1);
@@ -705,7 +710,7 @@ static void provision_all(void)
 		pr.has_existing = pr.existing = 1;
 		req.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
 		req.provision = &pr;
-		ctl_send(&req);
+		ctl_send(g.a[i].ctl, &req);
 	}
 	pump(g.n, "the first provision of every domain");
 }
@@ -743,8 +748,8 @@ int main(int argc, char **argv)
 	}
 	if (!sock || g.n < 1 || g.n > MAX_AGENTS || rounds < 1)
 		usage();
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(2 * g.n + 256))
-		die("file descriptor limit %lu is below 2*agents+256: raise it (ulimit -n)",
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(3 * g.n + 256))
+		die("file descriptor limit %lu is below 3*agents+256: raise it (ulimit -n)",
 		    (unsigned long)rl.rlim_cur);
 	g.deadline = session_now() + (int64_t)timeout_s * 1000;
 
@@ -764,16 +769,14 @@ int main(int argc, char **argv)
 	}
 
 	g.ctx = zmq_ctx_new();
-	zmq_ctx_set(g.ctx, ZMQ_MAX_SOCKETS, 2 * g.n + 64);
+	zmq_ctx_set(g.ctx, ZMQ_MAX_SOCKETS, 3 * g.n + 64);
 	g.epfd = epoll_create1(EPOLL_CLOEXEC);
 	g.a = calloc((size_t)(2 * g.n), sizeof(*g.a));
 	if (!g.ctx || g.epfd < 0 || !g.a)
 		die("setup failed");
-	g.ctl = zmq_socket(g.ctx, ZMQ_DEALER);
 	snprintf(ep, sizeof(ep), "ipc://%s", sock);
-	if (!g.ctl || setopt(g.ctl, ZMQ_LINGER, 0) || setopt(g.ctl, ZMQ_SNDHWM, 0) ||
-	    setopt(g.ctl, ZMQ_RCVHWM, 0) || zmq_connect(g.ctl, ep))
-		die("ctl socket %s: %s", ep, zmq_strerror(zmq_errno()));
+	g.ctl = ctl_socket(ep);
+	watch(g.ctl, 0, W_MAINCTL);
 
 	fprintf(out, "{\"agents\": %d", g.n);
 	t = session_now();
@@ -787,7 +790,9 @@ int main(int argc, char **argv)
 		enroll(a, &ac);
 		a->sock = dealer(ac.server_public_key, ac.public_key, ac.secret_key, ac.endpoint);
 		agentconf_wipe(&ac);
-		watch(a);
+		watch(a->sock, (uint64_t)i, W_SOCK);
+		a->ctl = ctl_socket(ep);
+		watch(a->ctl, (uint64_t)i, W_CTL);
 		agent_hello(a); /* queued until the connection is up: the first message on it */
 	}
 	fprintf(out, ", \"enroll_connect_ms\": %lld", (long long)(session_now() - t));
@@ -801,6 +806,7 @@ int main(int argc, char **argv)
 	if (!g.rawctl || setopt(g.rawctl, ZMQ_LINGER, 0) || setopt(g.rawctl, ZMQ_SNDHWM, 0) ||
 	    setopt(g.rawctl, ZMQ_RCVHWM, 0) || zmq_connect(g.rawctl, g.raw_ctl_ep))
 		die("raw ctl: %s", zmq_strerror(zmq_errno()));
+	watch(g.rawctl, 0, W_RAWCTL);
 	for (int i = 0; i < g.n; i++) {
 		struct agent *a = &g.a[g.n + i];
 		char pub[41], sec[41];
@@ -812,7 +818,7 @@ int main(int argc, char **argv)
 		snprintf(a->domain, sizeof(a->domain), "raw%05d", i);
 		zmq_curve_keypair(pub, sec);
 		a->sock = dealer(g.raw_pub, pub, sec, g.raw_ep);
-		watch(a);
+		watch(a->sock, (uint64_t)(g.n + i), W_SOCK);
 		memcpy(hello + 1, &idx, 4);
 		zmq_send(a->sock, hello, sizeof(hello), 0);
 	}
