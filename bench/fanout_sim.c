@@ -6,9 +6,9 @@
  * tuapd made, says Hello like tuap-agent, provisions each as an existing host
  * (ProvisionRequest, as tuap-ctl provision --existing), and then, per round, sends a RunRequest
  * (tuap-ctl run DOMAIN make) for every domain at once and times each job to its final event.
- * Each domain's jobs go over a control connection of its own, as N tuap-ctl would (one
+ * The jobs go over one control connection per CTL_GROUP domains, as many tuap-ctl would (one
  * connection for all would meet tuapd's send high-water mark of one connection, 10000 events,
- * and events past it are dropped).
+ * and events past it are dropped; one per domain would cost two more fds per agent).
  * The agents answer Plan with an ack and a make StepRequest with STARTED, one LOG line and DONE,
  * with sequence numbers and acks as common/session.h says; the wire code is tuap's own
  * (common/wire.c).
@@ -52,6 +52,7 @@
 #define RAW_READY  0xff
 #define RAW_ANSWER 0x41
 #define MAX_AGENTS 20000
+#define CTL_GROUP  256 /* domains per control connection: ~10 events per job stay far below HWM */
 
 enum kind { K_TUAP, K_RAW };
 
@@ -59,7 +60,7 @@ struct agent {
 	enum kind kind;
 	int idx;
 	void *sock;
-	void *ctl; /* tuap: this domain's control connection */
+	void *ctl; /* tuap: the control connection of this domain's jobs (shared by CTL_GROUP) */
 	char domain[254];
 	uint64_t rx, tx;
 	int64_t done_at, sent_at;
@@ -80,6 +81,8 @@ static struct {
 	pid_t raw_pid;
 	char raw_ep[128], raw_ctl_ep[300], raw_pub[41], raw_sec[41];
 } g;
+
+static void die(const char *fmt, ...) TUAP_PRINTF(1, 2);
 
 static void die(const char *fmt, ...)
 {
@@ -459,7 +462,7 @@ static void pump(int want, const char *what)
 	for (int i = 0; i < 2 * g.n; i++) {
 		if (g.a[i].sock)
 			drain(&g.a[i]);
-		if (g.a[i].ctl)
+		if (g.a[i].ctl && i % CTL_GROUP == 0)
 			drain_ctl(g.a[i].ctl, 0);
 	}
 	while (g.finals < want) {
@@ -748,8 +751,9 @@ int main(int argc, char **argv)
 	}
 	if (!sock || g.n < 1 || g.n > MAX_AGENTS || rounds < 1)
 		usage();
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(3 * g.n + 256))
-		die("file descriptor limit %lu is below 3*agents+256: raise it (ulimit -n)",
+	/* a socket is a mailbox fd and a connection fd: tuap's and the raw peers' */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(4 * g.n + 256))
+		die("file descriptor limit %lu is below 4*agents+256: raise it (ulimit -n)",
 		    (unsigned long)rl.rlim_cur);
 	g.deadline = session_now() + (int64_t)timeout_s * 1000;
 
@@ -769,7 +773,7 @@ int main(int argc, char **argv)
 	}
 
 	g.ctx = zmq_ctx_new();
-	zmq_ctx_set(g.ctx, ZMQ_MAX_SOCKETS, 3 * g.n + 64);
+	zmq_ctx_set(g.ctx, ZMQ_MAX_SOCKETS, 2 * g.n + g.n / CTL_GROUP + 64);
 	g.epfd = epoll_create1(EPOLL_CLOEXEC);
 	g.a = calloc((size_t)(2 * g.n), sizeof(*g.a));
 	if (!g.ctx || g.epfd < 0 || !g.a)
@@ -791,8 +795,12 @@ int main(int argc, char **argv)
 		a->sock = dealer(ac.server_public_key, ac.public_key, ac.secret_key, ac.endpoint);
 		agentconf_wipe(&ac);
 		watch(a->sock, (uint64_t)i, W_SOCK);
-		a->ctl = ctl_socket(ep);
-		watch(a->ctl, (uint64_t)i, W_CTL);
+		if (i % CTL_GROUP == 0) {
+			a->ctl = ctl_socket(ep);
+			watch(a->ctl, (uint64_t)i, W_CTL);
+		} else {
+			a->ctl = g.a[i - i % CTL_GROUP].ctl;
+		}
 		agent_hello(a); /* queued until the connection is up: the first message on it */
 	}
 	fprintf(out, ", \"enroll_connect_ms\": %lld", (long long)(session_now() - t));
