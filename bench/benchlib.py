@@ -357,15 +357,16 @@ def fanout_report(main_path, json_path, *paths):
           (n, len(rounds), "" if len(rounds) == 1 else "s", len(main["down_sizes"]) +
            len(main["up_sizes"]), main["down_sizes"], main["up_sizes"]))
     def gplot(title, ylabel, *cols):
-        return {"title": title + " (growth table: a fresh tuapd per size)", "xlabel": "agents",
+        return {"title": title + " (growth table)", "xlabel": "agents",
                 "ylabel": ylabel, "logx": True,
                 "series": {label: [[g["agents"], f(g)] for g in growth] for label, f in cols}}
 
     per = (len(main["down_sizes"]) + len(main["up_sizes"])) * 1000
-    details["plot"] = gplot("message rate, run make to every agent", "msg/s",
+    details["plot"] = gplot("message rate, run make to every agent", "msg/s (log scale)",
                             ("tuapd", lambda g: g["agents"] * per / max(g["tuap_all_ms"], 1)),
                             ("raw ROUTER/DEALER",
                              lambda g: g["agents"] * per / max(g["raw_all_ms"], 1)))
+    details["plot"]["logy"] = True
     p99_plot = gplot("p99 time to a job's end", "ms", ("tuapd", lambda g: g["tuap_p99_ms"]),
                      ("raw ROUTER/DEALER", lambda g: g["raw_p99_ms"]))
     rss_plot = gplot("peak RSS", "MiB", ("tuapd", lambda g: g["tuapd_rss_mib"]),
@@ -455,11 +456,13 @@ def plot(latest, outdir):
                  "set grid", "set key outside bottom center horizontal"]
         data = []
         if spec:
-            lines.append("set title '%s\\n%s'" % (title, spec["title"].replace("'", "")))
+            lines.append('set title "%s\\n%s"' % (title, spec["title"].replace('"', "")))
             lines.append("set xlabel '%s'" % spec["xlabel"])
             lines.append("set ylabel '%s'" % spec["ylabel"])
             if spec.get("logx"):
                 lines.append("set logscale x")
+            if spec.get("logy"):
+                lines.append("set logscale y")
             plots = []
             for label, pts in spec["series"].items():
                 plots.append("'-' using 1:2 with linespoints title '%s'" % label)
