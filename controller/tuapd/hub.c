@@ -7,13 +7,16 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
 
+#include "hash.h"
 #include "log.h"
 #include "session.h"
 #include "valid.h"
@@ -21,7 +24,11 @@
 #include "zmon.h"
 
 #define JOB_ID_SIZE 129
-#define MAX_JOBS    4096
+/* The ring of jobs must hold every job still running: one per domain, and the recent ones. */
+#define MAX_JOBS (2 * HUB_MAX_DOMAINS)
+/* Open-addressing indexes of the peers by domain and by key, at most half full. */
+#define PEER_IDX    (2 * HUB_MAX_DOMAINS)
+#define JOB_BUCKETS MAX_JOBS
 #define ROUTE_MAX   255
 #define DENY_LOG_MS 60000
 #define BATCH	    64 /* ZAP requests / monitor events served per call */
@@ -49,6 +56,7 @@ struct peer {
 struct job {
 	char id[JOB_ID_SIZE];
 	char domain[HUB_DOMAIN_SIZE];
+	uint32_t next; /* the next job in its hash bucket: ring slot + 1; 0 ends */
 };
 
 struct hub {
@@ -57,7 +65,12 @@ struct hub {
 	char endpoint[256];
 	struct peer **peers;
 	size_t npeers, cap;
-	struct job *jobs; /* a ring of the last MAX_JOBS jobs */
+	/* every message is looked up by its domain, every handshake by its key, every job
+	 * message by its job id: hashed, so that a thousand agents cost no more per message
+	 * than one */
+	struct peer **by_domain, **by_key; /* PEER_IDX slots */
+	struct job *jobs;		   /* a ring of the last MAX_JOBS jobs */
+	uint32_t *job_bucket;		   /* JOB_BUCKETS heads: ring slot + 1; 0: empty */
 	size_t njobs, jobs_next;
 	size_t resend_max_msgs, resend_max_bytes;
 	size_t max_message; /* larger messages are dropped (and logged) here */
@@ -66,26 +79,60 @@ struct hub {
 	int64_t last_reject_at;
 	unsigned reject_quiet;
 	bool paused;	   /* not accepting connections: file descriptors are short */
+	long fd_room;	   /* fds that may open before the pause; counted by guard_fds */
+	long fd_accepted;  /* connections accepted since */
 	unsigned hs_quiet; /* handshake failures not logged since hs_logged_at */
 	int64_t hs_logged_at;
 };
 
 /* ---- peers and jobs ------------------------------------------------------------------------ */
 
+static size_t peer_slot(const char *s)
+{
+	return hash_fnv1a(s, strlen(s)) & (PEER_IDX - 1);
+}
+
+/* The peer whose field at offset off (domain or pubkey) is s, in index idx. */
+static struct peer *idx_get(struct peer *const *idx, size_t off, const char *s)
+{
+	for (size_t i = peer_slot(s); idx[i]; i = (i + 1) & (PEER_IDX - 1))
+		if (strcmp((const char *)idx[i] + off, s) == 0)
+			return idx[i];
+	return NULL;
+}
+
+static void idx_put(struct peer **idx, size_t off, struct peer *p)
+{
+	size_t i = peer_slot((const char *)p + off);
+
+	while (idx[i])
+		i = (i + 1) & (PEER_IDX - 1);
+	idx[i] = p;
+}
+
+static void idx_add(struct hub *h, struct peer *p)
+{
+	idx_put(h->by_domain, offsetof(struct peer, domain), p);
+	idx_put(h->by_key, offsetof(struct peer, pubkey), p);
+}
+
+/* After a removal (a revoke: rare), the indexes are made again. */
+static void idx_rebuild(struct hub *h)
+{
+	memset(h->by_domain, 0, PEER_IDX * sizeof(*h->by_domain));
+	memset(h->by_key, 0, PEER_IDX * sizeof(*h->by_key));
+	for (size_t i = 0; i < h->npeers; i++)
+		idx_add(h, h->peers[i]);
+}
+
 static struct peer *find_domain(const struct hub *h, const char *domain)
 {
-	for (size_t i = 0; i < h->npeers; i++)
-		if (strcmp(h->peers[i]->domain, domain) == 0)
-			return h->peers[i];
-	return NULL;
+	return idx_get(h->by_domain, offsetof(struct peer, domain), domain);
 }
 
 static struct peer *find_key(const struct hub *h, const char *key)
 {
-	for (size_t i = 0; i < h->npeers; i++)
-		if (strcmp(h->peers[i]->pubkey, key) == 0)
-			return h->peers[i];
-	return NULL;
+	return idx_get(h->by_key, offsetof(struct peer, pubkey), key);
 }
 
 static const char *lookup_key(void *arg, const char *key)
@@ -95,12 +142,28 @@ static const char *lookup_key(void *arg, const char *key)
 	return p ? p->domain : NULL;
 }
 
+static uint32_t *job_head(const struct hub *h, const char *job_id)
+{
+	return &h->job_bucket[hash_fnv1a(job_id, strlen(job_id)) & (JOB_BUCKETS - 1)];
+}
+
 static const char *job_owner(const struct hub *h, const char *job_id)
 {
-	for (size_t i = 0; i < h->njobs; i++)
-		if (strcmp(h->jobs[i].id, job_id) == 0)
-			return h->jobs[i].domain;
+	for (uint32_t k = *job_head(h, job_id); k; k = h->jobs[k - 1].next)
+		if (strcmp(h->jobs[k - 1].id, job_id) == 0)
+			return h->jobs[k - 1].domain;
 	return NULL;
+}
+
+/* Takes the job in ring slot k out of its bucket (before the slot is reused). */
+static void job_unlink(struct hub *h, size_t k)
+{
+	uint32_t *pp = job_head(h, h->jobs[k].id);
+
+	while (*pp && *pp != k + 1)
+		pp = &h->jobs[*pp - 1].next;
+	if (*pp)
+		*pp = h->jobs[k].next;
 }
 
 /* ---- logging of rejections ----------------------------------------------------------------- */
@@ -177,16 +240,24 @@ static long open_fds(void)
  * to open them. At the fd limit libzmq 4.3.4 aborts (an assert in its ipc listener, that is on
  * the next tuap-ctl connection), so the agent port stops accepting (zmq_unbind: connected
  * agents keep their connections) while fewer than a quarter of the limit are free, and
- * listens again once half are: agents reconnect by themselves. */
+ * listens again once half are: agents reconnect by themselves. Counting them reads the whole
+ * of /proc/self/fd, so while not paused they are counted again only once the connections
+ * accepted since could have used half the room that was left (with a thousand agents a count
+ * per connection made their connecting quadratic). */
 static void guard_fds(struct hub *h)
 {
 	struct rlimit rl;
 	long n = open_fds(), limit, reserve;
 
+	h->fd_accepted = 0;
+	h->fd_room = 0; /* unknown: count again at the next connection */
+	if (n >= 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur == RLIM_INFINITY)
+		h->fd_room = LONG_MAX / 4;
 	if (n < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return;
 	limit = (long)rl.rlim_cur;
 	reserve = limit / 4 > 64 ? limit / 4 : 64;
+	h->fd_room = limit - reserve - n;
 	if (!h->paused && n >= limit - reserve) {
 		if (zmq_unbind(h->router, h->endpoint) == 0) {
 			h->paused = true;
@@ -217,6 +288,7 @@ static void serve_monitor(struct hub *h)
 
 	for (int i = 0; i < BATCH && zmon_read(h->mon, &ev, &val, addr, sizeof(addr)); i++) {
 		conns = conns || ev == ZMQ_EVENT_ACCEPTED || ev == ZMQ_EVENT_DISCONNECTED;
+		h->fd_accepted += ev == ZMQ_EVENT_ACCEPTED;
 		if (ev != ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
 		    ev != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
 			log_debug("agent socket: %s: %s", addr, zmon_event_name(ev));
@@ -233,7 +305,7 @@ static void serve_monitor(struct hub *h)
 		h->hs_quiet = 0;
 		h->hs_logged_at = now;
 	}
-	if (conns || h->paused)
+	if (h->paused || (conns && 2 * h->fd_accepted > h->fd_room))
 		guard_fds(h);
 }
 
@@ -619,7 +691,10 @@ struct hub *hub_new(const struct hub_params *p, struct tuap_err *err)
 	}
 	h->ctx = zmq_ctx_new();
 	h->jobs = calloc(MAX_JOBS, sizeof(*h->jobs));
-	if (!h->ctx || !h->jobs) {
+	h->job_bucket = calloc(JOB_BUCKETS, sizeof(*h->job_bucket));
+	h->by_domain = calloc(PEER_IDX, sizeof(*h->by_domain));
+	h->by_key = calloc(PEER_IDX, sizeof(*h->by_key));
+	if (!h->ctx || !h->jobs || !h->job_bucket || !h->by_domain || !h->by_key) {
 		err_set(err, "agent socket: %s", h->ctx ? "out of memory" : "no ZeroMQ context");
 		goto fail;
 	}
@@ -662,7 +737,10 @@ void hub_free(struct hub *h)
 		free(h->peers[i]);
 	}
 	free(h->peers);
+	free(h->by_domain);
+	free(h->by_key);
 	free(h->jobs);
+	free(h->job_bucket);
 	free(h);
 }
 
@@ -710,6 +788,7 @@ int hub_allow(struct hub *h, const char *domain, const char *pubkey, struct tuap
 	memcpy(p->pubkey, pubkey, KEYS_Z85_SIZE);
 	session_init(&p->s, h->resend_max_msgs, h->resend_max_bytes);
 	h->peers[h->npeers++] = p;
+	idx_add(h, p);
 	return 0;
 }
 
@@ -725,6 +804,7 @@ int hub_revoke(struct hub *h, const char *domain)
 		session_free(&p->s);
 		free(p);
 		h->peers[i] = h->peers[--h->npeers];
+		idx_rebuild(h);
 		return 0;
 	}
 	return -1;
@@ -744,11 +824,15 @@ int hub_bind_job(struct hub *h, const char *domain, const char *job_id, struct t
 			       : err_set(err, "hub: job %s belongs to domain %s, not %s", job_id,
 					 owner, domain);
 	j = &h->jobs[h->jobs_next];
+	if (h->njobs == MAX_JOBS)
+		job_unlink(h, h->jobs_next); /* the oldest job is forgotten */
+	snprintf(j->id, sizeof(j->id), "%s", job_id);
+	snprintf(j->domain, sizeof(j->domain), "%s", domain);
+	j->next = *job_head(h, job_id);
+	*job_head(h, job_id) = (uint32_t)h->jobs_next + 1;
 	h->jobs_next = (h->jobs_next + 1) % MAX_JOBS;
 	if (h->njobs < MAX_JOBS)
 		h->njobs++;
-	snprintf(j->id, sizeof(j->id), "%s", job_id);
-	snprintf(j->domain, sizeof(j->domain), "%s", domain);
 	return 0;
 }
 

@@ -33,8 +33,8 @@
 #include "wire.h"
 
 #define HUB_DOMAIN_SIZE 254
-#define HUB_NPOLL	3 /* pollitems: agent ROUTER, ZAP handler, socket monitor */
-#define HUB_MAX_DOMAINS 4096
+#define HUB_NPOLL	3    /* pollitems: agent ROUTER, ZAP handler, socket monitor */
+#define HUB_MAX_DOMAINS 8192 /* a power of two (hub.c's indexes) */
 /* A peer counts as connected when it spoke within this time (agents send a keepalive every
  * LINK_KEEPALIVE_MS) and its last send did not fail. */
 #define HUB_LIVE_MS 35000
