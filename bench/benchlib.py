@@ -67,35 +67,39 @@ def wire_send(addr, port, path):
     print("%.3f" % (t1 - t0))
 
 
+def json_events(path):
+    """The events of a tuap-ctl --json stream (other lines, such as warnings, skipped)."""
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                yield json.loads(line)
+
+
 def events(path):
     """Times of the tuap job from its --json events: the phases' phase_ms, and within the data
     phase, when the agent said the whole file was received and verified."""
     upload = data = make = None
     data_start = received = None
     final = None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            ev = json.loads(line)
-            if ev.get("final"):
-                final = ev.get("exit_code")
-            if ev.get("type") == "phase":
-                name, state = ev.get("name"), ev.get("state")
-                if name == "data" and state == "started" and data_start is None:
-                    data_start = ev.get("unix_ms")
-                if state == "done" and "phase_ms" in ev:
-                    if name == "upload":
-                        upload = ev["phase_ms"]
-                    elif name == "data":
-                        data = ev["phase_ms"]
-                    elif name == "make":
-                        make = ev["phase_ms"]
-            elif ev.get("type") == "step" and ev.get("name") == "data":
-                msg = ev.get("message") or ""
-                if received is None and msg.startswith("received"):
-                    received = ev.get("unix_ms")
+    for ev in json_events(path):
+        if ev.get("final"):
+            final = ev.get("exit_code")
+        if ev.get("type") == "phase":
+            name, state = ev.get("name"), ev.get("state")
+            if name == "data" and state == "started" and data_start is None:
+                data_start = ev.get("unix_ms")
+            if state == "done" and "phase_ms" in ev:
+                if name == "upload":
+                    upload = ev["phase_ms"]
+                elif name == "data":
+                    data = ev["phase_ms"]
+                elif name == "make":
+                    make = ev["phase_ms"]
+        elif ev.get("type") == "step" and ev.get("name") == "data":
+            msg = ev.get("message") or ""
+            if received is None and msg.startswith("received"):
+                received = ev.get("unix_ms")
     if final != 0 or data is None:
         sys.exit("%s: the job did not finish well (final exit code %s, data phase %s)" %
                  (path, final, data))

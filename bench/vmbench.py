@@ -17,6 +17,8 @@ import re
 import statistics
 import sys
 
+from benchlib import json_events
+
 # the phases of a provision, in order (ARCHITECTURE.md "A provision, phase by phase")
 PRE_DOMAIN = ("plan", "image", "disk", "keys", "seed", "define")
 
@@ -25,29 +27,24 @@ def read_events(path, t0):
     """(final exit code, [phase rows in order of first event]) of a tuap-ctl --json stream;
     each row: phase, start_s and done_s (seconds from t0), seconds (tuapd's phase_ms)."""
     rows, order, final = {}, [], None
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            ev = json.loads(line)
-            if ev.get("final"):
-                final = ev.get("exit_code")
-            if ev.get("type") != "phase":
-                continue
-            name, state, ms = ev.get("name"), ev.get("state"), ev.get("unix_ms")
-            if name not in rows:
-                rows[name] = {"phase": name}
-                order.append(name)
-            row = rows[name]
-            if "start_s" not in row and ms is not None:
-                row["start_s"] = round((ms - t0) / 1000.0, 3)
-            if state == "done":
-                if ms is not None:
-                    row["done_s"] = round((ms - t0) / 1000.0, 3)
-                if "phase_ms" in ev:
-                    row["seconds"] = round(ev["phase_ms"] / 1000.0, 3)
-            row["state"] = state
+    for ev in json_events(path):
+        if ev.get("final"):
+            final = ev.get("exit_code")
+        if ev.get("type") != "phase":
+            continue
+        name, state, ms = ev.get("name"), ev.get("state"), ev.get("unix_ms")
+        if name not in rows:
+            rows[name] = {"phase": name}
+            order.append(name)
+        row = rows[name]
+        if "start_s" not in row and ms is not None:
+            row["start_s"] = round((ms - t0) / 1000.0, 3)
+        if state == "done":
+            if ms is not None:
+                row["done_s"] = round((ms - t0) / 1000.0, 3)
+            if "phase_ms" in ev:
+                row["seconds"] = round(ev["phase_ms"] / 1000.0, 3)
+        row["state"] = state
     return final, [rows[n] for n in order]
 
 
