@@ -49,6 +49,18 @@ site_version() {
 	printf 'all:\n\tsha256sum --check --quiet sums\n\techo "$$(cat VERSION)" >>%s\n' "$RUNS" >"$S/site/Makefile"
 	ctl pack "$S" >/dev/null
 }
+# failed_phase FILE: "PHASE: MESSAGE" of the first failed phase in a tuap-ctl --json stream
+failed_phase() {
+	"$TUAPT_PY" - "$1" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    if line.startswith("{"):
+        e = json.loads(line)
+        if e.get("type") == "phase" and e.get("state") == "failed":
+            print("%s: %s" % (e.get("name"), e.get("message", "")))
+            break
+EOF
+}
 tree=$R/srv/tuap/example.test
 tree_is() { [ "$(cat "$tree/VERSION" 2>/dev/null)" = "$1" ] && (cd "$tree" && sha256sum --check --quiet sums); }
 
@@ -65,17 +77,7 @@ rc=0
 ctl update-data --json "$S" >"$W/logs/v2.jsonl" 2>&1 || rc=$?
 fail_s=$(secs_since "$t0")
 [ "$rc" != 0 ] || tuapt_die "update-data of 40 MiB into a full 48 MiB disk succeeded"
-err=$("$TUAPT_PY" - "$W/logs/v2.jsonl" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    if not line.startswith("{"):
-        continue
-    e = json.loads(line)
-    if e.get("type") == "phase" and e.get("state") == "failed":
-        print("%s: %s" % (e.get("name"), e.get("message", "")))
-        break
-EOF
-)
+err=$(failed_phase "$W/logs/v2.jsonl")
 echo "disk full: update-data failed after ${fail_s}s: $err"
 case $err in
 data:*) ;;
@@ -104,16 +106,7 @@ ctl pack "$S" >/dev/null
 rc=0
 ctl update-data --json "$S" >"$W/logs/v3.jsonl" 2>&1 || rc=$?
 [ "$rc" != 0 ] || tuapt_die "update-data of 1000 files into a disk with 400 inodes succeeded"
-err3=$("$TUAPT_PY" - "$W/logs/v3.jsonl" <<'EOF'
-import json, sys
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        e = json.loads(line)
-        if e.get("type") == "phase" and e.get("state") == "failed":
-            print("%s: %s" % (e.get("name"), e.get("message", "")))
-            break
-EOF
-)
+err3=$(failed_phase "$W/logs/v3.jsonl")
 echo "disk full: out of inodes ($v1_inodes of 400 used by version 1): $err3"
 case $err3 in data:*) ;; *) tuapt_die "the inode failure does not name the data phase: '$err3'" ;; esac
 echo "$err3" | grep -qi "no space\|no room\|inode" || tuapt_die "the error does not say the disk is full: '$err3'"
