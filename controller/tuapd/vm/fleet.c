@@ -208,7 +208,8 @@ static int holds(struct virt *v, const char *domain, const char **what, struct t
 
 enum locate { LOC_FOUND, LOC_NOWHERE, LOC_MAYBE_DOWN, LOC_ERROR };
 
-/* Which hypervisor holds the site: asked of every one unless known (fresh: ask all the same).
+/* Which hypervisor holds the site: asked of every one unless known (fresh: ask all the same, and
+ * ask again those that did not answer a moment ago; status and list are not fresh).
  * LOC_MAYBE_DOWN: none that answered holds it, but some did not answer; why says which.
  * LOC_ERROR: a lookup failed, or two hypervisors hold it. */
 static enum locate locate(struct fleet *f, const char *domain, bool fresh, size_t *idx,
@@ -230,12 +231,12 @@ static enum locate locate(struct fleet *f, const char *domain, bool fresh, size_
 		return LOC_FOUND;
 	}
 	for (size_t i = 0; i < f->n; i++) {
-		struct virt *v = hv_virt(&f->hv[i], true);
+		struct virt *v = hv_virt(&f->hv[i], fresh);
 		const char *here = "";
 		int rc;
 
 		if (!v) {
-			snprintf(why + strlen(why), len - strlen(why), "%s%s is unreachable (%s)",
+			snprintf(why + strlen(why), len - strlen(why), "%s%s is unreachable (%.400s)",
 				 down++ ? "; " : "", f->hv[i].label, f->hv[i].why_down);
 			continue;
 		}
