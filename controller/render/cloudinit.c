@@ -10,9 +10,13 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
+
+#include "settings.h"
+#include "virtdef.h"
 
 /* The first lines of user-data. libyaml's emitter writes no comments, so these constant lines
  * (the #cloud-config marker cloud-init requires, and a note for operators reading
@@ -222,10 +226,41 @@ static void nic_match(struct emit *em, const char *mac, const char *devname)
 		kv(em, "set-name", devname);
 }
 
+/* tuapd's address when the agent reaches it beyond the management subnet (a remote hypervisor:
+ * agent_endpoint is tuapd's host, routed from that hypervisor's management network), with the
+ * subnet's gateway to reach it by; 0 when the endpoint is in the subnet (tuapd on this
+ * hypervisor, at the gateway) or is a name (routes take addresses: the operator routes it). */
+static int endpoint_beyond(const struct settings *set, char *host, size_t hlen,
+			   struct virtdef_subnet *sn)
+{
+	struct in_addr h, net;
+	unsigned prefix, port;
+	uint32_t mask;
+	char base[INET_ADDRSTRLEN];
+	const char *slash = strchr(set->mgmt_subnet, '/');
+
+	if (settings_endpoint_split(set->agent_endpoint, host, hlen, &port, NULL) < 0 ||
+	    inet_pton(AF_INET, host, &h) != 1 || !slash ||
+	    (size_t)(slash - set->mgmt_subnet) >= sizeof(base) ||
+	    virtdef_subnet(set->mgmt_subnet, sn, NULL) < 0)
+		return 0;
+	memcpy(base, set->mgmt_subnet, (size_t)(slash - set->mgmt_subnet));
+	base[slash - set->mgmt_subnet] = '\0';
+	prefix = (unsigned)atoi(slash + 1);
+	if (inet_pton(AF_INET, base, &net) != 1 || prefix < 1 || prefix > 32)
+		return 0;
+	mask = prefix == 32 ? ~0u : ~(~0u >> prefix);
+	return (ntohl(h.s_addr) & mask) != (ntohl(net.s_addr) & mask);
+}
+
 /* NIC 0: only for the agent's traffic to tuapd. Its DHCP lease must not bring a default route
- * or DNS servers that would compete with the public NIC's. */
+ * or DNS servers that would compete with the public NIC's; when tuapd is beyond the management
+ * subnet (a remote hypervisor), one host route to it through the subnet's gateway. */
 static void mgmt_nic(struct emit *em, const struct render_input *in)
 {
+	struct virtdef_subnet sn;
+	char host[SETTINGS_STR_MAX], to[SETTINGS_STR_MAX + 4];
+
 	plain(em, "mgmt");
 	map_start(em);
 	nic_match(em, in->mac_mgmt, in->conf->dhcp_devname);
@@ -235,6 +270,16 @@ static void mgmt_nic(struct emit *em, const struct render_input *in)
 	kbool(em, "use-routes", false);
 	kbool(em, "use-dns", false);
 	map_end(em);
+	if (endpoint_beyond(in->set, host, sizeof(host), &sn)) {
+		snprintf(to, sizeof(to), "%s/32", host);
+		plain(em, "routes");
+		seq_start(em, YAML_BLOCK_SEQUENCE_STYLE);
+		map_start(em);
+		kv(em, "to", to);
+		kv(em, "via", sn.gateway);
+		map_end(em);
+		seq_end(em);
+	}
 	map_end(em);
 }
 

@@ -486,6 +486,36 @@ static void test_ipv4_only(void **state)
 	free(t);
 }
 
+/* A remote hypervisor: tuapd's agent_endpoint is beyond the management subnet, so NIC 0 gets
+ * one host route to it through the subnet's gateway (else the agent's traffic would take the
+ * public default route); none for an endpoint in the subnet (the golden files) or a name. */
+static void test_remote_endpoint_route(void **state)
+{
+	struct site *t = example();
+	struct buf out[N_RENDERS] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+	char *dir = temp_dir(), *mgmt;
+
+	snprintf(t->set.mgmt_subnet, sizeof(t->set.mgmt_subnet), "198.51.100.0/24");
+	snprintf(t->set.agent_endpoint, sizeof(t->set.agent_endpoint), "tcp://203.0.113.1:7807");
+	render_all(&t->in, out);
+	assert_has(out[NET].s, "- to: '203.0.113.1/32'\n      via: '198.51.100.1'");
+	write_all(dir, out);
+	mgmt = net_convert(dir, "networkd", "etc/systemd/network/10-cloud-init-mgmt.network");
+	assert_has(mgmt, "Destination=203.0.113.1/32");
+	assert_has(mgmt, "Gateway=198.51.100.1");
+	free(mgmt);
+	snprintf(t->set.agent_endpoint, sizeof(t->set.agent_endpoint), "tcp://198.51.100.1:7807");
+	render_all(&t->in, out);
+	assert_lacks(out[NET].s, "- to:");
+	snprintf(t->set.agent_endpoint, sizeof(t->set.agent_endpoint), "tcp://tuapd.example:7807");
+	render_all(&t->in, out);
+	assert_lacks(out[NET].s, "- to:");
+	rm_rf(dir);
+	free(dir);
+	free_all(out);
+	free(t);
+}
+
 /* IPv6 only: the gateway field holds the IPv6 gateway. */
 static void test_ipv6_only(void **state)
 {
@@ -727,7 +757,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),		 cmocka_unit_test(test_validators_example),
-		cmocka_unit_test(test_qemu_direct_boot), cmocka_unit_test(test_ipv4_only),
+		cmocka_unit_test(test_qemu_direct_boot), cmocka_unit_test(test_ipv4_only), cmocka_unit_test(test_remote_endpoint_route),
 		cmocka_unit_test(test_ipv6_only),	 cmocka_unit_test(test_dhcp_and_devnames),
 		cmocka_unit_test(test_odd_input),	 cmocka_unit_test(test_yaml_typing),
 		cmocka_unit_test(test_bad_input),
