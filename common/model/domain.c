@@ -130,6 +130,7 @@ enum key_id {
 	K_DISTRO,
 	K_PRE_MAKE_SCRIPT,
 	K_HYPERVISOR,
+	K_HYPERVISOR_LABELS,
 	K_DHCP_DEVNAME,
 	K_BRIDGE_DEVNAME,
 	K_COUNT
@@ -686,6 +687,41 @@ static void key_hypervisor(struct ctx *x)
 	copy_val(x, x->c->hypervisor, sizeof(x->c->hypervisor), v);
 }
 
+/* hypervisor_labels=ssd, eu: the hypervisor placement picks must carry every one (tuapd.conf's
+ * hypervisors[].labels). */
+static void key_hypervisor_labels(struct ctx *x)
+{
+	struct domain_conf *c = x->c;
+
+	if (x->e->n_values > DOMAIN_MAX_LABELS) {
+		bad(x, "%zu labels; at most %d", x->e->n_values, DOMAIN_MAX_LABELS);
+		return;
+	}
+	for (size_t i = 0; i < x->e->n_values; i++) {
+		const char *v = item(x, i);
+		bool ok, dup = false;
+
+		if (!v)
+			continue;
+		ok = *v && strlen(v) <= DOMAIN_LABEL_MAX;
+		for (const char *p = v; ok && *p; p++)
+			ok = is_alnum((unsigned char)*p) || strchr("_.-", *p);
+		if (!ok) {
+			bad(x, "'%s' is not a label (1 to %d of letters, digits and . _ -)",
+			    shown(x, v), DOMAIN_LABEL_MAX);
+			continue;
+		}
+		for (size_t k = 0; k < c->n_hypervisor_labels; k++)
+			dup = dup || strcmp(c->hypervisor_labels[k], v) == 0;
+		if (dup) {
+			warn(x, "%s is listed twice", shown(x, v));
+			continue;
+		}
+		snprintf(c->hypervisor_labels[c->n_hypervisor_labels++], DOMAIN_LABEL_MAX + 1, "%s",
+			 v);
+	}
+}
+
 /* The kernel's dev_valid_name, kept to printable ASCII. */
 static void key_devname(struct ctx *x)
 {
@@ -733,6 +769,7 @@ static const struct key_def {
 	[K_DISTRO] = {"distro", key_distro},
 	[K_PRE_MAKE_SCRIPT] = {"pre_make_script", key_pre_make_script},
 	[K_HYPERVISOR] = {"hypervisor", key_hypervisor},
+	[K_HYPERVISOR_LABELS] = {"hypervisor_labels", key_hypervisor_labels},
 	[K_DHCP_DEVNAME] = {"dhcp_devname", key_devname},
 	[K_BRIDGE_DEVNAME] = {"bridge_devname", key_devname},
 };

@@ -20,6 +20,8 @@
 #define DOMAIN_MAX_IPS	     16
 #define DOMAIN_MAX_RESOLVERS 8
 #define DOMAIN_MAX_PACKAGES  256
+#define DOMAIN_MAX_LABELS    8	/* hypervisor_labels */
+#define DOMAIN_LABEL_MAX     63 /* one label: [A-Za-z0-9._-] */
 
 #define DOMAIN_DEFAULT_SIZE	  (40ULL << 30) /* bytes */
 #define DOMAIN_DEFAULT_MEMORY_MIB 2048
@@ -51,8 +53,10 @@ struct domain_conf {
 	char cpu_mode[32]; /* host-passthrough (default), host-model, maximum, custom */
 	char distro[64];
 	char pre_make_script[4096]; /* relative to the extracted tree; "" when unset */
-	char hypervisor[256];	    /* "" = this tuapd */
-	char dhcp_devname[16];	    /* guest NIC name hints (upstream keys); "" = by MAC */
+	char hypervisor[256];	    /* pins a hypervisor of tuapd.conf; "" = placed */
+	char hypervisor_labels[DOMAIN_MAX_LABELS][DOMAIN_LABEL_MAX + 1]; /* all must be carried */
+	size_t n_hypervisor_labels;
+	char dhcp_devname[16]; /* guest NIC name hints (upstream keys); "" = by MAC */
 	char bridge_devname[16];
 };
 

@@ -70,6 +70,7 @@ int cmd_provision(const struct cli_args *a);
 int cmd_update_data(const struct cli_args *a);
 int cmd_status(const struct cli_args *a);
 int cmd_list(const struct cli_args *a);
+int cmd_hypervisors(const struct cli_args *a);
 int cmd_log(const struct cli_args *a);
 int cmd_watch(const struct cli_args *a);
 int cmd_run(const struct cli_args *a);

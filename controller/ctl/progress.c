@@ -205,13 +205,15 @@ static void status_table(struct progress *p, Tuap__DomainStatus **v, size_t n)
 		line(p, NULL, "no domains");
 		return;
 	}
-	line(p, NULL, "%-28s %-14s %-12s %-10s %s", "DOMAIN", "VM", "JOB", "PHASE", "AGENT");
+	line(p, NULL, "%-28s %-12s %-14s %-12s %-10s %s", "DOMAIN", "HYPERVISOR", "VM", "JOB",
+	     "PHASE", "AGENT");
 	for (size_t i = 0; i < n; i++) {
 		const Tuap__DomainStatus *s = v[i];
 
-		line(p, NULL, "%-28s %-14s %-12s %-10s %s", s->domain,
-		     s->vm_state ? s->vm_state : "-", s->job_state ? s->job_state : "-",
-		     s->phase ? s->phase : "-", s->agent_version ? s->agent_version : "-");
+		line(p, NULL, "%-28s %-12s %-14s %-12s %-10s %s", s->domain,
+		     s->hypervisor ? s->hypervisor : "-", s->vm_state ? s->vm_state : "-",
+		     s->job_state ? s->job_state : "-", s->phase ? s->phase : "-",
+		     s->agent_version ? s->agent_version : "-");
 		if (s->n_steps) {
 			char steps[256];
 			size_t k = 0;
@@ -224,6 +226,86 @@ static void status_table(struct progress *p, Tuap__DomainStatus **v, size_t n)
 		}
 	}
 }
+
+#define MIB_GIB(x) ((double)(x) / 1024.0)
+
+static void hypervisor_table(struct progress *p, const Tuap__HypervisorsReply *r)
+{
+	line(p, NULL, "%-12s %-11s %-14s %-12s %-10s %-7s %-6s %s", "NAME", "STATE", "MEMORY GiB",
+	     "VCPUS", "DISK GiB", "GUESTS", "SITES", "URI / LABELS");
+	for (size_t i = 0; i < r->n_hypervisors; i++) {
+		const Tuap__HypervisorInfo *h = r->hypervisors[i];
+		char mem[32] = "-", cpu[32] = "-", disk[32] = "-", guests[16] = "-",
+		     sites[16] = "-";
+		char labels[600] = "";
+
+		for (size_t k = 0; k < h->n_labels; k++)
+			snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "%s%s",
+				 k ? "," : " [", h->labels[k]);
+		if (h->n_labels)
+			snprintf(labels + strlen(labels), sizeof(labels) - strlen(labels), "]");
+		if (h->has_memory_total_mib) {
+			/* committed of what guests may have (host memory less reserve_memory) */
+			snprintf(mem, sizeof(mem), "%.1f/%.1f", MIB_GIB(h->memory_committed_mib),
+				 MIB_GIB(h->memory_total_mib > h->memory_reserved_mib
+						 ? h->memory_total_mib - h->memory_reserved_mib
+						 : 0));
+			snprintf(cpu, sizeof(cpu), "%u/%.0f", h->vcpus_committed,
+				 (h->cpus > h->cpus_reserved ? h->cpus - h->cpus_reserved : 0) *
+					 h->cpu_overcommit);
+			snprintf(guests, sizeof(guests), "%u", h->guests);
+			snprintf(sites, sizeof(sites), "%u", h->sites);
+		}
+		if (h->has_disk_free_bytes)
+			snprintf(disk, sizeof(disk), "%.1f free",
+				 (double)h->disk_free_bytes / 1073741824.0);
+		line(p, NULL, "%-12s %-11s %-14s %-12s %-10s %-7s %-6s %s%s", h->name, h->state,
+		     mem, cpu, disk, guests, sites, h->uri, labels);
+		if (h->error && *h->error)
+			line(p, NULL, "  %s: %s", h->name, h->error);
+	}
+}
+
+#define ADD_STR(k, v) json_object_object_add(o, k, json_object_new_string(v))
+#define ADD_INT(k, v) json_object_object_add(o, k, json_object_new_int64((int64_t)(v)))
+static json_object *hypervisors_json(const Tuap__HypervisorsReply *r)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < r->n_hypervisors; i++) {
+		const Tuap__HypervisorInfo *h = r->hypervisors[i];
+		json_object *o = json_object_new_object(), *labels = json_object_new_array();
+
+		ADD_STR("name", h->name);
+		ADD_STR("state", h->state);
+		ADD_STR("uri", h->uri);
+		if (h->error)
+			ADD_STR("error", h->error);
+		if (h->has_memory_total_mib) {
+			ADD_INT("memory_total_mib", h->memory_total_mib);
+			ADD_INT("memory_committed_mib", h->memory_committed_mib);
+			ADD_INT("cpus", h->cpus);
+			ADD_INT("vcpus_committed", h->vcpus_committed);
+			ADD_INT("guests", h->guests);
+			ADD_INT("sites", h->sites);
+		}
+		ADD_INT("memory_reserved_mib", h->memory_reserved_mib);
+		ADD_INT("cpus_reserved", h->cpus_reserved);
+		json_object_object_add(o, "cpu_overcommit",
+				       json_object_new_double(h->cpu_overcommit));
+		ADD_INT("max_guests", h->max_guests);
+		ADD_INT("disk_reserved_bytes", h->disk_reserved_bytes);
+		if (h->has_disk_free_bytes)
+			ADD_INT("disk_free_bytes", h->disk_free_bytes);
+		for (size_t k = 0; k < h->n_labels; k++)
+			json_object_array_add(labels, json_object_new_string(h->labels[k]));
+		json_object_object_add(o, "labels", labels);
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+#undef ADD_STR
+#undef ADD_INT
 
 static void lines_json(json_object *o, const char *key, char **lines, size_t n)
 {
@@ -288,6 +370,10 @@ static void json_event(struct progress *p, const Tuap__CtlEvent *ev)
 		ADD_STR("type", "text");
 		lines_json(o, "lines", ev->text->lines, ev->text->n_lines);
 		break;
+	case TUAP__CTL_EVENT__EV_HYPERVISORS:
+		ADD_STR("type", "hypervisors");
+		json_object_object_add(o, "hypervisors", hypervisors_json(ev->hypervisors));
+		break;
 	case TUAP__CTL_EVENT__EV_STATUS:
 	case TUAP__CTL_EVENT__EV_LIST: {
 		Tuap__DomainStatus **v = ev->ev_case == TUAP__CTL_EVENT__EV_STATUS
@@ -302,6 +388,9 @@ static void json_event(struct progress *p, const Tuap__CtlEvent *ev)
 			json_object *d = json_object_new_object();
 
 			json_object_object_add(d, "domain", json_object_new_string(v[i]->domain));
+			if (v[i]->hypervisor)
+				json_object_object_add(d, "hypervisor",
+						       json_object_new_string(v[i]->hypervisor));
 			if (v[i]->vm_state)
 				json_object_object_add(d, "vm",
 						       json_object_new_string(v[i]->vm_state));
@@ -372,6 +461,9 @@ void progress_event(struct progress *p, const Tuap__CtlEvent *ev)
 		break;
 	case TUAP__CTL_EVENT__EV_LIST:
 		status_table(p, ev->list->domains, ev->list->n_domains);
+		break;
+	case TUAP__CTL_EVENT__EV_HYPERVISORS:
+		hypervisor_table(p, ev->hypervisors);
 		break;
 	default:
 		break;

@@ -34,9 +34,11 @@
 #define CTL_SOCKET_NAME "ctl.sock"
 
 enum kind {
-	K_STR,	/* any string that passes check */
-	K_PATH, /* absolute path; trailing slashes removed */
-	K_NUM,	/* integer in [min, max], stored as unsigned or size_t by size */
+	K_STR,	  /* any string that passes check */
+	K_PATH,	  /* absolute path; trailing slashes removed */
+	K_NUM,	  /* integer in [min, max], stored as unsigned or size_t by size */
+	K_RATIO,  /* a number (integer or not) in [min, max], stored as double */
+	K_LABELS, /* a list of labels: [A-Za-z0-9._-], stored in a settings_hv's labels */
 };
 
 typedef int (*check_fn)(const char *v, char *why, size_t len);
@@ -61,6 +63,8 @@ static int check_connect(const char *v, char *why, size_t len);
 static int check_image(const char *v, char *why, size_t len);
 static int check_key_url(const char *v, char *why, size_t len);
 static int joined(char *out, size_t len, struct tuap_err *err, const char *a, const char *b);
+static void hv_defaults(struct settings_hv *hv);
+static void hv_implicit(struct settings *s);
 static int check_apt_source(const char *v, char *why, size_t len);
 
 /* offsetof and size of a field, for the tables */
@@ -110,6 +114,27 @@ static const struct key key_url_keys[] = {
 	{"gh", K_STR, F(ssh_key_url_gh), 0, 0, check_key_url},
 	{"lp", K_STR, F(ssh_key_url_lp), 0, 0, check_key_url},
 };
+
+/* one entry of the hypervisors list; offsets into struct settings_hv */
+#define H(n) offsetof(struct settings_hv, n), sizeof(((struct settings_hv *)0)->n)
+static const struct key hv_keys[] = {
+	{"name", K_STR, H(name), 0, 0, check_image},
+	{"libvirt_uri", K_STR, H(libvirt_uri), 0, 0, check_uri},
+	{"virt_type", K_STR, H(virt_type), 0, 0, check_virt_type},
+	{"pool_root", K_PATH, H(pool_root), 0, 0, NULL},
+	{"mgmt_network", K_STR, H(mgmt_network), 0, 0, check_netname},
+	{"mgmt_subnet", K_STR, H(mgmt_subnet), 0, 0, check_subnet},
+	{"mgmt_bridge", K_STR, H(mgmt_bridge), 0, 0, check_ifname},
+	{"public_bridge", K_STR, H(public_bridge), 0, 0, check_ifname},
+	{"agent_endpoint", K_STR, H(agent_endpoint), 0, 0, check_connect},
+	{"reserve_memory", K_NUM, H(reserve_memory_mib), 0, 1u << 30, NULL},
+	{"reserve_cpus", K_NUM, H(reserve_cpus), 0, 4096, NULL},
+	{"reserve_disk", K_NUM, H(reserve_disk_gib), 0, 1u << 20, NULL},
+	{"cpu_overcommit", K_RATIO, H(cpu_overcommit), 1, 64, NULL},
+	{"max_guests", K_NUM, H(max_guests), 0, 100000, NULL},
+	{"labels", K_LABELS, H(labels), 0, 0, NULL},
+};
+#define N_HV_KEYS (sizeof(hv_keys) / sizeof(hv_keys[0]))
 
 static const struct key ssh_keys[] = {
 	{"client", K_PATH, F(ssh_client), 0, 0, NULL},
@@ -175,6 +200,7 @@ void settings_defaults(struct settings *s)
 	s->data_chunk = 256u << 10;
 	s->data_window = 8;
 	s->keep_jobs = 10;
+	hv_implicit(s);
 }
 
 /* ---- value checks: each returns 0 or -1 with a short reason in why ---- */
@@ -384,12 +410,64 @@ static const char *file_of(const struct load *ld, const config_setting_t *st)
 	return f ? f : ld->path;
 }
 
-static int store(struct load *ld, const struct key *k, const char *fullname, config_setting_t *st)
+static int store_labels(struct load *ld, struct settings_hv *hv, const char *fullname,
+			config_setting_t *st)
+{
+	int line = config_setting_source_line(st), n;
+	char why[600];
+
+	if (config_setting_type(st) != CONFIG_TYPE_ARRAY &&
+	    config_setting_type(st) != CONFIG_TYPE_LIST)
+		return err_at(ld->err, file_of(ld, st), line, fullname,
+			      "must be a list of strings: [\"ssd\", \"eu\"]");
+	n = config_setting_length(st);
+	if (n > SETTINGS_LABELS_MAX)
+		return err_at(ld->err, file_of(ld, st), line, fullname, "%d labels; at most %d", n,
+			      SETTINGS_LABELS_MAX);
+	hv->n_labels = 0;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(st, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (!v)
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "must be a list of strings: [\"ssd\", \"eu\"]");
+		if (strlen(v) >= sizeof(hv->labels[0]) || check_image(v, why, sizeof(why)) < 0)
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "'%s' is not a label (1 to %zu of [A-Za-z0-9._-])", v,
+				      sizeof(hv->labels[0]) - 1);
+		snprintf(hv->labels[hv->n_labels++], sizeof(hv->labels[0]), "%s", v);
+	}
+	return 0;
+}
+
+/* Stores setting st as key k into the struct at base (struct settings, or a settings_hv). */
+static int store_at(struct load *ld, void *base, const struct key *k, const char *fullname,
+		    config_setting_t *st)
 {
 	char why[600];
 	int line = config_setting_source_line(st);
-	char *dst = (char *)ld->s + k->off;
+	char *dst = (char *)base + k->off;
 
+	if (k->kind == K_LABELS)
+		return store_labels(ld, base, fullname, st);
+	if (k->kind == K_RATIO) {
+		double v;
+
+		if (config_setting_type(st) == CONFIG_TYPE_FLOAT)
+			v = config_setting_get_float(st);
+		else if (config_setting_type(st) == CONFIG_TYPE_INT ||
+			 config_setting_type(st) == CONFIG_TYPE_INT64)
+			v = (double)config_setting_get_int64(st);
+		else
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "must be a number (like 4.0)");
+		if (!(v >= (double)k->min && v <= (double)k->max))
+			return err_at(ld->err, file_of(ld, st), line, fullname,
+				      "%g is out of range (%llu to %llu)", v, k->min, k->max);
+		*(double *)(void *)dst = v;
+		return 0;
+	}
 	if (k->kind == K_NUM) {
 		long long v;
 
@@ -427,6 +505,11 @@ static int store(struct load *ld, const struct key *k, const char *fullname, con
 	return 0;
 }
 
+static int store(struct load *ld, const struct key *k, const char *fullname, config_setting_t *st)
+{
+	return store_at(ld, ld->s, k, fullname, st);
+}
+
 static const struct key *find_key(const struct key *keys, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
@@ -462,6 +545,59 @@ static int load_group(struct load *ld, const struct group *g, config_setting_t *
 	return 0;
 }
 
+/* hypervisors = ( { name = "hv1"; libvirt_uri = "..."; ... }, ... ); */
+static int load_hypervisors(struct load *ld, config_setting_t *st)
+{
+	int line = config_setting_source_line(st), n;
+
+	if (config_setting_type(st) != CONFIG_TYPE_LIST)
+		return err_at(ld->err, file_of(ld, st), line, "hypervisors",
+			      "must be a list of groups: hypervisors = ( { name = \"hv1\"; "
+			      "libvirt_uri = \"qemu+ssh://hv1/system\"; } );");
+	n = config_setting_length(st);
+	if (n == 0 || n > SETTINGS_HV_MAX)
+		return err_at(ld->err, file_of(ld, st), line, "hypervisors",
+			      "%d entries; one to %d", n, SETTINGS_HV_MAX);
+	ld->s->n_hv = 0;
+	ld->s->hv_listed = true;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(st, (unsigned)i);
+		struct settings_hv *hv = &ld->s->hv[ld->s->n_hv++];
+		int eline = config_setting_source_line(e), m;
+		char full[96];
+
+		hv_defaults(hv);
+		hv->line = eline;
+		snprintf(full, sizeof(full), "hypervisors[%d]", i);
+		if (config_setting_type(e) != CONFIG_TYPE_GROUP)
+			return err_at(ld->err, file_of(ld, e), eline, full,
+				      "must be a group: { name = \"hv1\"; libvirt_uri = ...; }");
+		m = config_setting_length(e);
+		for (int j = 0; j < m; j++) {
+			config_setting_t *c = config_setting_get_elem(e, (unsigned)j);
+			const char *name = config_setting_name(c);
+			const struct key *k = find_key(hv_keys, N_HV_KEYS, name);
+
+			snprintf(full, sizeof(full), "hypervisors[%d].%s", i, name);
+			if (!k)
+				return err_at(ld->err, file_of(ld, c),
+					      config_setting_source_line(c), full,
+					      "unknown key (see tuapd.conf(5))");
+			if (store_at(ld, hv, k, full, c) < 0)
+				return -1;
+		}
+		snprintf(full, sizeof(full), "hypervisors[%d]", i);
+		if (!hv->name[0])
+			return err_at(ld->err, file_of(ld, e), eline, full,
+				      "has no name (name = \"hv1\";)");
+		for (size_t k = 0; k + 1 < ld->s->n_hv; k++)
+			if (!strcmp(ld->s->hv[k].name, hv->name))
+				return err_at(ld->err, file_of(ld, e), eline, full,
+					      "a second hypervisor named %s", hv->name);
+	}
+	return 0;
+}
+
 static int load_root(struct load *ld, config_setting_t *root)
 {
 	int n = config_setting_length(root);
@@ -477,6 +613,11 @@ static int load_root(struct load *ld, config_setting_t *root)
 				g = &groups[j];
 		if (g) {
 			if (load_group(ld, g, st) < 0)
+				return -1;
+			continue;
+		}
+		if (!strcmp(name, "hypervisors")) {
+			if (load_hypervisors(ld, st) < 0)
 				return -1;
 			continue;
 		}
@@ -496,6 +637,92 @@ static int line_of(const struct load *ld, const char *name)
 
 	return k ? ld->line[k - top_keys] : 0;
 }
+
+static void hv_defaults(struct settings_hv *hv)
+{
+	memset(hv, 0, sizeof(*hv));
+	hv->reserve_memory_mib = 2048;
+	hv->reserve_cpus = 1;
+	hv->reserve_disk_gib = 10;
+	hv->cpu_overcommit = 4.0;
+}
+
+#define FILL(f)                                                                                    \
+	do {                                                                                       \
+		if (!hv->f[0])                                                                     \
+			snprintf(hv->f, sizeof(hv->f), "%s", s->f);                                \
+	} while (0)
+
+/* The keys hv leaves out, from the top level (agent_endpoint aside). */
+static void hv_from_top(const struct settings *s, struct settings_hv *hv)
+{
+	FILL(libvirt_uri);
+	FILL(virt_type);
+	FILL(pool_root);
+	FILL(mgmt_network);
+	FILL(mgmt_subnet);
+	FILL(mgmt_bridge);
+	FILL(public_bridge);
+	hv->remote = settings_uri_is_remote(hv->libvirt_uri) == 1;
+}
+
+/* Without a hypervisors list: one entry, the top-level keys. */
+static void hv_implicit(struct settings *s)
+{
+	struct settings_hv *hv = &s->hv[0];
+
+	hv_defaults(hv);
+	snprintf(hv->name, sizeof(hv->name), SETTINGS_HV_LOCAL);
+	hv_from_top(s, hv);
+	FILL(agent_endpoint);
+	s->n_hv = 1;
+	s->hv_listed = false;
+}
+
+/* Each hypervisor's keys it leaves out, from the top level; or the one implicit entry. */
+static int finish_hypervisors(struct load *ld)
+{
+	struct settings *s = ld->s;
+	char why[600], gw[INET_ADDRSTRLEN];
+	struct in_addr gw_addr;
+	unsigned port = 0;
+
+	if (!s->hv_listed) {
+		hv_implicit(s);
+		return 0;
+	}
+	for (size_t i = 0; i < s->n_hv; i++) {
+		struct settings_hv *hv = &s->hv[i];
+		bool own_subnet = hv->mgmt_subnet[0] && strcmp(hv->mgmt_subnet, s->mgmt_subnet);
+
+		hv_from_top(s, hv);
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(s->hv[k].libvirt_uri, hv->libvirt_uri))
+				return err_at(ld->err, ld->path, hv->line, "hypervisors",
+					      "%s and %s have the same libvirt_uri %s: one "
+					      "hypervisor, listed twice",
+					      s->hv[k].name, hv->name, hv->libvirt_uri);
+		if (hv->agent_endpoint[0])
+			continue;
+		if (hv->remote)
+			return err_at(ld->err, ld->path, hv->line, "hypervisors",
+				      "%s (%s) is remote and has no agent_endpoint: set the "
+				      "tcp://HOST:PORT its guests reach tuapd at",
+				      hv->name, hv->libvirt_uri);
+		if (!own_subnet) {
+			FILL(agent_endpoint);
+			continue;
+		}
+		/* its own management subnet: tuapd listens on that gateway, as for the top level */
+		if (parse_subnet(hv->mgmt_subnet, &gw_addr, why, sizeof(why)) < 0 ||
+		    parse_endpoint(s->agent_listen, NULL, 0, &port, why, sizeof(why)) < 0)
+			return err_set(ld->err, "internal: %s", why);
+		inet_ntop(AF_INET, &gw_addr, gw, sizeof(gw));
+		snprintf(hv->agent_endpoint, sizeof(hv->agent_endpoint), "tcp://%s:%u", gw, port);
+	}
+	return 0;
+}
+#undef FILL
 
 /* Checks between keys, and the defaults that derive from other keys. */
 static int finish(struct load *ld)
@@ -527,6 +754,8 @@ static int finish(struct load *ld)
 	}
 	if (!line_of(ld, "public_endpoint"))
 		snprintf(s->public_endpoint, sizeof(s->public_endpoint), "%s", s->agent_endpoint);
+	if (finish_hypervisors(ld) < 0)
+		return -1;
 	if (!ld->ssh_dir_set &&
 	    joined(s->ssh_dir, sizeof(s->ssh_dir), ld->err, s->state_dir, "ssh") < 0)
 		return -1;
@@ -604,6 +833,38 @@ int settings_domain_dir(const struct settings *s, const char *domain, char *out,
 		return err_set(err, "'%s' cannot name a directory under %s", domain, s->pool_root);
 	return joined(out, len, err, s->pool_root, domain);
 }
+
+int settings_uri_is_remote(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+
+	/* qemu:///system, qemu:///system?socket=...: no host; qemu+ssh://host/system: one */
+	return p && p[3] && p[3] != '/' ? 1 : 0;
+}
+
+const struct settings_hv *settings_hv_find(const struct settings *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_hv; i++)
+		if (!strcmp(s->hv[i].name, name))
+			return &s->hv[i];
+	return NULL;
+}
+
+#define TAKE(f) snprintf(out->f, sizeof(out->f), "%s", hv->f)
+void settings_for_hv(const struct settings *s, const struct settings_hv *hv, struct settings *out)
+{
+	if (out != s)
+		memcpy(out, s, sizeof(*out));
+	TAKE(libvirt_uri);
+	TAKE(virt_type);
+	TAKE(pool_root);
+	TAKE(mgmt_network);
+	TAKE(mgmt_subnet);
+	TAKE(mgmt_bridge);
+	TAKE(public_bridge);
+	TAKE(agent_endpoint);
+}
+#undef TAKE
 
 int settings_ctl_socket(const struct settings *s, char *out, size_t len, struct tuap_err *err)
 {

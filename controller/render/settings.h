@@ -7,6 +7,7 @@
 #ifndef TUAP_SETTINGS_H
 #define TUAP_SETTINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -31,6 +32,34 @@ struct settings_deadlines {
 	unsigned data;
 	unsigned make;
 	unsigned push; /* existing hosts: ssh, sudo check, agent copied and started */
+};
+
+/* One hypervisor of tuapd.conf's `hypervisors` list (docs/tuapd.conf.5). Keys an entry leaves out
+ * come from the top-level keys of the same name; without the list there is one entry, named
+ * SETTINGS_HV_LOCAL, made of the top-level keys (the behaviour of a single-hypervisor tuapd). */
+#define SETTINGS_HV_MAX	    16
+#define SETTINGS_LABELS_MAX 8
+#define SETTINGS_HV_LOCAL   "local"
+
+struct settings_hv {
+	char name[SETTINGS_NAME_MAX];
+	char libvirt_uri[SETTINGS_STR_MAX];
+	char virt_type[8];
+	char pool_root[SETTINGS_STR_MAX]; /* a path on that hypervisor */
+	char mgmt_network[SETTINGS_NAME_MAX];
+	char mgmt_subnet[48];
+	char mgmt_bridge[SETTINGS_IFNAME_MAX];
+	char public_bridge[SETTINGS_IFNAME_MAX];
+	char agent_endpoint[SETTINGS_STR_MAX]; /* tuapd as that hypervisor's guests reach it */
+	unsigned reserve_memory_mib;	       /* kept for the host: 2048 */
+	unsigned reserve_cpus;		       /* 1 */
+	unsigned reserve_disk_gib;	       /* kept free in its tuap-images pool: 10 */
+	double cpu_overcommit;		       /* vCPUs per host CPU: 4.0 */
+	unsigned max_guests;		       /* 0: no cap */
+	char labels[SETTINGS_LABELS_MAX][SETTINGS_NAME_MAX];
+	size_t n_labels;
+	bool remote; /* the URI names a host: tuapd's files are not that hypervisor's */
+	int line;    /* where the entry starts in tuapd.conf; 0: the implicit one */
 };
 
 struct settings {
@@ -63,6 +92,9 @@ struct settings {
 	size_t data_chunk;    /* bytes per DataChunk */
 	unsigned data_window; /* DataChunks in flight (the agent's credit) */
 	unsigned keep_jobs;   /* job directories (inputs, setup.log) kept per domain */
+	struct settings_hv hv[SETTINGS_HV_MAX]; /* at least one after settings_load */
+	size_t n_hv;
+	bool hv_listed; /* tuapd.conf has a `hypervisors` list (capacity is then checked) */
 };
 
 /* Fills s with the documented defaults. */
@@ -77,6 +109,14 @@ int settings_load(const char *path, struct settings *s, struct tuap_err *err);
 
 /* Same, from text already in memory; path is only used in messages and for @include. */
 int settings_parse(const char *path, const char *text, struct settings *s, struct tuap_err *err);
+
+/* The settings one hypervisor's VM work uses: s with hv's libvirt_uri, virt_type, pool_root,
+ * networks, bridge and agent_endpoint in place of the top-level ones. */
+void settings_for_hv(const struct settings *s, const struct settings_hv *hv, struct settings *out);
+/* The entry named name; NULL when there is none. */
+const struct settings_hv *settings_hv_find(const struct settings *s, const char *name);
+/* 1 when the libvirt URI names a host (qemu+ssh://h/system), 0 for a local one. */
+int settings_uri_is_remote(const char *uri);
 
 /* Derived paths. Each returns -1 (with err) when the result would not fit in len. */
 int settings_images_dir(const struct settings *s, char *out, size_t len, struct tuap_err *err);

@@ -26,7 +26,7 @@
 #include "sdsystemd.h"
 #include "settings.h"
 #include "sshkeys.h"
-#include "vmjob.h"
+#include "fleet.h"
 #include "wire.h"
 
 static volatile sig_atomic_t stopping;
@@ -56,7 +56,7 @@ struct tuapd {
 	struct push *push;
 	struct fd_source sources[MAX_SOURCES];
 	size_t n_sources;
-	struct vmjob *vm; /* the VM phases and requests; libvirt is opened on first use */
+	struct fleet *vm; /* the hypervisors: VM phases and requests; libvirt opened on first use */
 	void *zctx;
 };
 
@@ -174,10 +174,11 @@ static int start(struct tuapd *d, struct tuap_err *err)
 		return -1;
 	d->sources[d->n_sources++] =
 		(struct fd_source){push_items, push_due, push_work, d->push, PUSH_MAX_RUNS};
-	if (!(d->vm = vmjob_new(&d->set, err)))
+	if (!(d->vm = fleet_new(&d->set, err)))
 		return -1;
-	vmjob_provider(d->vm, &vp);
+	fleet_provider(d->vm, &vp);
 	engine_set_provider(d->engine, &vp);
+	fleet_scan(d->vm);
 	rc = engine_resume_all(d->engine, err);
 	log_info("tuapd %s: agents on %s, tuap-ctl on %s, state in %s", TUAP_VERSION,
 		 hub_endpoint(d->hub), sock, d->set.state_dir);
@@ -199,7 +200,7 @@ static void serve(struct tuapd *d)
 			timeout = ht;
 		hub_pollitems(d->hub, items);
 		items[HUB_NPOLL] = (zmq_pollitem_t){d->ctl.sock, 0, ZMQ_POLLIN, 0};
-		items[HUB_NPOLL + 1] = (zmq_pollitem_t){NULL, vmjob_fd(d->vm), ZMQ_POLLIN, 0};
+		items[HUB_NPOLL + 1] = (zmq_pollitem_t){NULL, fleet_fd(d->vm), ZMQ_POLLIN, 0};
 		for (size_t i = 0; i < d->n_sources; i++) {
 			struct fd_source *s = &d->sources[i];
 			long st = s->timeout(s->ctx);
@@ -232,7 +233,7 @@ static void serve(struct tuapd *d)
 		for (size_t i = 0; i < d->n_sources; i++)
 			d->sources[i].service(d->sources[i].ctx);
 		if (items[HUB_NPOLL + 1].revents & ZMQ_POLLIN)
-			vmjob_dispatch(d->vm, d->engine);
+			fleet_dispatch(d->vm, d->engine);
 	}
 }
 
@@ -318,7 +319,7 @@ int main(int argc, char **argv)
 		rc = 0;
 	}
 	push_free(d.push);
-	vmjob_free(d.vm);
+	fleet_free(d.vm);
 	engine_free(d.engine);
 	control_close(&d.ctl);
 	hub_free(d.hub);

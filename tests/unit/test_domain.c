@@ -188,6 +188,7 @@ static void test_every_key(void **state)
 				"distro=debian\n"
 				"pre_make_script=scripts/pre-make.sh\n"
 				"hypervisor=hv1.example\n"
+				"hypervisor_labels=ssd, eu\n"
 				"dhcp_devname=ens3\n"
 				"bridge_devname=enp0s4-12345678\n");
 	struct domain_conf *c = &p->c;
@@ -211,6 +212,8 @@ static void test_every_key(void **state)
 	assert_string_equal(c->distro, "debian");
 	assert_string_equal(c->pre_make_script, "scripts/pre-make.sh");
 	assert_string_equal(c->hypervisor, "hv1.example");
+	assert_int_equal(c->n_hypervisor_labels, 2);
+	assert_string_equal(c->hypervisor_labels[1], "eu");
 	assert_string_equal(c->dhcp_devname, "ens3");
 	assert_string_equal(c->bridge_devname, "enp0s4-12345678");
 	done(p);
@@ -341,6 +344,9 @@ static void test_paths_and_names(void **state)
 		 "holds the upper-case 'E' (domain names are lower case)");
 	bad(NET "hypervisor=-hv\n",
 	    PATH ":3: hypervisor: '-hv' is not a hypervisor name (letters, digits and . _ -)");
+	bad(NET "hypervisor_labels=ssd, fast disk\n",
+	    PATH ":3: hypervisor_labels: 'fast disk' is not a label (1 to 63 of letters, digits "
+		 "and . _ -)");
 	bad(NET "contact_email=root@localhost\n",
 	    PATH ":3: contact_email: 'root@localhost' is not a mail address: the domain after "
 		 "'@' has no dot (e.g. contact_email=admin@example.com)");

@@ -369,6 +369,86 @@ static void test_derived_paths(void **state)
 	assert_string_equal(out, "/images");
 }
 
+static void test_hypervisors(void **state)
+{
+	struct settings s, *one = malloc(sizeof(*one));
+
+	(void)state;
+	assert_non_null(one);
+	/* without the list: one hypervisor, "local", of the top-level keys; no capacity check */
+	assert_int_equal(parse("libvirt_uri = \"qemu:///session\";\nmgmt_subnet = "
+			       "\"10.7.0.0/24\";\n",
+			       one),
+			 0);
+	assert_int_equal(one->n_hv, 1);
+	assert_false(one->hv_listed);
+	assert_string_equal(one->hv[0].name, "local");
+	assert_string_equal(one->hv[0].libvirt_uri, "qemu:///session");
+	assert_string_equal(one->hv[0].agent_endpoint, "tcp://10.7.0.1:7807");
+	free(one);
+
+	assert_int_equal(
+		parse("pool_root = \"/srv/vms\";\n"
+		      "hypervisors = (\n"
+		      "  { name = \"hv1\"; },\n"
+		      "  { name = \"hv2\"; libvirt_uri = \"qemu+ssh://tuap@hv2/system\";\n"
+		      "    agent_endpoint = \"tcp://203.0.113.1:7807\"; pool_root = \"/vms/\";\n"
+		      "    mgmt_subnet = \"10.9.0.0/24\"; virt_type = \"qemu\";\n"
+		      "    reserve_memory = 0; reserve_cpus = 2; reserve_disk = 50;\n"
+		      "    cpu_overcommit = 2.5; max_guests = 20; labels = [\"ssd\", \"eu\"]; },\n"
+		      "  { name = \"hv3\"; libvirt_uri = \"qemu:///system?socket=/x\";\n"
+		      "    mgmt_subnet = \"10.8.0.0/24\"; cpu_overcommit = 3; }\n"
+		      ");\n",
+		      &s),
+		0);
+	assert_true(s.hv_listed);
+	assert_int_equal(s.n_hv, 3);
+	assert_string_equal(s.hv[0].libvirt_uri, "qemu:///system");
+	assert_string_equal(s.hv[0].pool_root, "/srv/vms");
+	assert_string_equal(s.hv[0].agent_endpoint, s.agent_endpoint);
+	assert_int_equal(s.hv[0].reserve_memory_mib, 2048);
+	assert_int_equal(s.hv[0].line, 3);
+	assert_false(s.hv[0].remote);
+	assert_true(s.hv[1].remote);
+	assert_string_equal(s.hv[1].pool_root, "/vms");
+	assert_string_equal(s.hv[1].virt_type, "qemu");
+	assert_string_equal(s.hv[1].mgmt_network, s.mgmt_network);
+	assert_int_equal(s.hv[1].reserve_cpus, 2);
+	assert_int_equal(s.hv[1].reserve_disk_gib, 50);
+	assert_true(s.hv[1].cpu_overcommit > 2.49 && s.hv[1].cpu_overcommit < 2.51);
+	assert_int_equal(s.hv[1].max_guests, 20);
+	assert_int_equal(s.hv[1].n_labels, 2);
+	assert_string_equal(s.hv[1].labels[1], "eu");
+	/* its own subnet on this host: tuapd at that gateway */
+	assert_false(s.hv[2].remote);
+	assert_string_equal(s.hv[2].agent_endpoint, "tcp://10.8.0.1:7807");
+	assert_ptr_equal(settings_hv_find(&s, "hv3"), &s.hv[2]);
+	assert_null(settings_hv_find(&s, "hv4"));
+
+	expect_error("hypervisors = ();\n", "t.conf:1: hypervisors: 0 entries; one to 16");
+	expect_error("hypervisors = ( { libvirt_uri = \"qemu:///system\"; } );\n",
+		     "t.conf:1: hypervisors[0]: has no name");
+	expect_error("hypervisors = (\n { name = \"a\"; },\n { name = \"a\"; libvirt_uri = "
+		     "\"qemu:///x\"; } );\n",
+		     "t.conf:3: hypervisors[1]: a second hypervisor named a");
+	expect_error("hypervisors = (\n { name = \"a\"; },\n { name = \"b\"; } );\n",
+		     "t.conf:3: hypervisors: a and b have the same libvirt_uri qemu:///system");
+	expect_error("hypervisors = (\n { name = \"a\";\n  disk = 3; } );\n",
+		     "t.conf:3: hypervisors[0].disk: unknown key");
+	expect_error("hypervisors = (\n { name = \"a\"; libvirt_uri = \"qemu+ssh://h/system\"; "
+		     "} );\n",
+		     "t.conf:2: hypervisors: a (qemu+ssh://h/system) is remote and has no "
+		     "agent_endpoint");
+	expect_error("hypervisors = ( { name = \"a\"; labels = [\"s s\"]; } );\n",
+		     "hypervisors[0].labels: 's s' is not a label");
+	expect_error("hypervisors = ( { name = \"a\"; cpu_overcommit = 0.5; } );\n",
+		     "hypervisors[0].cpu_overcommit: 0.5 is out of range (1 to 64)");
+	expect_error("hypervisors = ( { name = \"a\"; agent_endpoint = \"tcp://0.0.0.0:1\"; } );\n",
+		     "hypervisors[0].agent_endpoint: 'tcp://0.0.0.0:1': agents cannot connect to a "
+		     "wildcard address");
+	expect_error("hypervisors = { name = \"a\"; };\n", "hypervisors: must be a list");
+}
+
 static void test_ssh_key_url(void **state)
 {
 	struct settings s;
@@ -401,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_derived_paths),
 		cmocka_unit_test(test_ssh_key_url),
+		cmocka_unit_test(test_hypervisors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

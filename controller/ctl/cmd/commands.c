@@ -101,7 +101,16 @@ static const struct cli_cmd commands[] = {
 	 "last seen). The name 'server' is tuapd's own key pair and is refused as a domain.",
 	 json_opts, cmd_status, CLI_KNOWN_DOMAIN},
 	{"list", "", 0, 0, "list the domains tuapd manages",
-	 "Lists the domains tuapd manages, one line each.", json_opts, cmd_list, CLI_ANY_OPERAND},
+	 "Lists the domains tuapd manages, one line each, with the hypervisor each is on.",
+	 json_opts, cmd_list, CLI_ANY_OPERAND},
+	{"hypervisors", "", 0, 0, "show each hypervisor's capacity, use and reachability",
+	 "Shows each hypervisor of tuapd.conf as libvirt reports it now: up or unreachable (and\n"
+	 "why), memory committed to its domains (every defined domain's maximum, tuap's or not)\n"
+	 "of what guests may have (host memory less reserve_memory), vCPUs committed of (CPUs\n"
+	 "less reserve_cpus) x cpu_overcommit, the free space of its tuap-images pool, its\n"
+	 "domains and tuap's sites among them, its URI and labels. Placement uses the same\n"
+	 "figures.",
+	 json_opts, cmd_hypervisors, CLI_ANY_OPERAND},
 	{"watch", "DOMAIN", 1, 1, "follow a domain's running job",
 	 "Follows DOMAIN's running job live (as 'tuap-ctl provision' shows it) until it ends.\n"
 	 "Ctrl-C stops watching; the job goes on.",

@@ -10,7 +10,9 @@
 
 #include "cli.h"
 #include "domain.h"
+#include "ctlclient.h"
 #include "dryrun.h"
+#include "progress.h"
 #include "fsutil.h"
 
 struct opts {
@@ -134,6 +136,46 @@ out:
 	return code;
 }
 
+/* provision --dry-run: asks tuapd where the site would go (it alone sees the hypervisors); a
+ * tuapd that does not answer is said, and is no error of the dry run. */
+static int ask_place(const struct opts *o, const struct domain *dom)
+{
+	Tuap__CtlRequest req = TUAP__CTL_REQUEST__INIT;
+	Tuap__ProvisionRequest pr = TUAP__PROVISION_REQUEST__INIT;
+	char path[4096], conf_path[PATH_MAX];
+	struct ctlclient c;
+	struct progress p;
+	struct tuap_err err;
+	bool present;
+	int code;
+
+	fflush(stdout);
+	ctlclient_socket_path(path, sizeof(path));
+	if (ctlclient_open(&c, path, &err) < 0) {
+		printf("hypervisor: not asked (%s)\n", err.msg);
+		return 0;
+	}
+	pr.domain = (char *)dom->conf.name;
+	snprintf(conf_path, sizeof(conf_path), "%s", dom->conf.conf_path);
+	pr.conf_path = conf_path;
+	if (read_text(o->dir, "provision.conf", &pr.conf_text, &present) < 0) {
+		ctlclient_close(&c);
+		return CLI_FAIL;
+	}
+	req.req_case = TUAP__CTL_REQUEST__REQ_PLACE;
+	req.place = &pr;
+	if (ctlclient_send(&c, &req, &err) < 0) {
+		printf("hypervisor: not asked (%s)\n", err.msg);
+		code = 0;
+	} else {
+		progress_init(&p, stdout, o->json);
+		code = ctlclient_follow(&c, &p, dom->conf.name, NULL, 30000, false);
+	}
+	ctlclient_close(&c);
+	free(pr.conf_text.data);
+	return code;
+}
+
 static int run(const struct cli_args *a, bool update)
 {
 	struct opts o = {0};
@@ -155,9 +197,11 @@ static int run(const struct cli_args *a, bool update)
 		return CLI_FAIL;
 	}
 	diags_free(&d);
-	if (o.dry_run)
+	if (o.dry_run) {
 		rc = dryrun_show(&dom, o.output);
-	else
+		if (rc == 0 && !update && !dom.conf.depends_on[0] && !o.existing)
+			rc = ask_place(&o, &dom);
+	} else
 		rc = submit(&o, &dom, update);
 	domain_free(&dom);
 	return rc;

@@ -252,6 +252,9 @@ static bool domain_status(struct engine *e, const char *domain, Tuap__DomainStat
 				       ? e->provider.vm_state(e->provider.ctx, domain)
 				       : NULL);
 	known = j || d->vm_state;
+	if (e->has_provider && e->provider.hypervisor &&
+	    !(j && (j->existing || j->dom.conf.depends_on[0])))
+		d->hypervisor = (char *)e->provider.hypervisor(e->provider.ctx, domain);
 	if (!d->vm_state)
 		d->vm_state =
 			j && (j->existing || j->dom.conf.depends_on[0]) ? "existing host" : "-";
@@ -444,6 +447,11 @@ static void ctl_watch(struct engine *e, const struct ctl_peer *peer, const char 
 }
 
 static void ctl_enroll(struct engine *e, const struct ctl_peer *peer, const Tuap__EnrollRequest *r);
+
+void engine_ctl_event(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlEvent *ev)
+{
+	e->io.ctl_send(e->io.ctx, peer, ev);
+}
 
 void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
 		  const char *const *lines, size_t n)

@@ -93,6 +93,9 @@ struct phase_provider {
 	/* appends the names of the VMs of ours the hypervisor has, for list and status; NULL:
 	 * none */
 	void (*domains)(void *ctx, struct strlist *names);
+	/* the name of the hypervisor DOMAIN's VM is on (tuapd.conf's hypervisors), for list and
+	 * status; NULL when not known */
+	const char *(*hypervisor)(void *ctx, const char *domain);
 	/* the VM's agent said its first hello for job: what only the first boot needed (the
 	 * seed, with the agent's secret key) can go; NULL: nothing to do */
 	void (*agent_hello)(void *ctx, struct engine *e, struct job *job);
@@ -176,9 +179,13 @@ enum job_state job_get_state(const struct job *job);
 const char *job_state_name(const struct job *job); /* "running", "done", "failed" */
 /* The newest job tuapd knows of DOMAIN, running or ended; NULL when it knows none. */
 const struct job *engine_domain_job(struct engine *e, const char *domain);
+/* Whether tuapd holds an agent key for DOMAIN (STATE_DIR/keys/DOMAIN.pub). */
+bool engine_enrolled(struct engine *e, const char *domain);
 /* Answers a request: text lines, then the final event with exit_code (0 ok, 1 failed). */
 void engine_reply(struct engine *e, const struct ctl_peer *peer, int exit_code,
 		  const char *const *lines, size_t n);
+/* Sends any event to a tuap-ctl client (e.g. a reply of the VM manager's own kind). */
+void engine_ctl_event(struct engine *e, const struct ctl_peer *peer, const Tuap__CtlEvent *ev);
 void engine_reply_error(struct engine *e, const struct ctl_peer *peer, Tuap__Error__Code code,
 			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -104,7 +104,6 @@ struct job *engine_last_job(struct engine *e, const char *domain);
 /* valid_domain_name, and not ENGINE_SERVER_KEY: 0, else -1 with why. */
 int engine_domain_ok(const char *domain, char *why, size_t len);
 /* Whether domain has an agent key: STATE_DIR/keys/DOMAIN.pub. */
-bool engine_enrolled(struct engine *e, const char *domain);
 /* Calls fn for each enrolled domain: STATE_DIR/keys/DOMAIN.pub (pub is its path). */
 void engine_each_enrolled(struct engine *e,
 			  void (*fn)(struct engine *e, const char *domain, const char *pub,

@@ -17,6 +17,7 @@
 #ifndef TUAP_VIRT_H
 #define TUAP_VIRT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,7 @@ enum virt_event_kind {
 
 struct virt_event {
 	enum virt_event_kind kind;
+	const void *conn; /* the connection it came from: virt_conn() of one struct virt */
 	char domain[VIRT_NAME_MAX]; /* "" for VIRT_EV_CLOSED */
 	int event;
 	int detail;
@@ -73,6 +75,26 @@ int virt_event_next(struct virt_event *ev);
 unsigned long virt_event_dropped(void);
 /* "started/booted", "stopped/destroyed", "connection closed/eof", ... */
 const char *virt_event_str(const struct virt_event *ev, char *buf, size_t len);
+
+/* ---- capacity (placement, tuap-ctl hypervisors) ---- */
+
+struct virt_capacity {
+	uint64_t memory_kib;	  /* the host's memory (virNodeGetInfo) */
+	unsigned cpus;		  /* the host's CPUs */
+	uint64_t committed_kib;	  /* every defined domain's maximum memory, running or not */
+	unsigned committed_vcpus; /* and their vCPUs */
+	unsigned guests;	  /* defined domains, tuap's or not */
+	bool disk_known;	  /* the pool exists (its figures below) */
+	uint64_t disk_capacity;	  /* bytes of the pool's file system */
+	uint64_t disk_available;  /* bytes free there */
+	struct strlist domains;	  /* the names of the defined domains; caller frees */
+};
+
+/* Fills c from libvirt's node info, every defined domain's info and pool's info (pool may be
+ * missing: disk_known false). */
+int virt_capacity(struct virt *v, const char *pool, struct virt_capacity *c, struct tuap_err *err);
+/* 1 when storage pool `name` is defined, 0 when not. */
+int virt_pool_exists(struct virt *v, const char *name, struct tuap_err *err);
 
 /* ---- storage pools (type dir) ---- */
 
@@ -107,6 +129,11 @@ int virt_vol_upload(struct virt *v, const char *pool, const char *name, const ch
  * error (that would cut the guest's file system). An existing volume is an error. */
 int virt_vol_create_overlay(struct virt *v, const char *pool, const char *name,
 			    const char *base_path, uint64_t size, struct tuap_err *err);
+/* The last max bytes (at most) of volume `name` of `pool`, read through libvirt (the console log
+ * of a remote hypervisor): into out, *len bytes from offset *from. 1 read, 0 no such pool or
+ * volume, -1 error. */
+int virt_vol_read_tail(struct virt *v, const char *pool, const char *name, size_t max, char *out,
+		       size_t *len, uint64_t *from, struct tuap_err *err);
 /* Deletes volume `name` of `pool`; a missing volume is not an error. */
 int virt_vol_delete(struct virt *v, const char *pool, const char *name, struct tuap_err *err);
 /* Writes "PREFIX-<first 16 hex of sha256>.EXT" into out: the content-hashed volume name.

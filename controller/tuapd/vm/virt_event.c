@@ -52,10 +52,10 @@ static void push(const struct virt_event *ev)
 
 static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
 {
-	struct virt_event ev = {.kind = VIRT_EV_LIFECYCLE, .event = event, .detail = detail};
+	struct virt_event ev = {
+		.kind = VIRT_EV_LIFECYCLE, .conn = conn, .event = event, .detail = detail};
 	const char *name = virDomainGetName(dom);
 
-	(void)conn;
 	(void)opaque;
 	snprintf(ev.domain, sizeof(ev.domain), "%s", name ? name : "");
 	push(&ev);
@@ -64,9 +64,8 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int det
 
 static void on_close(virConnectPtr conn, int reason, void *opaque)
 {
-	struct virt_event ev = {.kind = VIRT_EV_CLOSED, .detail = reason};
+	struct virt_event ev = {.kind = VIRT_EV_CLOSED, .conn = conn, .detail = reason};
 
-	(void)conn;
 	(void)opaque;
 	push(&ev);
 }

@@ -523,3 +523,72 @@ int virt_vol_name(char *out, size_t len, const char *prefix, const char *sha256_
 		return err_set(err, "volume name buffer too small");
 	return 0;
 }
+
+int virt_vol_read_tail(struct virt *v, const char *pool, const char *name, size_t max, char *out,
+		       size_t *len, uint64_t *from, struct tuap_err *err)
+{
+	virStoragePoolPtr p = virStoragePoolLookupByName(v->conn, pool);
+	virStorageVolPtr vol = NULL;
+	virStreamPtr st = NULL;
+	virStorageVolInfo info;
+	unsigned long long size, off;
+	int rc = -1;
+
+	*len = 0;
+	*from = 0;
+	if (!p)
+		return virt_last_error_is(VIR_ERR_NO_STORAGE_POOL)
+			       ? 0
+			       : virt_fail(err, "cannot look storage pool %s up", pool);
+	/* the file grows without libvirt knowing: its size is read afresh */
+	if (virStoragePoolRefresh(p, 0) < 0) {
+		virt_fail(err, "cannot refresh storage pool %s", pool);
+		goto out;
+	}
+	if (!(vol = virStorageVolLookupByName(p, name))) {
+		rc = virt_last_error_is(VIR_ERR_NO_STORAGE_VOL)
+			     ? 0
+			     : virt_fail(err, "cannot look volume %s of %s up", name, pool);
+		goto out;
+	}
+	if (virStorageVolGetInfo(vol, &info) < 0) {
+		virt_fail(err, "cannot read volume %s of %s", name, pool);
+		goto out;
+	}
+	size = info.capacity;
+	off = size > max ? size - max : 0;
+	if (size == off) {
+		rc = 1;
+		goto out;
+	}
+	if (!(st = virStreamNew(v->conn, 0)) ||
+	    virStorageVolDownload(vol, st, off, size - off, 0) < 0) {
+		virt_fail(err, "cannot download volume %s of %s", name, pool);
+		goto out;
+	}
+	while (*len < max) {
+		int n = virStreamRecv(st, out + *len, max - *len);
+
+		if (n < 0) {
+			virt_fail(err, "downloading volume %s of %s", name, pool);
+			virStreamAbort(st);
+			goto out;
+		}
+		if (n == 0)
+			break;
+		*len += (size_t)n;
+	}
+	if (*len < max)
+		virStreamFinish(st);
+	else
+		virStreamAbort(st);
+	*from = off;
+	rc = 1;
+out:
+	if (st)
+		virStreamFree(st);
+	if (vol)
+		virStorageVolFree(vol);
+	virStoragePoolFree(p);
+	return rc;
+}

@@ -31,7 +31,8 @@ struct vmjob *vmjob_new(const struct settings *set, struct tuap_err *err)
 		err_set(err, "out of memory");
 		return NULL;
 	}
-	vj->set = set;
+	vj->set = vj->host = set;
+	vj->remote = settings_uri_is_remote(set->libvirt_uri) == 1;
 	vj->w = worker_new(task_run, vj, err);
 	if (!vj->w) {
 		free(vj);
@@ -72,7 +73,7 @@ void vmjob_free(struct vmjob *vj)
 		free(s);
 	}
 	virt_close(vj->v);
-	if (vj->events_added)
+	if (vj->events_added && !vj->routed)
 		virt_event_stop();
 	close(vj->epfd);
 	worker_free(vj->w);
@@ -82,6 +83,28 @@ void vmjob_free(struct vmjob *vj)
 int vmjob_fd(const struct vmjob *vj)
 {
 	return vj->epfd;
+}
+
+void vmjob_attach(struct vmjob *vj, const struct settings *host, const char *label)
+{
+	vj->host = host;
+	snprintf(vj->label, sizeof(vj->label), "%s", label ? label : "");
+	vj->routed = true;
+}
+
+const void *vmjob_conn(const struct vmjob *vj)
+{
+	return vj->v ? (const void *)virt_conn(vj->v) : NULL;
+}
+
+struct virt *vmjob_connect(struct vmjob *vj, struct tuap_err *err)
+{
+	return vmjob_virt(vj, err);
+}
+
+void vmjob_set_plan_note(struct vmjob *vj, const char *note)
+{
+	snprintf(vj->plan_note, sizeof(vj->plan_note), "%s", note ? note : "");
 }
 
 /* ---- the connection ---- */
@@ -230,19 +253,27 @@ static char *clean_line(const char *s, size_t len)
 	return out;
 }
 
-int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct strlist *lines,
-			struct tuap_err *err)
+/* The console log's last VMJOB_CONSOLE_MAX bytes into data (*len, from offset *from): the file
+ * itself on this host, through libvirt (the domain's pool) on a remote one. 1 read, 0 none yet. */
+static int console_read(struct vmjob *vj, struct virt *v, const char *domain, char *data,
+			size_t *len, off_t *from, struct tuap_err *err)
 {
-	char path[PATH_MAX], *data = NULL;
-	struct virt *v = vmjob_virt(vj, err);
+	char path[PATH_MAX], pool[VIRT_NAME_MAX];
 	struct stat st;
-	size_t len = 0, first, count = 0;
-	off_t from;
+	uint64_t off;
 	ssize_t r;
-	int fd = -1, rc = -1, found;
+	int fd, found;
 
-	if (!v)
-		return -1;
+	*len = 0;
+	*from = 0;
+	if (vj->remote) {
+		if (vmjob_pool_name(domain, pool, sizeof(pool), err) < 0 ||
+		    (found = virt_vol_read_tail(v, pool, VMJOB_CONSOLE_LOG, VMJOB_CONSOLE_MAX, data,
+						len, &off, err)) < 0)
+			return -1;
+		*from = (off_t)off;
+		return found;
+	}
 	found = virt_domain_console_log(v, domain, path, sizeof(path), err);
 	if (found <= 0)
 		return found < 0 ? -1 : err_set(err, "%s logs no serial console to a file", domain);
@@ -252,14 +283,36 @@ int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct s
 			return 0;
 		return err_set(err, "cannot read the console log %s: %s", path, strerror(errno));
 	}
-	if (fstat(fd, &st) < 0 || !(data = malloc(VMJOB_CONSOLE_MAX + 1))) {
+	if (fstat(fd, &st) < 0) {
 		err_set(err, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	*from = st.st_size > (off_t)VMJOB_CONSOLE_MAX ? st.st_size - (off_t)VMJOB_CONSOLE_MAX : 0;
+	while (*len < VMJOB_CONSOLE_MAX &&
+	       (r = pread(fd, data + *len, VMJOB_CONSOLE_MAX - *len, *from + (off_t)*len)) > 0)
+		*len += (size_t)r;
+	close(fd);
+	return 1;
+}
+
+int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct strlist *lines,
+			struct tuap_err *err)
+{
+	char *data = NULL;
+	struct virt *v = vmjob_virt(vj, err);
+	size_t len = 0, first, count = 0;
+	off_t from;
+	int rc = -1, found;
+
+	if (!v)
+		return -1;
+	if (!(data = malloc(VMJOB_CONSOLE_MAX + 1)))
+		return err_set(err, "out of memory");
+	if ((found = console_read(vj, v, domain, data, &len, &from, err)) <= 0) {
+		rc = found;
 		goto out;
 	}
-	from = st.st_size > (off_t)VMJOB_CONSOLE_MAX ? st.st_size - (off_t)VMJOB_CONSOLE_MAX : 0;
-	while (len < VMJOB_CONSOLE_MAX &&
-	       (r = pread(fd, data + len, VMJOB_CONSOLE_MAX - len, from + (off_t)len)) > 0)
-		len += (size_t)r;
 	/* a cut first line is dropped; so is a last line without its newline only if empty */
 	first = 0;
 	if (from > 0)
@@ -284,7 +337,6 @@ int vmjob_console_lines(struct vmjob *vj, const char *domain, size_t n, struct s
 	rc = 0;
 out:
 	free(data);
-	close(fd);
 	return rc;
 }
 
@@ -445,23 +497,27 @@ static void domain_stopped(struct vmjob *vj, struct engine *e, const struct virt
 		free(tail[i]);
 }
 
+void vmjob_event(struct vmjob *vj, struct engine *e, const struct virt_event *ev)
+{
+	char what[64];
+
+	log_debug("libvirt: %s: %s", ev->domain, virt_event_str(ev, what, sizeof(what)));
+	if (ev->kind == VIRT_EV_CLOSED) {
+		log_warn(
+			"libvirt: the connection to %s closed (%s); it is opened again when needed",
+			vj->set->libvirt_uri, virt_event_str(ev, what, sizeof(what)));
+		vj->closed = true;
+	} else if (ev->event == VIR_DOMAIN_EVENT_STOPPED || ev->event == VIR_DOMAIN_EVENT_CRASHED) {
+		domain_stopped(vj, e, ev);
+	}
+}
+
 static void handle_events(struct vmjob *vj, struct engine *e)
 {
 	struct virt_event ev;
-	char what[64];
 
-	for (int i = 0; i < VIRT_EVENT_QUEUE && virt_event_next(&ev) == 1; i++) {
-		log_debug("libvirt: %s: %s", ev.domain, virt_event_str(&ev, what, sizeof(what)));
-		if (ev.kind == VIRT_EV_CLOSED) {
-			log_warn("libvirt: the connection to %s closed (%s); it is opened again "
-				 "when needed",
-				 vj->set->libvirt_uri, virt_event_str(&ev, what, sizeof(what)));
-			vj->closed = true;
-		} else if (ev.event == VIR_DOMAIN_EVENT_STOPPED ||
-			   ev.event == VIR_DOMAIN_EVENT_CRASHED) {
-			domain_stopped(vj, e, &ev);
-		}
-	}
+	for (int i = 0; i < VIRT_EVENT_QUEUE && virt_event_next(&ev) == 1; i++)
+		vmjob_event(vj, e, &ev);
 }
 
 void vmjob_dispatch(struct vmjob *vj, struct engine *e)
@@ -482,7 +538,7 @@ void vmjob_dispatch(struct vmjob *vj, struct engine *e)
 		task_free(t);
 		t = next;
 	}
-	if (vj->events_added)
+	if (vj->events_added && !vj->routed)
 		handle_events(vj, e);
 }
 

@@ -28,6 +28,20 @@ struct vmjob;
 
 /* set must outlive the vmjob. Opens nothing yet. Caller frees with vmjob_free. */
 struct vmjob *vmjob_new(const struct settings *set, struct tuap_err *err);
+/* For one of several hypervisors (controller/tuapd/vm/fleet.c): host is tuapd's own settings
+ * (image catalog and cache; the vmjob's are the hypervisor's, settings_for_hv), label names the
+ * hypervisor in failures ("" for none), and libvirt's events reach this vmjob only through
+ * vmjob_event (the fleet drains the one queue). */
+void vmjob_attach(struct vmjob *vj, const struct settings *host, const char *label);
+/* A libvirt event of this vmjob's connection (routed vmjobs). */
+void vmjob_event(struct vmjob *vj, struct engine *e, const struct virt_event *ev);
+/* This vmjob's connection when open (events are matched to it); NULL otherwise. */
+const void *vmjob_conn(const struct vmjob *vj);
+/* The connection, opened (or again) when needed; NULL with err. */
+struct virt *vmjob_connect(struct vmjob *vj, struct tuap_err *err);
+/* Said before the plan phase's own message (the hypervisor chosen and why); copied. */
+void vmjob_set_plan_note(struct vmjob *vj, const char *note);
+
 /* Stops the worker (waiting a few seconds for a running task) and closes libvirt. */
 void vmjob_free(struct vmjob *vj);
 

@@ -95,6 +95,7 @@ struct task {
 	bool purge;
 	char snap_name[VIRT_NAME_MAX];
 	bool latest, oldest, list;
+	char note[1024]; /* rebuild: the plan's note on the hypervisor (vmjob_set_plan_note) */
 
 	/* outputs (worker), read by the main thread once the task is done */
 	int rc;
@@ -111,7 +112,12 @@ struct task {
 struct task_progress;
 
 struct vmjob {
-	const struct settings *set;
+	const struct settings *set;  /* this hypervisor's (settings_for_hv) */
+	const struct settings *host; /* tuapd's own: the image catalog and cache */
+	char label[SETTINGS_NAME_MAX + SETTINGS_STR_MAX + 4]; /* "NAME (URI)"; "" with one */
+	bool routed;	      /* events come through vmjob_event (the fleet drains them) */
+	bool remote;	      /* libvirt_uri names a host: its files are not ours */
+	char plan_note[1024]; /* what the fleet said of the hypervisor, for plan */
 	struct virt *v;
 	bool closed;	      /* libvirt said the connection went away */
 	int64_t failed_at_ms; /* last failed connect (status retries after VMJOB_RETRY_S) */
@@ -143,6 +149,8 @@ void vmjob_disk_name(const char *job_id, char *out, size_t len);
 void vmjob_instance_id(const char *job_id, char *out, size_t len);
 
 /* vmjob_phase.c */
+/* Fails the job's phase with msg, prefixed with the hypervisor's label when there is one. */
+void vmjob_phase_failed(struct vmjob *vj, struct engine *e, struct job *job, const char *msg);
 int vmjob_run(void *ctx, struct engine *e, struct job *job, enum job_phase ph);
 /* A phase task finished (main thread). */
 void vmjob_phase_finished(struct vmjob *vj, struct task *t);

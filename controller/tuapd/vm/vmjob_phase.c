@@ -21,10 +21,11 @@
 #include "render.h"
 #include "vmjob_impl.h"
 
-static int fail(struct engine *e, struct job *job, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int fail(struct vmjob *vj, struct engine *e, struct job *job, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static int fail(struct engine *e, struct job *job, const char *fmt, ...)
+/* Fails the job's phase; with several hypervisors the message starts with the one it is on. */
+static int fail(struct vmjob *vj, struct engine *e, struct job *job, const char *fmt, ...)
 {
 	char msg[1200];
 	va_list ap;
@@ -32,8 +33,32 @@ static int fail(struct engine *e, struct job *job, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	engine_phase_failed(e, job, msg, NULL, 0);
+	vmjob_phase_failed(vj, e, job, msg);
 	return -1;
+}
+
+void vmjob_phase_failed(struct vmjob *vj, struct engine *e, struct job *job, const char *msg)
+{
+	char full[1800];
+
+	if (vj->label[0] && strncmp(msg, vj->label, strlen(vj->label))) {
+		snprintf(full, sizeof(full), "%s: %s", vj->label, msg);
+		msg = full;
+	}
+	engine_phase_failed(e, job, msg, NULL, 0);
+}
+
+/* A plan's message, after what the fleet said of the hypervisor (vmjob_set_plan_note). */
+static void plan_done(struct vmjob *vj, struct engine *e, struct job *job, const char *note,
+		      const char *msg)
+{
+	char full[2048];
+
+	if (note && *note) {
+		snprintf(full, sizeof(full), "%s; %s", note, msg);
+		msg = full;
+	}
+	engine_phase_done(e, job, msg);
 }
 
 static int submit(struct vmjob *vj, struct engine *e, struct job *job, struct task *t)
@@ -42,7 +67,7 @@ static int submit(struct vmjob *vj, struct engine *e, struct job *job, struct ta
 
 	t->phase = job_current_phase(job);
 	if (task_submit(vj, t, &err) < 0)
-		return fail(e, job, "%s", err.msg);
+		return fail(vj, e, job, "%s", err.msg);
 	return 0;
 }
 
@@ -90,7 +115,7 @@ static int plan(struct vmjob *vj, struct engine *e, struct job *job, struct virt
 	int rc = vmjob_lookup(v, d, &meta, &err);
 
 	if (rc == -1)
-		return fail(e, job, "%s", err.msg);
+		return fail(vj, e, job, "%s", err.msg);
 	switch (vmjob_plan_decide(rc != -2, rc == 1, &meta, job_id(job), job_get_flags(job))) {
 	case VMJOB_CREATE:
 		snprintf(msg, sizeof(msg), "no VM named %s yet: it is created", d);
@@ -105,13 +130,13 @@ static int plan(struct vmjob *vj, struct engine *e, struct job *job, struct virt
 				 meta.provision_id[0] ? meta.provision_id : "?");
 		break;
 	case VMJOB_REFUSE_FOREIGN:
-		return fail(e, job,
+		return fail(vj, e, job,
 			    "a libvirt domain named %s exists and is not tuap's (it has no tuap "
 			    "metadata); tuap leaves it alone: pick another name or remove that "
 			    "domain yourself",
 			    d);
 	case VMJOB_REFUSE_OURS:
-		return fail(e, job,
+		return fail(vj, e, job,
 			    "%s already has a VM made by tuap (job %s); 'tuap-ctl provision "
 			    "--resume %s' continues with it, 'tuap-ctl provision --rebuild %s' "
 			    "makes it anew (after a snapshot, with new keys and instance-id)",
@@ -119,9 +144,12 @@ static int plan(struct vmjob *vj, struct engine *e, struct job *job, struct virt
 	case VMJOB_REBUILD:
 		t = task_new(vj, T_REBUILD, e, d, job_id(job));
 		snprintf(t->old_job, sizeof(t->old_job), "%s", meta.provision_id);
+		snprintf(t->note, sizeof(t->note), "%s", vj->plan_note);
+		vj->plan_note[0] = '\0';
 		return submit(vj, e, job, t);
 	}
-	engine_phase_done(e, job, msg);
+	plan_done(vj, e, job, vj->plan_note, msg);
+	vj->plan_note[0] = '\0';
 	return 0;
 }
 
@@ -222,7 +250,7 @@ static int creation_phase(struct vmjob *vj, struct engine *e, struct job *job, e
 		return submit(vj, e, job, phase_task(vj, e, job, T_DISK, st));
 	case PH_KEYS:
 		if (make_keys(vj, e, job, st, &err) < 0)
-			return fail(e, job, "%s", err.msg);
+			return fail(vj, e, job, "%s", err.msg);
 		snprintf(msg, sizeof(msg),
 			 "new agent key %.8s…, allowed on the agent socket (any older key of the "
 			 "domain is refused from now on)",
@@ -237,11 +265,11 @@ static int creation_phase(struct vmjob *vj, struct engine *e, struct job *job, e
 			task_free(t);
 			agentconf_wipe(&st->ac);
 			st->have_keys = false;
-			return fail(e, job, "%s", err.msg);
+			return fail(vj, e, job, "%s", err.msg);
 		}
 		return submit(vj, e, job, t);
 	default:
-		return fail(e, job, "internal: phase %s is not the VM manager's",
+		return fail(vj, e, job, "internal: phase %s is not the VM manager's",
 			    job_phase_name(ph));
 	}
 }
@@ -256,14 +284,14 @@ int vmjob_run(void *ctx, struct engine *e, struct job *job, enum job_phase ph)
 	int rc;
 
 	if (!v)
-		return fail(e, job, "%s", err.msg);
+		return fail(vj, e, job, "%s", err.msg);
 	if (ph == PH_PLAN)
 		return plan(vj, e, job, v);
 	rc = vmjob_lookup(v, job_domain(job), &meta, &err);
 	if (rc == -1)
-		return fail(e, job, "%s", err.msg);
+		return fail(vj, e, job, "%s", err.msg);
 	if (rc == 0)
-		return fail(e, job,
+		return fail(vj, e, job,
 			    "a libvirt domain named %s appeared meanwhile and is not tuap's; "
 			    "nothing more is done",
 			    job_domain(job));
@@ -307,7 +335,7 @@ void vmjob_phase_finished(struct vmjob *vj, struct task *t)
 		st->have_keys = false;
 	}
 	if (t->rc < 0) {
-		engine_phase_failed(t->e, job, t->msg, NULL, 0);
+		vmjob_phase_failed(vj, t->e, job, t->msg);
 		return;
 	}
 	if (t->have_image) {
@@ -325,5 +353,9 @@ void vmjob_phase_finished(struct vmjob *vj, struct task *t)
 	}
 	if (t->kind == T_DEFINE || t->kind == T_START)
 		vmjob_state_drop(vj, t->domain);
+	if (t->kind == T_REBUILD) {
+		plan_done(vj, t->e, job, t->note, t->msg);
+		return;
+	}
 	engine_phase_done(t->e, job, t->msg); /* may start the next phase at once */
 }

@@ -170,7 +170,7 @@ static int ensure_image(struct task *t, struct tuap_err *err)
 		    0 ||
 	    image_volume_name(&t->img, vol, sizeof(vol), err) < 0 ||
 	    settings_images_dir(set, images, sizeof(images), err) < 0 ||
-	    settings_image_cache_dir(set, cache, sizeof(cache), err) < 0 ||
+	    settings_image_cache_dir(t->vj->host, cache, sizeof(cache), err) < 0 ||
 	    virt_pool_ensure(v, VMJOB_IMAGES_POOL, images, err) < 0)
 		goto out;
 	if ((found = virt_vol_lookup(v, VMJOB_IMAGES_POOL, vol, &info, err)) < 0)
@@ -200,7 +200,8 @@ out:
 
 /* The domain's pool at POOL_ROOT/DOMAIN. qemu, running as its own user, must be able to enter
  * the directory: tuapd made it first when the job brought data.tar.gz (kept there, 0640), and
- * libvirt keeps an existing directory's mode, so search permission is added here. */
+ * libvirt keeps an existing directory's mode, so search permission is added here. On a remote
+ * hypervisor the directory is libvirt's own (tuapd keeps data.tar.gz on its host). */
 static int ensure_domain_pool(struct task *t, char *pool, size_t plen, struct tuap_err *err)
 {
 	char dir[PATH_MAX];
@@ -210,6 +211,8 @@ static int ensure_domain_pool(struct task *t, char *pool, size_t plen, struct tu
 	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
 	    virt_pool_ensure(t->vj->v, pool, dir, err) < 0)
 		return -1;
+	if (t->vj->remote)
+		return 0;
 	if (stat(dir, &st) < 0)
 		return err_set(err, "%s: %s", dir, strerror(errno));
 	if ((st.st_mode & 0011) != 0011 && chmod(dir, (st.st_mode & 07777) | 0011) < 0)
@@ -299,7 +302,7 @@ static int define_domain(struct task *t, struct tuap_err *err)
 
 	if (virt_network_ensure_nat(v, set->mgmt_network, set->mgmt_subnet, set->mgmt_bridge, err) <
 		    0 ||
-	    virtdef_bridge_check(set->public_bridge, err) < 0 ||
+	    (!t->vj->remote && virtdef_bridge_check(set->public_bridge, err) < 0) ||
 	    vmjob_domain_dir(t->vj, t->domain, dir, sizeof(dir), err) < 0 ||
 	    fs_path(console, sizeof(console), err, "%s/%s", dir, VMJOB_CONSOLE_LOG) < 0)
 		return -1;
