@@ -269,6 +269,7 @@ static void test_hypervisors_reply(void **state)
 	Tuap__HypervisorsRequest hr = TUAP__HYPERVISORS_REQUEST__INIT;
 	struct ctl_peer peer = {{'c'}, 1};
 	const Tuap__HypervisorsReply *h;
+	struct strlist names = {0};
 
 	(void)state;
 	r.req_case = TUAP__CTL_REQUEST__REQ_HYPERVISORS;
@@ -289,7 +290,9 @@ static void test_hypervisors_reply(void **state)
 	assert_string_equal(h->hypervisors[2]->state, "unreachable");
 	assert_has(h->hypervisors[2]->error, "absent.xml");
 	/* list: old.test with its hypervisor */
-	T.p.domains(T.p.ctx, &(struct strlist){0});
+	T.p.domains(T.p.ctx, &names);
+	assert_int_equal(names.n, 1);
+	strlist_free(&names);
 	assert_string_equal(T.p.hypervisor(T.p.ctx, "old.test"), "hv-b");
 	assert_null(T.p.hypervisor(T.p.ctx, "new.test"));
 }

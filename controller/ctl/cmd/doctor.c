@@ -399,6 +399,7 @@ int cmd_doctor(const struct cli_args *a)
 	check_tuapd_user(&d);
 	check_kvm(&d);
 	doctor_check_libvirt(&d);
+	doctor_check_hypervisors(&d);
 	doctor_check_network(&d);
 	doctor_check_pools(&d);
 	doctor_check_bridge(&d);

@@ -54,6 +54,7 @@ const char *doctor_first_line(const struct buf *b, char *out, size_t len);
 
 /* doctor_virt.c */
 void doctor_check_libvirt(struct doctor *d);
+void doctor_check_hypervisors(struct doctor *d);
 void doctor_check_network(struct doctor *d);
 void doctor_check_pools(struct doctor *d);
 void doctor_check_bridge(struct doctor *d);

@@ -3,18 +3,17 @@
  * see doctor_checks.h. */
 #include "doctor_checks.h"
 
-/* virsh -q -c URI ARG...: 0 when it ran and exited 0. A timeout is reported for check. */
-static int virsh(struct doctor *d, const char *check, struct subproc *p, ...)
+/* virsh -q -c URI ARG... (at most 10): 0 when it ran and exited 0. A timeout is reported for
+ * check. */
+static int virsh_at(struct doctor *d, const char *uri, const char *check, struct subproc *p,
+		    va_list ap)
 {
-	const char *argv[16] = {"virsh", "-q", "-c", d->s.libvirt_uri};
+	const char *argv[16] = {"virsh", "-q", "-c", uri};
 	size_t n = 4;
-	va_list ap;
 	int rc;
 
-	va_start(ap, p);
 	while (n < 15 && (argv[n] = va_arg(ap, const char *)))
 		n++;
-	va_end(ap);
 	argv[n] = NULL;
 	rc = subproc_run(argv, VIRSH_DEADLINE_MS, p);
 	if (p->timed_out) {
@@ -22,9 +21,64 @@ static int virsh(struct doctor *d, const char *check, struct subproc *p, ...)
 			   "stalled: 'virsh %s' did not answer within %d s", argv[4],
 			   VIRSH_DEADLINE_MS / 1000);
 		doctor_fix(&d->r, "see why libvirtd hangs: virsh -c %s %s (and libvirtd's log)",
-			   d->s.libvirt_uri, argv[4]);
+			   uri, argv[4]);
 	}
 	return rc;
+}
+
+/* virsh against tuapd.conf's libvirt_uri. */
+static int virsh(struct doctor *d, const char *check, struct subproc *p, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, p);
+	rc = virsh_at(d, d->s.libvirt_uri, check, p, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int virsh_uri(struct doctor *d, const char *uri, const char *check, struct subproc *p, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, p);
+	rc = virsh_at(d, uri, check, p, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* With a hypervisors list: each one answers (with the caller's rights, as tuapd would with its
+ * own: a remote URI's SSH key or TLS certificate is tuapd's, so a FAIL here may be the caller's
+ * alone). The other checks are of this host's top-level keys. */
+void doctor_check_hypervisors(struct doctor *d)
+{
+	char check[96], line[512];
+
+	if (!d->s.hv_listed || !d->virsh)
+		return;
+	for (size_t i = 0; i < d->s.n_hv; i++) {
+		const struct settings_hv *h = &d->s.hv[i];
+		struct subproc p;
+
+		snprintf(check, sizeof(check), "hypervisor %s", h->name);
+		if (virsh_uri(d, h->libvirt_uri, check, &p, "nodeinfo", NULL) == 0) {
+			const char *m = strstr(p.out.s, "Memory size:");
+
+			doctor_add(&d->r, check, DOCTOR_OK, "%s answers (%.*s)", h->libvirt_uri,
+				   m ? (int)strcspn(m, "\n") : 1, m ? m : "?");
+		} else if (!p.timed_out) {
+			doctor_first_line(&p.err, line, sizeof(line));
+			doctor_add(&d->r, check, DOCTOR_FAIL, "%s does not answer: %s",
+				   h->libvirt_uri, line);
+			doctor_fix(&d->r,
+				   "check it by hand: virsh -c %s nodeinfo (a remote URI needs the "
+				   "tuap user's SSH key or TLS certificate on that host)",
+				   h->libvirt_uri);
+		}
+		subproc_free(&p);
+	}
 }
 
 /* ---- the configuration ---- */

@@ -236,8 +236,9 @@ static enum locate locate(struct fleet *f, const char *domain, bool fresh, size_
 		int rc;
 
 		if (!v) {
-			snprintf(why + strlen(why), len - strlen(why), "%s%s is unreachable (%.400s)",
-				 down++ ? "; " : "", f->hv[i].label, f->hv[i].why_down);
+			snprintf(why + strlen(why), len - strlen(why),
+				 "%s%s is unreachable (%.400s)", down++ ? "; " : "", f->hv[i].label,
+				 f->hv[i].why_down);
 			continue;
 		}
 		if ((rc = holds(v, domain, &here, &err)) < 0) {
@@ -391,11 +392,9 @@ static int decide(struct fleet *f, struct engine *e, const struct domain_conf *c
 	case LOC_MAYBE_DOWN:
 		if (!c->hypervisor[0] && known_before(f, e, c->name, job_id)) {
 			snprintf(why, len,
-				 "not placed: %s; %s, which tuapd has provisioned before, may be "
-				 "there, "
-				 "and tuap does not risk two VMs of one site: retry when it "
-				 "answers, or "
-				 "pin the site with hypervisor=",
+				 "not placed: %.1500s; %s, which tuapd has provisioned before, may "
+				 "be there, and tuap does not risk two VMs of one site: retry when "
+				 "it answers, or pin the site with hypervisor=",
 				 reason, c->name);
 			return -1;
 		}
@@ -412,7 +411,7 @@ static int decide(struct fleet *f, struct engine *e, const struct domain_conf *c
 	pick = place_choose(hvs, f->n, &need, reason, sizeof(reason));
 	free(hvs);
 	if (pick < 0) {
-		snprintf(why, len, "no hypervisor takes %s: %s", c->name, reason);
+		snprintf(why, len, "no hypervisor takes %s: %.1900s", c->name, reason);
 		return -1;
 	}
 	snprintf(why, len, "%s", reason);

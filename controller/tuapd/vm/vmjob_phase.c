@@ -39,10 +39,10 @@ static int fail(struct vmjob *vj, struct engine *e, struct job *job, const char 
 
 void vmjob_phase_failed(struct vmjob *vj, struct engine *e, struct job *job, const char *msg)
 {
-	char full[1800];
+	char full[sizeof(vj->label) + 1400];
 
 	if (vj->label[0] && strncmp(msg, vj->label, strlen(vj->label))) {
-		snprintf(full, sizeof(full), "%s: %s", vj->label, msg);
+		snprintf(full, sizeof(full), "%s: %.1300s", vj->label, msg);
 		msg = full;
 	}
 	engine_phase_failed(e, job, msg, NULL, 0);
@@ -52,10 +52,10 @@ void vmjob_phase_failed(struct vmjob *vj, struct engine *e, struct job *job, con
 static void plan_done(struct vmjob *vj, struct engine *e, struct job *job, const char *note,
 		      const char *msg)
 {
-	char full[2048];
+	char full[2600];
 
 	if (note && *note) {
-		snprintf(full, sizeof(full), "%s; %s", note, msg);
+		snprintf(full, sizeof(full), "%.1500s; %.1000s", note, msg);
 		msg = full;
 	}
 	engine_phase_done(e, job, msg);
