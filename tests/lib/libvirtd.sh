@@ -19,6 +19,24 @@
 #                                   # TUAPT_LIBVIRTD_PID
 #   libvirt_net_nat URI NAME BRIDGE ADDR/P DHCP_FIRST DHCP_LAST   # NAT network, inside NS only
 #   libvirtd_start_default NS URIVAR  # both plus the standard layout (below)
+#   libvirtd_kill DIR               # SIGKILL the libvirtd of state dir DIR (a crash); its
+#                                   # guests (qemu), dnsmasq and virtlogd go on
+#   libvirtd_restart DIR            # that libvirtd again, on the same state, answering
+#
+# Optional, in the environment of libvirtd_start / libvirtd_start_default:
+#   TUAPT_LIBVIRT_LISTEN=ADDR       # libvirtd also listens on TCP ADDR:16509 without
+#                                   # authentication (listen_tcp, auth_tcp "none", --listen):
+#                                   # qemu+tcp://ADDR/system, in TUAPT_LIBVIRT_TCP_URI. ADDR
+#                                   # must be a TEST-NET address NS already has.
+#   TUAPT_LIBVIRT_RESTARTABLE=1     # libvirtd runs under a supervisor shell (under tini -s),
+#                                   # for libvirtd_kill / libvirtd_restart: the qemu processes
+#                                   # libvirtd started stay children of that same tini, which
+#                                   # outlives libvirtd and reaps them (a libvirtd that dies
+#                                   # under a plain tini takes its subreaper with it, and a
+#                                   # qemu orphaned to PID 1 here is not reaped: libvirt then
+#                                   # hangs on its zombie when it kills it).
+# Several libvirtds in one test: save TUAPT_LIBVIRT_DIR (and TUAPT_LIBVIRT_TCP_URI) after each
+# libvirtd_start; libvirt_net_nat uses the last one's directory for its XML.
 #
 # Standard layout (libvirtd_start_default), shared by the e2e tests:
 #   mgmt   libvirt NAT network "tuap-mgmt", bridge virbr-mgmt, 198.51.100.1/24, DHCP .100-.199
@@ -40,9 +58,27 @@ virsh_() {
 
 libvirtd_ready() { timeout 5 virsh -q -c "$1" version >/dev/null 2>&1; }
 
+# The supervisor of a restartable libvirtd (TUAPT_LIBVIRT_RESTARTABLE=1), run by sh under tini -s
+# in the private namespaces: `sh DIR CMD...` runs CMD (libvirtd), writes its PID to
+# DIR/supervised.pid, and once it is gone waits for DIR/supervised.go (libvirtd_restart) to run
+# it again. TERM/INT (the harness stopping tini, which forwards it to sh) stop libvirtd, then sh.
+# shellcheck disable=SC2016 # expanded by the inner sh
+TUAPT_LIBVIRTD_SUPERVISOR='d=$1; shift
+pid=
+trap "[ -z \"\$pid\" ] || { kill -TERM \"\$pid\"; wait \"\$pid\"; }; exit 0" TERM INT
+while :; do
+	rm -f "$d/supervised.go"
+	"$@" </dev/null &
+	pid=$!
+	echo "$pid" >"$d/supervised.pid"
+	wait "$pid"
+	pid=
+	while [ ! -e "$d/supervised.go" ]; do sleep 0.2; done
+done'
+
 # libvirtd_start NS URIVAR
 libvirtd_start() {
-	local ns=$1 d uri vlog_pid lvd_pid sub group
+	local ns=$1 d uri vlog_pid lvd_pid sub group listen=${TUAPT_LIBVIRT_LISTEN:-} tcp=0 args=()
 	# shellcheck disable=SC2016 # expanded by the inner sh
 	local bind='set -e
 d=$1; shift
@@ -51,6 +87,11 @@ for sub in etc:/etc/libvirt run:/run/libvirt lib:/var/lib/libvirt cache:/var/cac
 done
 exec "$@"'
 	skip_unless_cmd libvirtd virtlogd tini virsh nsenter
+	if [ -n "$listen" ]; then
+		testnet_ok "$listen/24" || tuapt_die "libvirtd_start: TUAPT_LIBVIRT_LISTEN=$listen is not a TEST-NET address"
+		tcp=1
+		args=(--listen)
+	fi
 	tmpdir_new d
 	for sub in etc run lib cache log; do mkdir -p "$d/$sub"; done
 	mkdir -p "$d/etc/qemu/networks/autostart" "$d/etc/hooks" "$d/lib/qemu" "$d/lib/dnsmasq" \
@@ -62,13 +103,20 @@ exec "$@"'
 	cat >"$d/etc/libvirtd.conf" <<EOF
 # private libvirtd of a tuap test (tests/lib/libvirtd.sh)
 listen_tls = 0
-listen_tcp = 0
+listen_tcp = $tcp
 unix_sock_group = "$group"
 unix_sock_rw_perms = "0770"
 auth_unix_ro = "none"
 auth_unix_rw = "none"
 log_outputs = "3:stderr"
 EOF
+	if [ -n "$listen" ]; then
+		cat >>"$d/etc/libvirtd.conf" <<EOF
+# TUAPT_LIBVIRT_LISTEN: a TEST-NET address inside the test's namespaces; no authentication
+listen_addr = "$listen"
+auth_tcp = "none"
+EOF
+	fi
 	cat >"$d/etc/virtlogd.conf" <<'EOF'
 log_outputs = "3:stderr"
 EOF
@@ -88,8 +136,13 @@ EOF
 	# libvirtd joins virtlogd's mount and network namespaces (its private /run/libvirt)
 	wait_for "virtlogd socket" "$TUAPT_LIBVIRT_DEADLINE" test -S "$d/run/virtlogd-sock" ||
 		{ tail -n 20 "$d/log/virtlogd.out" >&2; return 1; }
-	nsenter -t "$vlog_pid" -m -n -- tini -s -- libvirtd -p /run/libvirt/libvirtd.pid \
-		>"$d/log/libvirtd.out" 2>&1 </dev/null &
+	if [ "${TUAPT_LIBVIRT_RESTARTABLE:-0}" = 1 ]; then
+		nsenter -t "$vlog_pid" -m -n -- tini -s -- sh -c "$TUAPT_LIBVIRTD_SUPERVISOR" sh "$d" \
+			libvirtd -p /run/libvirt/libvirtd.pid "${args[@]}" >"$d/log/libvirtd.out" 2>&1 </dev/null &
+	else
+		nsenter -t "$vlog_pid" -m -n -- tini -s -- libvirtd -p /run/libvirt/libvirtd.pid "${args[@]}" \
+			>"$d/log/libvirtd.out" 2>&1 </dev/null &
+	fi
 	lvd_pid=$!
 	pid_record "$lvd_pid"
 	uri="qemu:///system?socket=$d/run/libvirt-sock"
@@ -97,9 +150,60 @@ EOF
 		{ tail -n 20 "$d/log/libvirtd.out" >&2; return 1; }
 	netns_check_pid "$ns" "$vlog_pid"
 	netns_check_pid "$ns" "$lvd_pid"
+	TUAPT_LIBVIRT_TCP_URI=
+	if [ -n "$listen" ]; then
+		printf '%s %s\n' "$ns" "$listen" >"$d/listen"
+		wait_for "libvirtd listening on $listen:16509" "$TUAPT_LIBVIRT_DEADLINE" port_open "$ns" "$listen" 16509 ||
+			{ tail -n 20 "$d/log/libvirtd.out" >&2; return 1; }
+		# shellcheck disable=SC2034 # for the test
+		TUAPT_LIBVIRT_TCP_URI=qemu+tcp://$listen/system
+	fi
 	TUAPT_LIBVIRT_DIR=$d
 	TUAPT_LIBVIRTD_PID=$lvd_pid
 	printf -v "$2" '%s' "$uri"
+}
+
+# libvirtd_supervised_pid DIR: the PID of the libvirtd that DIR's supervisor runs or ran last
+libvirtd_supervised_pid() {
+	[ -s "$1/supervised.pid" ] ||
+		tuapt_die "$1 is not the state dir of a libvirtd started with TUAPT_LIBVIRT_RESTARTABLE=1"
+	cat "$1/supervised.pid"
+}
+
+# pid_gone PID: no such process (or only its zombie)
+pid_gone() { [ ! -e "/proc/$1" ] || [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+# libvirtd_kill DIR: SIGKILL to the restartable libvirtd of state dir DIR, as a crash would;
+# returns once it is gone. Its qemu guests, dnsmasq and virtlogd go on.
+libvirtd_kill() {
+	local pid
+	pid=$(libvirtd_supervised_pid "$1")
+	! pid_gone "$pid" || tuapt_die "libvirtd_kill: libvirtd $pid of $1 is not running"
+	kill -KILL "$pid"
+	wait_for "libvirtd $pid gone" 20 pid_gone "$pid"
+}
+
+# libvirtd_restarted DIR OLDPID: a libvirtd other than OLDPID runs for DIR and answers
+libvirtd_restarted() {
+	local pid
+	pid=$(cat "$1/supervised.pid")
+	[ "$pid" != "$2" ] && ! pid_gone "$pid" && libvirtd_ready "qemu:///system?socket=$1/run/libvirt-sock"
+}
+
+# libvirtd_restart DIR: the libvirtd that libvirtd_kill stopped runs again, on the same state and
+# with the same options; returns once it answers (and listens, with TUAPT_LIBVIRT_LISTEN).
+libvirtd_restart() {
+	local d=$1 old ns addr
+	old=$(libvirtd_supervised_pid "$d")
+	pid_gone "$old" || tuapt_die "libvirtd_restart: libvirtd $old of $d still runs"
+	: >"$d/supervised.go"
+	wait_for "libvirtd of $d restarted" "$TUAPT_LIBVIRT_DEADLINE" libvirtd_restarted "$d" "$old" ||
+		{ tail -n 20 "$d/log/libvirtd.out" >&2; return 1; }
+	if [ -s "$d/listen" ]; then
+		read -r ns addr <"$d/listen"
+		wait_for "restarted libvirtd listening on $addr:16509" "$TUAPT_LIBVIRT_DEADLINE" \
+			port_open "$ns" "$addr" 16509 || return 1
+	fi
 }
 
 # libvirt_net_nat URI NAME BRIDGE ADDR DHCP_FIRST DHCP_LAST: defines and starts a /24 NAT network.

@@ -186,7 +186,9 @@ vm_need_bins() {
 # private libvirtd of tests/lib/libvirtd.sh (TCG, its networks and bridge, everything under W:
 # vms, state, run), with the image catalog, default image, the agent TUAP_SHIP_AGENT/AGENT and
 # the tree's seed files, the local apt repository, long hello and packages deadlines, and any
-# LINE more; checked with tuapd --check; exports TUAP_SOCKET.
+# LINE more; checked with tuapd --check; exports TUAP_SOCKET. tuapd listens for agents on the
+# management address, or on TUAPT_AGENT_LISTEN when set (e.g. 0.0.0.0, for agents that come
+# from another namespace too; vm_tuapd_up then checks that address).
 vm_tuapd_conf() {
 	local w=$1 uri=$2 catalog=$3 image=$4 apt=$5 l
 	shift 5
@@ -202,7 +204,7 @@ vm_tuapd_conf() {
 		echo "mgmt_bridge = \"$TUAPT_MGMT_BRIDGE\";"
 		echo "mgmt_subnet = \"198.51.100.0/24\";"
 		echo "public_bridge = \"$TUAPT_PUB_BRIDGE\";"
-		echo "agent_listen = \"tcp://$TUAPT_MGMT_ADDR:7807\";"
+		echo "agent_listen = \"tcp://${TUAPT_AGENT_LISTEN:-$TUAPT_MGMT_ADDR}:7807\";"
 		echo "image_catalog = \"$catalog\";"
 		echo "default_image = \"$image\";"
 		echo "agent_binary = \"$AGENT\";"
@@ -217,10 +219,12 @@ vm_tuapd_conf() {
 }
 
 # vm_tuapd_up NS: tuapd's control socket is there and it listens for agents on the management
-# address (without connecting: a bare TCP connect is a failed CURVE handshake in its log)
+# address, or TUAPT_AGENT_LISTEN (without connecting: a bare TCP connect is a failed CURVE
+# handshake in its log)
 vm_tuapd_up() {
 	[ -S "$TUAP_SOCKET" ] &&
-		ip netns exec "$1" ss -Hltn "src $TUAPT_MGMT_ADDR and sport = :7807" | grep -q .
+		ip netns exec "$1" ss -Hltn "sport = :7807" |
+		awk -v a="${TUAPT_AGENT_LISTEN:-$TUAPT_MGMT_ADDR}:7807" '$4 == a { f = 1 } END { exit !f }'
 }
 
 # vm_tuapd_start NS CONF LOG: tuapd -d -c CONF in NS, logging to LOG, up within 30 s; sets
