@@ -112,8 +112,11 @@ int main(int argc, char **argv)
 	}
 	log_init("tuap-agent", debug);
 	umask(022);
-	if (agentconf_load(&a.conf, config, &err) < 0)
-		fatal("%s", err.msg);
+	if (agentconf_load(&a.conf, config, &err) < 0) {
+		char why[sizeof(err.msg) + 4200];
+
+		fatal("%s", err_str(&err, why, sizeof(why))); /* FILE:LINE: key: ... */
+	}
 	if (fs_mkdir_p(a.conf.state_dir, 0700, &err) < 0 || fs_mkdir_p(site_root, 0755, &err) < 0 ||
 	    stepjournal_open(&a.journal, a.conf.state_dir, &err) < 0)
 		fatal("%s", err.msg);

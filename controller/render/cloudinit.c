@@ -397,11 +397,13 @@ int cloudinit_user_data(const struct render_input *in, struct buf *out, struct t
 	static const char *const mount_seed[] = {
 		"mount", "-o", "ro", "LABEL=" SEED_VOLUME_ID, SEED_MOUNT_DIR, NULL};
 	/* the installer's status is the script's; the seed is unmounted after it, so that the
-	 * drive is not locked and tuapd can eject the medium after the agent's hello */
+	 * drive is not locked and tuapd can eject the medium after the agent's hello. At later
+	 * boots the medium is gone (the mount above fails): the agent is installed and enabled
+	 * already, and cloud-init reads its files from the local copy the installer made. */
 	static const char *const run_install[] = {
 		"sh",
 		"-c",
-		"sh \"$1\" \"$2\"; rc=$?; umount \"$2\"; exit $rc",
+		"[ -f \"$1\" ] || exit 0; sh \"$1\" \"$2\"; rc=$?; umount \"$2\"; exit $rc",
 		"tuap-install",
 		SEED_INSTALL,
 		SEED_MOUNT_DIR,

@@ -21,6 +21,9 @@ cp "$SRC/deploy/seed/install" "$SEED/tuap/install"
 cp "$SRC/deploy/seed/tuap-agent.service" "$SEED/tuap/tuap-agent.service"
 printf '#!/bin/sh\necho agent v1\n' > "$SEED/tuap/tuap-agent"
 printf 'secret = "one"\n' > "$SEED/tuap/agent.conf"
+printf 'instance-id: tuap-1\n' > "$SEED/meta-data"
+printf 'version: 2\n' > "$SEED/network-config"
+printf '#cloud-config\n' > "$SEED/user-data"
 printf '#!/bin/sh\necho "$*" >> "%s"\n' "$LOG" > "$T/systemctl"
 chmod 755 "$T/systemctl"
 
@@ -37,6 +40,13 @@ cmp -s "$SEED/tuap/tuap-agent" "$ROOT/usr/local/sbin/tuap-agent" || tuapt_die "b
 [ "$(mode "$ROOT/etc/tuap-agent/agent.conf")" = 600 ] || tuapt_die "agent.conf mode"
 [ "$(mode "$ROOT/etc/tuap-agent")" = 700 ] || tuapt_die "config dir mode"
 [ "$(mode "$ROOT/etc/systemd/system/tuap-agent.service")" = 644 ] || tuapt_die "unit mode"
+# cloud-init's files as NoCloud's local seed, for the boots after the ISO is ejected
+NC=$ROOT/var/lib/cloud/seed/nocloud
+for f in meta-data network-config user-data; do
+	cmp -s "$SEED/$f" "$NC/$f" || tuapt_die "$f not copied to the local NoCloud seed"
+	[ "$(mode "$NC/$f")" = 600 ] || tuapt_die "local seed $f mode $(mode "$NC/$f")"
+done
+[ "$(mode "$NC")" = 700 ] || tuapt_die "local seed dir mode"
 [ "$(cat "$LOG")" = "daemon-reload
 --no-block --no-reload enable tuap-agent.service
 --no-block restart tuap-agent.service" ] || tuapt_die "first run systemctl calls: $(cat "$LOG")"
@@ -46,6 +56,13 @@ run || tuapt_die "second run: $(cat "$T/out")"
 [ "$(cat "$LOG")" = "--no-block --no-reload enable --now tuap-agent.service" ] ||
 	tuapt_die "second run systemctl calls: $(cat "$LOG")"
 grep -q installed "$T/out" && tuapt_die "second run rewrote files: $(cat "$T/out")"
+
+# 2b. a changed user-data alone: copied to the local seed, the agent not restarted for it
+printf '#cloud-config\nhostname: x\n' > "$SEED/user-data"
+run || tuapt_die "user-data change run: $(cat "$T/out")"
+cmp -s "$SEED/user-data" "$NC/user-data" || tuapt_die "changed user-data not copied"
+[ "$(cat "$LOG")" = "--no-block --no-reload enable --now tuap-agent.service" ] ||
+	tuapt_die "user-data change systemctl calls: $(cat "$LOG")"
 
 # 3. a changed config: installed, agent restarted, no daemon-reload (the unit is the same)
 printf 'secret = "two"\n' > "$SEED/tuap/agent.conf"
