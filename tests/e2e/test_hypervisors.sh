@@ -18,9 +18,9 @@
 #     qemu+tcp://203.0.113.2/system, and hv-b's guests reach tuapd at tcp://203.0.113.1:7807
 #     (hv-b's agent_endpoint) from hv-b's management network, which B forwards and libvirt
 #     masquerades (tuapd.conf(5): agent_endpoint "must route from that hypervisor's management
-#     network"). B's public network is not masqueraded (A has 192.0.2.0/24 on its own br-pub,
-#     so an agent coming from there gets no answer), unless TUAPT_HV_PUBLIC_NAT=1; counters in
-#     B's mangle table tell which way the agent came;
+#     network"; the seed's network-config routes it there). B's public network is not
+#     masqueraded (A has 192.0.2.0/24 on its own br-pub, so an agent coming from there gets no
+#     answer); counters in B's mangle table tell which way the agent came;
 #   - on hv-a an inert foreign domain (no tuap metadata, never started) whose <memory> is the
 #     host's memory minus 2 GiB, so that by the committed count hv-a has 2 GiB free;
 #   - tuapd.conf's `hypervisors` list: hv-a (the top-level keys) and hv-b (its URI, agent
@@ -65,8 +65,7 @@
 # Every phase is timed. Exits 77 (skip) when not root, without netns support, or without a
 # self-contained agent.
 # Env: TUAPT_KEEP=1, TUAPT_KEEP_TMP=1, TUAP_E2E_PROVISION_DEADLINE (default 1500 s),
-# TUAP_E2E_IMAGE_ARGS (extra build-image arguments), TUAPT_HV_PUBLIC_NAT=1 (B masquerades its
-# public network towards A too, and the agent's way is not checked).
+# TUAP_E2E_IMAGE_ARGS (extra build-image arguments).
 set -eu -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -133,14 +132,11 @@ done
 ip netns exec "$NS_A" timeout 20 virsh -q -c "$URI_B_TCP" net-list --name | grep -x "$TUAPT_MGMT_NET" >/dev/null ||
 	tuapt_die "hv-b's libvirtd is not reachable from $NS_A as $URI_B_TCP"
 # B forwards (libvirt turned it on with its NAT network); which way hv-b's agents come to
-# tuapd is counted (rules without a target); the public network is masqueraded only on request
+# tuapd is counted (rules without a target); the public network is not masqueraded
 [ "$(ip netns exec "$NS_B" cat /proc/sys/net/ipv4/ip_forward)" = 1 ] || tuapt_die "ip_forward is off in $NS_B"
 for net in 198.51.100.0/24 192.0.2.0/24; do
 	ip netns exec "$NS_B" iptables -t mangle -A PREROUTING -s "$net" -d "$ADDR_A" -p tcp --dport 7807
 done
-if [ "${TUAPT_HV_PUBLIC_NAT:-0}" = 1 ]; then
-	ip netns exec "$NS_B" iptables -t nat -A POSTROUTING -s 192.0.2.0/24 -o veth-b -j MASQUERADE
-fi
 # agent_packets NET: packets from NET to tuapd's agent port that came into B
 agent_packets() {
 	ip netns exec "$NS_B" iptables -t mangle -L PREROUTING -v -n -x |
@@ -394,7 +390,7 @@ public_since=
 hello_or_wrong_way() {
 	grep -q '\] hello: done in ' "$W/logs/provision-resume.out" && return 0
 	ctl_ended && return 0
-	if [ "${TUAPT_HV_PUBLIC_NAT:-0}" != 1 ] && [ "$(agent_packets 192.0.2.0/24)" -gt 0 ] &&
+	if [ "$(agent_packets 192.0.2.0/24)" -gt 0 ] &&
 		[ "$(agent_packets 198.51.100.0/24)" = 0 ]; then
 		public_since=${public_since:-$(date +%s)}
 		[ $(($(date +%s) - public_since)) -lt 60 ] || return 0
@@ -407,7 +403,7 @@ if ! wait_for "$DOM's hello from hv-b" 600 hello_or_wrong_way ||
 	wait "$CTL_PID" || true
 	cat "$W/logs/provision-resume.out" >&2
 	show_failure
-	tuapt_die "no hello from $DOM's agent on hv-b: it sent $(agent_packets 192.0.2.0/24) packets to $ENDPOINT_B from the public network (192.0.2.0/24) and $(agent_packets 198.51.100.0/24) from the management network (198.51.100.0/24), which is the way tuapd.conf(5) says agent_endpoint is reached; the guest has no route to it there (TUAPT_HV_PUBLIC_NAT=1 masquerades the public network too)"
+	tuapt_die "no hello from $DOM's agent on hv-b: it sent $(agent_packets 192.0.2.0/24) packets to $ENDPOINT_B from the public network (192.0.2.0/24) and $(agent_packets 198.51.100.0/24) from the management network (198.51.100.0/24), which is the way tuapd.conf(5) says agent_endpoint is reached (the seed's network-config routes it there)"
 fi
 rc=0
 wait "$CTL_PID" || rc=$?
@@ -416,10 +412,8 @@ if [ "$rc" != 0 ]; then
 	show_failure
 	tuapt_die "tuap-ctl provision --resume exited $rc (124: no end within ${PROVISION_DEADLINE}s)"
 fi
-if [ "${TUAPT_HV_PUBLIC_NAT:-0}" != 1 ]; then
-	[ "$(agent_packets 198.51.100.0/24)" -gt 0 ] ||
-		tuapt_die "$DOM's agent did not come to tuapd from hv-b's management network"
-fi
+[ "$(agent_packets 198.51.100.0/24)" -gt 0 ] ||
+	tuapt_die "$DOM's agent did not come to tuapd from hv-b's management network"
 tuapt_log "$DOM's agent to tuapd: $(agent_packets 198.51.100.0/24) packets from hv-b's management network, $(agent_packets 192.0.2.0/24) from its public one"
 grep -q "] $FAILED_PHASE: done in " "$W/logs/provision-resume.out" || tuapt_die "the resumed job did not do $FAILED_PHASE"
 for p in $PHASES; do
