@@ -181,7 +181,7 @@ whole=$(grep -c "report: tree whole" "$W/report.log" || true)
 lost=0
 [ "$whole" -ge 1 ] || lost=$((24 * MIB))
 unreadable=$(grep -c "cannot replay the journal" "$W/logs/tuapd.log" || true)
-tuapd_stop "$TUAPD_PID" "$W"
+tuapd_stop "$TUAPD_PID" "$W/logs"
 
 echo "power cut: 2 cuts of the VM (virsh destroy): during data at ${CUT_DATA}s, during make at ${CUT_MAKE}s; each failed its job at once"
 echo "power cut: after the data cut the resume restored the tree whole (bytes lost $lost); after the make cut make was left interrupted (job $job_state, make $make_state)"
