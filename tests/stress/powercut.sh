@@ -15,7 +15,9 @@
 #     documented interrupted state and does not run it again by itself; `--resume --rerun-make`
 #     then runs it to its end, once: make started exactly twice (the cut one, whose synced
 #     start survives the cut, and the asked one), ended exactly once;
-#   - no job stuck past its deadline, every journal replayed.
+#   - no job stuck past its deadline, every journal replayed;
+#   - in the guest the agent's config is root's alone (0700 directory, 0600 file), so are
+#     cloud-init's local files, and the seed medium (the agent's key) is gone.
 # Prints the figures ("power cut: ..."); exits 1 when a goal fails, 77 when it cannot run here.
 set -eu -o pipefail
 
@@ -86,6 +88,8 @@ all:
 report:
 	@echo "report: starts \$\$(grep -c ' start\$\$' $RUNS || true) ends \$\$(grep -c ' end\$\$' $RUNS || true)"
 	@if sha256sum --check --quiet blob.sha256; then echo "report: tree whole"; else echo "report: tree broken"; fi
+	@stat -c 'report: mode %a %n' /etc/tuap-agent /etc/tuap-agent/agent.conf /var/lib/cloud/seed/nocloud /var/lib/cloud/seed/nocloud/user-data
+	@if [ -e /dev/disk/by-label/cidata ]; then echo "report: the seed is still in"; else echo "report: no seed medium"; fi
 EOF
 "$CTL" pack "$S" >/dev/null
 
@@ -178,6 +182,13 @@ starts=$(sed -n 's/.*report: starts \([0-9]*\) ends.*/\1/p' "$W/report.log" | ta
 ends=$(sed -n 's/.*report: starts [0-9]* ends \([0-9]*\).*/\1/p' "$W/report.log" | tail -n 1)
 whole=$(grep -c "report: tree whole" "$W/report.log" || true)
 [ -n "$starts" ] || tuapt_die "no report in the setup log: $(tail -n 5 "$W/report.log")"
+# the guest's secrets: the agent's config root's alone, the seed (its key) gone after the hello
+for want in "700 /etc/tuap-agent" "600 /etc/tuap-agent/agent.conf" \
+	"700 /var/lib/cloud/seed/nocloud" "600 /var/lib/cloud/seed/nocloud/user-data"; do
+	grep -q "report: mode $want\$" "$W/report.log" ||
+		tuapt_die "in the guest: not '$want': $(grep 'report: mode' "$W/report.log" | tr '\n' ' ')"
+done
+grep -q "report: no seed medium" "$W/report.log" || tuapt_die "the seed ISO is still in the guest"
 lost=0
 [ "$whole" -ge 1 ] || lost=$((24 * MIB))
 unreadable=$(grep -c "cannot replay the journal" "$W/logs/tuapd.log" || true)
