@@ -11,6 +11,10 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +115,27 @@ static void test_open_bad_uri(void **state)
 	assert_true(strlen(strstr(err.msg, ": ") + 2) > 5);
 	assert_string_equal(virt_uri(v), URI);
 	assert_non_null(virt_conn(v));
+}
+
+/* A remote URI whose host takes no TCP connection fails at once, naming host and port, before
+ * libvirt's own connect (which has no deadline). Loopback only: a port nothing listens on. */
+static void test_open_unreachable(void **state)
+{
+	struct tuap_err err;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	char uri[128];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	/* a port that was free a moment ago */
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	snprintf(uri, sizeof(uri), "qemu+tcp://127.0.0.1:%u/system", ntohs(a.sin_port));
+	assert_null(virt_open(uri, &err));
+	if (!strstr(err.msg, "Connection refused") || !strstr(err.msg, "127.0.0.1:"))
+		fail_msg("%s", err.msg);
 }
 
 static void test_lifecycle_events(void **state)
@@ -580,12 +605,13 @@ static void test_undefine_nvram(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_open_bad_uri),  cmocka_unit_test(test_lifecycle_events),
-		cmocka_unit_test(test_define_errors), cmocka_unit_test(test_metadata),
-		cmocka_unit_test(test_meta_xml),      cmocka_unit_test(test_snapshots),
-		cmocka_unit_test(test_console_log),   cmocka_unit_test(test_pools_and_volumes),
-		cmocka_unit_test(test_vol_name),      cmocka_unit_test(test_network),
-		cmocka_unit_test(test_bridge_check),  cmocka_unit_test(test_undefine_nvram),
+		cmocka_unit_test(test_open_bad_uri),	  cmocka_unit_test(test_open_unreachable),
+		cmocka_unit_test(test_lifecycle_events),  cmocka_unit_test(test_define_errors),
+		cmocka_unit_test(test_metadata),	  cmocka_unit_test(test_meta_xml),
+		cmocka_unit_test(test_snapshots),	  cmocka_unit_test(test_console_log),
+		cmocka_unit_test(test_pools_and_volumes), cmocka_unit_test(test_vol_name),
+		cmocka_unit_test(test_network),		  cmocka_unit_test(test_bridge_check),
+		cmocka_unit_test(test_undefine_nvram),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,13 +5,21 @@
  */
 #include "virt_priv.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/uri.h>
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
@@ -56,6 +64,76 @@ int virt_name_ok(const char *name)
 	       n;
 }
 
+/* The host and port a remote URI's transport connects to (qemu+tcp://h/system: h:16509,
+ * qemu+tls:// or qemu://h: 16514, qemu+ssh://, +libssh, +libssh2: 22, or the URI's port);
+ * 0 when the URI is local or its transport is another (a command, a unix socket). */
+static int remote_target(const char *uri, char *host, size_t hlen, char *port, size_t plen)
+{
+	xmlURIPtr u = xmlParseURI(uri);
+	const char *plus;
+	int rc = 0;
+
+	if (!u)
+		return 0;
+	if (u->server && *u->server && u->scheme) {
+		unsigned p = 0;
+
+		plus = strchr(u->scheme, '+');
+		if (!plus || !strcmp(plus, "+tls"))
+			p = 16514;
+		else if (!strcmp(plus, "+tcp"))
+			p = 16509;
+		else if (!strcmp(plus, "+ssh") || !strcmp(plus, "+libssh") ||
+			 !strcmp(plus, "+libssh2"))
+			p = 22;
+		if (p) {
+			snprintf(host, hlen, "%s", u->server);
+			snprintf(port, plen, "%u", u->port > 0 ? (unsigned)u->port : p);
+			rc = 1;
+		}
+	}
+	xmlFreeURI(u);
+	return rc;
+}
+
+/* A TCP connect to host:port within ms: libvirt's own connect has no deadline, and a remote
+ * hypervisor behind a dropped route would hold tuapd for the kernel's SYN retries (~2 min). */
+static int reachable(const char *uri, int ms, struct tuap_err *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL, *ai;
+	char host[256], port[16], why[128] = "no address";
+	int rc;
+
+	if (!remote_target(uri, host, sizeof(host), port, sizeof(port)))
+		return 0;
+	if ((rc = getaddrinfo(host, port, &hints, &res)) != 0)
+		return err_set(err, "cannot connect to libvirt at %s: %s: %s", uri, host,
+			       gai_strerror(rc));
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0 ||
+		    (errno == EINPROGRESS && poll(&pfd, 1, ms) == 1 &&
+		     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0)) {
+			close(fd);
+			freeaddrinfo(res);
+			return 0;
+		}
+		if (soerr || errno != EINPROGRESS)
+			snprintf(why, sizeof(why), "%s", strerror(soerr ? soerr : errno));
+		else
+			snprintf(why, sizeof(why), "no answer within %d s", ms / 1000);
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return err_set(err, "cannot connect to libvirt at %s: %s:%s: %s", uri, host, port, why);
+}
+
 struct virt *virt_open(const char *uri, struct tuap_err *err)
 {
 	struct virt *v;
@@ -76,6 +154,10 @@ struct virt *virt_open(const char *uri, struct tuap_err *err)
 	}
 	snprintf(v->uri, sizeof(v->uri), "%s", uri);
 	v->lifecycle_cb = -1;
+	if (reachable(uri, VIRT_CONNECT_PROBE_MS, err) < 0) {
+		free(v);
+		return NULL;
+	}
 	v->conn = virConnectOpen(uri);
 	if (!v->conn) {
 		virt_fail(err, "cannot connect to libvirt at %s", uri);

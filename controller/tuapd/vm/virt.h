@@ -41,6 +41,9 @@ struct virt; /* one libvirt connection; opaque */
  * callback for all domains and a close callback, all delivered through virt_event_next().
  * Caller frees with virt_close. */
 struct virt *virt_open(const char *uri, struct tuap_err *err);
+/* A remote URI's host must take a TCP connection within this long first (virt_open fails at
+ * once otherwise): libvirt's connect has no deadline of its own. */
+#define VIRT_CONNECT_PROBE_MS 3000
 void virt_close(struct virt *v);
 const char *virt_uri(const struct virt *v);
 /* The underlying connection, for callers that need an API this module does not wrap. */
