@@ -19,6 +19,8 @@
 #     (like every step) is done; `tuap-ctl log` holds make's output; the journal has each phase;
 #   - `virsh dumpxml` carries tuap's metadata: version, provision-id = the job, instance-id,
 #     agent-public-key = the key tuapd allowed (STATE_DIR/keys/example.test.pub), image;
+#   - tuapd's secrets are private on the hypervisor (secrets_private: its CURVE and SSH keys,
+#     the seed ISOs with the agent's key, nothing else readable by others);
 #   - `tuap-ctl console-log` shows the guest's console; `tuap-ctl snapshot` takes a snapshot
 #     (with memory) and `tuap-ctl restore --latest` goes back to it, the site still served;
 #   - `tuap-ctl provision --rebuild` (TUAPT_E2E_REBUILD=1, the default; deploy/demo skips it)
@@ -154,6 +156,7 @@ fact step | grep -qx "users done" || tuapt_die "status: the users step is not do
 grep -q "users done" "$W/status.out" || tuapt_die "tuap-ctl status does not show the users step done"
 sed 's/^/  status: /' "$W/status.out" >&2
 
+secrets_private "$W/state" "$W/vms"
 "$CTL" log "$DOM" >"$W/setup.log"
 grep -q '^make| content: ' "$W/setup.log" || tuapt_die "tuap-ctl log has no output of make's content target"
 grep -q '^make| reload: nginx serves example.test' "$W/setup.log" ||

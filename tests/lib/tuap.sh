@@ -235,3 +235,21 @@ vm_tuapd_start() {
 	wait_for "tuapd's sockets" 30 vm_tuapd_up "$1" || { tail -n 20 "$TUAPD_LOG" >&2; exit 1; }
 	netns_check_pid "$1" "$TUAPD_PID"
 }
+
+# secrets_private STATE_DIR POOL_ROOT: tuapd's secrets stay its own on the hypervisor: its CURVE
+# key (keys/server.key) and SSH key are 0600 in 0700/0750 directories, every seed ISO (it holds
+# an agent's secret key) is 0600, and nothing under either directory is readable by others but
+# public keys, known_hosts and the base images.
+secrets_private() {
+	local st=$1 pool=$2 f bad
+	for f in "$st/keys/server.key" "$st/ssh/id_ed25519"; do
+		[ ! -e "$f" ] || [ "$(stat -c %a "$f")" = 600 ] || tuapt_die "$f is mode $(stat -c %a "$f"), not 600"
+	done
+	[ "$(stat -c %a "$st/keys")" = 700 ] || tuapt_die "$st/keys is mode $(stat -c %a "$st/keys"), not 700"
+	bad=$(find "$pool" -name 'seed-*.iso' -perm /077 -printf '%m %p\n')
+	[ -z "$bad" ] || tuapt_die "seed ISOs readable by others than their owner: $bad"
+	bad=$(find "$st" "$pool" -type f -perm /o=r ! -name '*.pub' ! -name known_hosts \
+		! -path "$pool/images/*" ! -path "$pool/.image-cache/*" -printf '%m %p\n')
+	[ -z "$bad" ] || tuapt_die "readable by any user on the hypervisor: $bad"
+	tuapt_log "tuapd's secrets are private: keys 0600, seeds 0600, nothing else readable by others"
+}

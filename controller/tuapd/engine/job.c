@@ -187,11 +187,17 @@ static void setup_log(struct job *job, const char *prefix, char **lines, size_t 
 {
 	char path[PATH_MAX];
 	long size;
-	FILE *f;
+	FILE *f = NULL;
+	int fd;
 
+	/* 0640 as the job's other files: make's output may show what the site holds */
 	if (job->log_full || fs_path(path, sizeof(path), NULL, "%s/setup.log", job->dir) < 0 ||
-	    !(f = fopen(path, "a")))
+	    (fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640)) < 0)
 		return;
+	if (!(f = fdopen(fd, "a"))) {
+		close(fd);
+		return;
+	}
 	size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
 	for (size_t i = 0; i < n && size >= 0; i++) {
 		size_t len = strlen(prefix) + strlen(lines[i]) + 3;
