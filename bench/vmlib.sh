@@ -79,10 +79,7 @@ vmb_bins() {
 vmb_stage() {
 	mkdir -p "$W/sites" "$W/state" "$W/run" "$W/vms" "$W/out"
 	phase image
-	IMG=$("$src/deploy/guest/build-image" --agent "$AGENT") || tuapt_die "deploy/guest/build-image failed"
-	[ -s "$IMG/catalog.conf" ] || tuapt_die "build-image gave no catalog.conf in $IMG"
-	{ echo "images = ("; echo "{"; cat "$IMG/catalog.conf"; echo "}"; echo ");"; } >"$W/images.conf"
-	IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+	vm_image "$W"
 
 	phase netns+libvirtd
 	netns_new NS vm

@@ -103,17 +103,7 @@ host_firewall_snapshot "$W/fw.before"
 
 # --- image
 phase image
-# shellcheck disable=SC2086 # TUAP_E2E_IMAGE_ARGS: extra build-image arguments, word-split
-IMG=$("$src/deploy/guest/build-image" --agent "$AGENT" ${TUAP_E2E_IMAGE_ARGS:-})
-[ -s "$IMG/catalog.conf" ] || tuapt_die "build-image gave no catalog.conf in $IMG"
-{
-	echo "images = ("
-	echo "{"
-	cat "$IMG/catalog.conf"
-	echo "}"
-	echo ");"
-} >"$W/images.conf"
-IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+vm_image "$W"
 
 # --- two namespaces joined by a veth, a libvirtd in each
 phase netns+libvirtd

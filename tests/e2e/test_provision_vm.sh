@@ -66,18 +66,7 @@ host_firewall_snapshot "$W/fw.before"
 
 # --- image
 phase image
-# shellcheck disable=SC2086 # TUAP_E2E_IMAGE_ARGS: extra build-image arguments, word-split
-IMG=$("$src/deploy/guest/build-image" --agent "$AGENT" ${TUAP_E2E_IMAGE_ARGS:-})
-[ -s "$IMG/catalog.conf" ] || tuapt_die "build-image gave no catalog.conf in $IMG"
-# build-image writes one catalog entry; tuapd reads a catalog (a list of entries)
-{
-	echo "images = ("
-	echo "{"
-	cat "$IMG/catalog.conf"
-	echo "}"
-	echo ");"
-} >"$W/images.conf"
-IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+vm_image "$W"
 
 # --- namespace, libvirtd, networks
 phase netns+libvirtd

@@ -182,6 +182,24 @@ vm_need_bins() {
 	fi
 }
 
+# vm_image W: the guest image with the agent baked in (deploy/guest/build-image --agent AGENT
+# and TUAP_E2E_IMAGE_ARGS, cached), its catalog entry made the catalog W/images.conf (tuapd reads a
+# list of entries); sets IMG (its directory) and IMAGE_NAME.
+vm_image() {
+	# shellcheck disable=SC2086 # TUAP_E2E_IMAGE_ARGS: extra build-image arguments, word-split
+	IMG=$("$src/deploy/guest/build-image" --agent "$AGENT" ${TUAP_E2E_IMAGE_ARGS:-}) ||
+		tuapt_die "deploy/guest/build-image failed"
+	[ -s "$IMG/catalog.conf" ] || tuapt_die "build-image gave no catalog.conf in $IMG"
+	{
+		echo "images = ("
+		echo "{"
+		cat "$IMG/catalog.conf"
+		echo "}"
+		echo ");"
+	} >"$1/images.conf"
+	IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+}
+
 # vm_tuapd_conf W URI CATALOG IMAGE APT_LINE [LINE...]: W/tuapd.conf for a tuapd that drives the
 # private libvirtd of tests/lib/libvirtd.sh (TCG, its networks and bridge, everything under W:
 # vms, state, run), with the image catalog, default image, the agent TUAP_SHIP_AGENT/AGENT and

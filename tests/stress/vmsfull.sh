@@ -35,9 +35,7 @@ mkdir -p "$W/logs" "$W/sites" "$W/state" "$W/run" "$W/vms"
 TUAPT_LOGDIR=$W/logs
 
 phase image
-IMG=$("$src/deploy/guest/build-image" --agent "$AGENT")
-{ echo "images = ("; echo "{"; cat "$IMG/catalog.conf"; echo "}"; echo ");"; } >"$W/images.conf"
-IMAGE_NAME=$(sed -n 's/^name = "\(.*\)";$/\1/p' "$IMG/catalog.conf")
+vm_image "$W"
 IMAGE_BYTES=$(stat -c %s "$IMG/root.qcow2")
 
 phase tmpfs
