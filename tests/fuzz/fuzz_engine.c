@@ -11,6 +11,8 @@
  * Seeds: tests/fuzz/corpus/engine (built by tests/fuzz/make-engine-seeds.py: enroll, provision
  * --existing, hello, step events, chunk requests, uploads).
  */
+#include <ftw.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,13 +66,24 @@ static int agent_allow(void *ctx, const char *domain, const char *key)
 	return 0;
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* The state and pool directories of the input, removed in-process (a fork per input halved the
+ * rate). */
 static void rm_tree(void)
 {
-	char cmd[128];
+	char path[128];
 
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s/state' '%s/vms'", root, root);
-	if (system(cmd) != 0)
-		abort();
+	snprintf(path, sizeof(path), "%s/state", root);
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	snprintf(path, sizeof(path), "%s/vms", root);
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

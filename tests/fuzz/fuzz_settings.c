@@ -18,7 +18,8 @@ const char *__lsan_default_suppressions(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct settings s;
+	static struct settings
+		s; /* static: ASan poisons a stack object of its size on every call */
 	struct tuap_err err;
 	char *text;
 
