@@ -662,7 +662,10 @@ static void reply_place(struct fleet *f, struct engine *e, const struct ctl_peer
 		goto out;
 	}
 	i = decide(f, e, &c, NULL, false, why, sizeof(why));
-	snprintf(line, sizeof(line), "hypervisor: %s", why);
+	/* "hypervisor: none fits: ...", not "hypervisor: no hypervisor takes D: none fits: ..." */
+	snprintf(first, sizeof(first), "no hypervisor takes %s: ", c.name);
+	snprintf(line, sizeof(line), "hypervisor: %s",
+		 strncmp(why, first, strlen(first)) ? why : why + strlen(first));
 	engine_reply(e, peer, i < 0 ? 1 : 0, lines, 1);
 out:
 	domain_conf_free(&c);
