@@ -32,16 +32,26 @@ static void must_encode(const Tuap__Envelope *env, enum wire_dir dir)
 	struct buf b = BUF_INIT;
 	struct tuap_err e;
 
-	if (wire_check(env, dir, &e) != WIRE_OK || wire_encode(env, &b, &e) < 0)
-		abort(); /* the engine sent what its peer would refuse */
+	if (wire_check(env, dir, &e) != WIRE_OK || wire_encode(env, &b, &e) < 0) {
+		/* the engine sent what its peer would refuse */
+		fprintf(stderr, "fuzz_engine: tuapd sent %s that fails its own checks: %s\n",
+			wire_body_name(env->body_case), e.msg);
+		abort();
+	}
 	buf_free(&b);
 }
 
 static int agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
 {
+	/* stamped as hub_send stamps every envelope to an agent: the version, the session's next
+	 * sequence number when the body is sequenced */
+	Tuap__Envelope copy = *env;
+
 	(void)ctx;
 	(void)domain;
-	must_encode(env, WIRE_TO_AGENT);
+	copy.version = WIRE_VERSION;
+	copy.seq = wire_sequenced(env->body_case) ? 1 : 0;
+	must_encode(&copy, WIRE_TO_AGENT);
 	return 0;
 }
 

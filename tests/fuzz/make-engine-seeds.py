@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tuapwire import envelope, f_bytes, f_varint  # noqa: E402
 
 CONF = b"ips=192.0.2.10/24\ngateway=192.0.2.1\npackages=nginx\ncontact_email=w@a.test\n"
-USERS = b"users:\n  - name: alice\n    groups: [adm]\n    ssh_authorized_keys: [ssh-ed25519 AAAA a]\n"
+USERS = b"users:\n  - name: alice\n    groups: [adm]\n"
 
 
 def frame(kind, env):
