@@ -647,6 +647,17 @@ static void hv_defaults(struct settings_hv *hv)
 	hv->cpu_overcommit = 4.0;
 }
 
+/* The keys a hypervisor entry shares with the top level (agent_endpoint aside: its default
+ * is derived): one list, for filling an entry from the top level and for settings_for_hv. */
+#define HV_TOP_KEYS(X)                                                                             \
+	X(libvirt_uri);                                                                            \
+	X(virt_type);                                                                              \
+	X(pool_root);                                                                              \
+	X(mgmt_network);                                                                           \
+	X(mgmt_subnet);                                                                            \
+	X(mgmt_bridge);                                                                            \
+	X(public_bridge)
+
 #define FILL(f)                                                                                    \
 	do {                                                                                       \
 		if (!hv->f[0])                                                                     \
@@ -656,13 +667,7 @@ static void hv_defaults(struct settings_hv *hv)
 /* The keys hv leaves out, from the top level (agent_endpoint aside). */
 static void hv_from_top(const struct settings *s, struct settings_hv *hv)
 {
-	FILL(libvirt_uri);
-	FILL(virt_type);
-	FILL(pool_root);
-	FILL(mgmt_network);
-	FILL(mgmt_subnet);
-	FILL(mgmt_bridge);
-	FILL(public_bridge);
+	HV_TOP_KEYS(FILL);
 	hv->remote = settings_uri_is_remote(hv->libvirt_uri) == 1;
 }
 
@@ -855,13 +860,7 @@ void settings_for_hv(const struct settings *s, const struct settings_hv *hv, str
 {
 	if (out != s)
 		memcpy(out, s, sizeof(*out));
-	TAKE(libvirt_uri);
-	TAKE(virt_type);
-	TAKE(pool_root);
-	TAKE(mgmt_network);
-	TAKE(mgmt_subnet);
-	TAKE(mgmt_bridge);
-	TAKE(public_bridge);
+	HV_TOP_KEYS(TAKE);
 	TAKE(agent_endpoint);
 }
 #undef TAKE
