@@ -503,8 +503,9 @@ static size_t console_tail(void *ctx, const char *domain, char **lines, size_t m
 {
 	struct fleet *f = ctx;
 	int i = site_hv(f, domain);
+	const struct phase_provider *p = &f->hv[i < 0 ? 0 : i].p;
 
-	return f->hv[i < 0 ? 0 : i].p.console_tail(f->hv[i < 0 ? 0 : i].p.ctx, domain, lines, max);
+	return p->console_tail(p->ctx, domain, lines, max);
 }
 
 static void domains(void *ctx, struct strlist *names)

@@ -53,20 +53,18 @@ static void submit(struct vmjob *vj, struct engine *e, const struct ctl_peer *pe
 static bool leftovers(struct vmjob *vj, struct virt *v, const char *domain)
 {
 	char path[PATH_MAX], pool[VIRT_NAME_MAX];
-	virStoragePoolPtr p;
+	/* keys, journal and data copies are tuapd's own, on its host (not a remote hypervisor's
+	 * pool root) */
+	const struct settings *own = vj->host;
 
 	if (vmjob_pool_name(domain, pool, sizeof(pool), NULL) == 0 &&
-	    (p = virStoragePoolLookupByName(virt_conn(v), pool))) {
-		virStoragePoolFree(p);
+	    virt_pool_exists(v, pool, NULL) == 1)
 		return true;
-	}
-	return (fs_path(path, sizeof(path), NULL, "%s/keys/%s.pub", vj->set->state_dir, domain) ==
-			0 &&
+	return (fs_path(path, sizeof(path), NULL, "%s/keys/%s.pub", own->state_dir, domain) == 0 &&
 		fs_exists(path)) ||
-	       (fs_path(path, sizeof(path), NULL, "%s/domains/%s", vj->set->state_dir, domain) ==
-			0 &&
+	       (fs_path(path, sizeof(path), NULL, "%s/domains/%s", own->state_dir, domain) == 0 &&
 		fs_exists(path)) ||
-	       (fs_path(path, sizeof(path), NULL, "%s/%s", vj->set->pool_root, domain) == 0 &&
+	       (fs_path(path, sizeof(path), NULL, "%s/%s", own->pool_root, domain) == 0 &&
 		fs_exists(path));
 }
 
