@@ -2,6 +2,7 @@
 #include "fsutil.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -83,8 +84,8 @@ int fs_sync_parent(const char *path, struct tuap_err *err)
 	return rc;
 }
 
-int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-		    struct tuap_err *err)
+static int write_renamed(const char *path, const void *data, size_t len, mode_t mode, bool sync,
+			 struct tuap_err *err)
 {
 	char tmp[PATH_MAX];
 	const char *p = data;
@@ -107,7 +108,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		p += w;
 		len -= (size_t)w;
 	}
-	if (fsync(fd) < 0)
+	if (sync && fsync(fd) < 0)
 		goto fail;
 	if (close(fd) < 0) {
 		fd = -1;
@@ -116,13 +117,25 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 	fd = -1;
 	if (rename(tmp, path) < 0)
 		goto fail;
-	return fs_sync_parent(path, err);
+	return sync ? fs_sync_parent(path, err) : 0;
 fail:
 	err_set(err, "%s: %s", path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
 	return -1;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		    struct tuap_err *err)
+{
+	return write_renamed(path, data, len, mode, true, err);
+}
+
+int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode,
+		     struct tuap_err *err)
+{
+	return write_renamed(path, data, len, mode, false, err);
 }
 
 int fs_mkdir_p(const char *path, mode_t mode, struct tuap_err *err)

@@ -14,9 +14,14 @@
 /* Reads all of path (at most max bytes, else an error) into a NUL-terminated malloc'd buffer;
  * caller frees. */
 char *fs_read_file(const char *path, size_t max, size_t *len, struct tuap_err *err);
-/* Writes data to path atomically with the given mode. */
+/* Writes data to path atomically with the given mode: a temp file, fsync'd, renamed over
+ * path, the directory fsync'd. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		    struct tuap_err *err);
+/* The same without the syncs: path is whole or absent, durable once the caller syncs the file
+ * and its directory (tuapd's group commit, engine/commit.c). */
+int fs_write_renamed(const char *path, const void *data, size_t len, mode_t mode,
+		     struct tuap_err *err);
 /* Creates path and its parents (each new one with mode); existing directories are fine. */
 int fs_mkdir_p(const char *path, mode_t mode, struct tuap_err *err);
 /* fsyncs the directory that contains path. */

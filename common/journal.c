@@ -92,35 +92,52 @@ int journal_open(struct journal *j, const char *path, struct tuap_err *err)
 	return 0;
 }
 
+int journal_format(struct buf *out, const char *path, const char *const *fields, size_t n,
+		   struct tuap_err *err)
+{
+	size_t start = out->len;
+
+	if (n == 0 || n > JOURNAL_MAX_FIELDS)
+		return err_set(err, "%s: a record has 1 to %d fields", path, JOURNAL_MAX_FIELDS);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			buf_add(out, "\t", 1);
+		escape(out, fields[i] ? fields[i] : "");
+	}
+	buf_add(out, "\n", 1);
+	if (out->len - start > JOURNAL_MAX_LINE) {
+		err_set(err, "%s: record of %zu bytes is too long", path, out->len - start);
+		out->len = start;
+		return -1;
+	}
+	return 0;
+}
+
+int journal_write(struct journal *j, const char *lines, size_t len, struct tuap_err *err)
+{
+	/* One write(2) with O_APPEND: a record is never interleaved with another. */
+	errno = 0;
+	if (write(j->fd, lines, len) != (ssize_t)len)
+		return err_set(err, "%s: %s", j->path, errno ? strerror(errno) : "short write");
+	return 0;
+}
+
+int journal_sync(struct journal *j, struct tuap_err *err)
+{
+	if (fdatasync(j->fd) < 0)
+		return err_set(err, "%s: fdatasync: %s", j->path, strerror(errno));
+	return 0;
+}
+
 int journal_append(struct journal *j, const char *const *fields, size_t n, bool sync,
 		   struct tuap_err *err)
 {
 	struct buf b = BUF_INIT;
 	int rc = -1;
 
-	if (n == 0 || n > JOURNAL_MAX_FIELDS)
-		return err_set(err, "%s: a record has 1 to %d fields", j->path, JOURNAL_MAX_FIELDS);
-	for (size_t i = 0; i < n; i++) {
-		if (i)
-			buf_add(&b, "\t", 1);
-		escape(&b, fields[i] ? fields[i] : "");
-	}
-	buf_add(&b, "\n", 1);
-	if (b.len > JOURNAL_MAX_LINE) {
-		err_set(err, "%s: record of %zu bytes is too long", j->path, b.len);
-		goto out;
-	}
-	/* One write(2) with O_APPEND: a record is never interleaved with another. */
-	if (write(j->fd, b.s, b.len) != (ssize_t)b.len) {
-		err_set(err, "%s: %s", j->path, errno ? strerror(errno) : "short write");
-		goto out;
-	}
-	if (sync && fdatasync(j->fd) < 0) {
-		err_set(err, "%s: fdatasync: %s", j->path, strerror(errno));
-		goto out;
-	}
-	rc = 0;
-out:
+	if (journal_format(&b, j->path, fields, n, err) == 0 &&
+	    journal_write(j, b.s, b.len, err) == 0 && (!sync || journal_sync(j, err) == 0))
+		rc = 0;
 	buf_free(&b);
 	return rc;
 }

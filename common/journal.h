@@ -28,6 +28,15 @@ int journal_append(struct journal *j, const char *const *fields, size_t n, bool 
 		   struct tuap_err *err);
 void journal_close(struct journal *j);
 
+/* The parts of journal_append, for writing many records with one write and one sync (tuapd's
+ * group commit): journal_format appends one record's line to out (nothing on error);
+ * journal_write writes whole lines in one write(2); journal_sync makes them durable. */
+struct buf;
+int journal_format(struct buf *out, const char *path, const char *const *fields, size_t n,
+		   struct tuap_err *err);
+int journal_write(struct journal *j, const char *lines, size_t len, struct tuap_err *err);
+int journal_sync(struct journal *j, struct tuap_err *err);
+
 /* Called for every complete record in order; fields are unescaped and valid only during the
  * call. A non-zero return stops the replay and is returned. */
 typedef int (*journal_fn)(void *ctx, char **fields, size_t n, int lineno);

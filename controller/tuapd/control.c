@@ -13,6 +13,11 @@
 #include "log.h"
 #include "wire.h"
 
+struct control_held {
+	struct ctl_peer peer;
+	struct buf msg;
+};
+
 int control_open(struct control *c, void *zctx, const char *socket_path, const char *group,
 		 size_t max_message, struct tuap_err *err)
 {
@@ -56,6 +61,11 @@ int control_open(struct control *c, void *zctx, const char *socket_path, const c
 
 void control_close(struct control *c)
 {
+	for (size_t i = 0; i < c->n_held; i++)
+		buf_free(&c->held[i].msg);
+	free(c->held);
+	c->held = NULL;
+	c->n_held = c->cap_held = 0;
 	if (c->sock)
 		zmq_close(c->sock);
 	c->sock = NULL;
@@ -120,6 +130,13 @@ out:
 	return rc;
 }
 
+static int send_now(struct control *c, const struct ctl_peer *peer, const void *msg, size_t len)
+{
+	if (zmq_send(c->sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return -1; /* EHOSTUNREACH: the client is gone */
+	return zmq_send(c->sock, msg, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
 int control_send(struct control *c, const struct ctl_peer *peer, const Tuap__CtlEvent *ev)
 {
 	Tuap__Envelope env;
@@ -135,12 +152,44 @@ int control_send(struct control *c, const struct ctl_peer *peer, const Tuap__Ctl
 		log_error("control: cannot encode an event: %s", err.msg);
 		goto out;
 	}
-	if (zmq_send(c->sock, peer->id, peer->len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		goto out; /* EHOSTUNREACH: the client is gone */
-	if (zmq_send(c->sock, b.s, b.len, ZMQ_DONTWAIT) < 0)
-		goto out;
-	rc = 0;
+	if (c->deferred) {
+		if (c->n_held == c->cap_held) {
+			size_t cap = c->cap_held ? 2 * c->cap_held : 64;
+			struct control_held *h = realloc(c->held, cap * sizeof(*h));
+
+			if (!h) {
+				log_error("control: out of memory for an event");
+				goto out;
+			}
+			c->held = h;
+			c->cap_held = cap;
+		}
+		c->held[c->n_held].peer = *peer;
+		c->held[c->n_held++].msg = b; /* the event's memory is the queue's now */
+		return 0;
+	}
+	rc = send_now(c, peer, b.s, b.len);
 out:
 	buf_free(&b);
 	return rc;
+}
+
+void control_defer(struct control *c, bool on)
+{
+	c->deferred = on;
+	if (!on)
+		control_flush(c, NULL, NULL);
+}
+
+void control_flush(struct control *c, void (*gone)(void *ctx, const struct ctl_peer *peer),
+		   void *ctx)
+{
+	for (size_t i = 0; i < c->n_held; i++) {
+		struct control_held *h = &c->held[i];
+
+		if (send_now(c, &h->peer, h->msg.s, h->msg.len) < 0 && gone)
+			gone(ctx, &h->peer);
+		buf_free(&h->msg);
+	}
+	c->n_held = 0;
 }

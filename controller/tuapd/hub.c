@@ -78,6 +78,8 @@ struct hub {
 	char last_reject[700]; /* last rejection logged, to keep the log short */
 	int64_t last_reject_at;
 	unsigned reject_quiet;
+	bool deferred;	   /* hub_defer: sequenced messages wait for hub_flush */
+	bool due;	   /* some wait */
 	bool paused;	   /* not accepting connections: file descriptors are short */
 	long fd_room;	   /* fds that may open before the pause; counted by guard_fds */
 	long fd_accepted;  /* connections accepted since */
@@ -328,12 +330,39 @@ static int send_to(struct hub *h, struct peer *p, const void *data, size_t len)
 	return zmq_send(h->router, data, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
 }
 
-static void transmit(struct hub *h, struct peer *p, int64_t now)
+static void send_queued(struct hub *h, struct peer *p, int64_t now)
 {
 	const struct session_msg *m;
 
 	while (p->route_ok && (m = session_next(&p->s)) && send_to(h, p, m->data, m->len) == 0)
 		session_sent(&p->s, now);
+}
+
+static void transmit(struct hub *h, struct peer *p, int64_t now)
+{
+	if (h->deferred)
+		h->due = true;
+	else
+		send_queued(h, p, now);
+}
+
+void hub_defer(struct hub *h, bool on)
+{
+	h->deferred = on;
+	if (!on)
+		hub_flush(h);
+}
+
+void hub_flush(struct hub *h)
+{
+	int64_t now = session_now();
+
+	if (!h->due)
+		return;
+	h->due = false;
+	for (size_t i = 0; i < h->npeers; i++)
+		if (h->peers[i]->s.id_len)
+			send_queued(h, h->peers[i], now);
 }
 
 static void run_timers(struct hub *h, int64_t now)

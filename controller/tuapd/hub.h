@@ -24,6 +24,7 @@
 #ifndef TUAP_HUB_H
 #define TUAP_HUB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -89,6 +90,13 @@ int hub_recv(struct hub *h, char domain[HUB_DOMAIN_SIZE], Tuap__Envelope **env, 
  * started: wait for one), when env is not allowed controller->agent, when a Plan names another
  * domain, or when the resend queue is full (back-pressure: retry after hub_recv). */
 int hub_send(struct hub *h, const char *domain, const Tuap__Envelope *env, struct tuap_err *err);
+
+/* With on, the sequenced messages hub_send queues (and resends) go out only at hub_flush:
+ * tuapd lets them out after its group commit (engine_commit), so that none leaves before the
+ * journal record it follows from is on disk. Acks, Hello replies and errors are not held: they
+ * promise nothing tuapd could forget. Off (the default) sends at once. */
+void hub_defer(struct hub *h, bool on);
+void hub_flush(struct hub *h);
 
 struct hub_peer_info {
 	int session;		/* a Hello was received */

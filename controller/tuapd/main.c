@@ -152,6 +152,9 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	d->zctx = zmq_ctx_new();
 	if (control_open(&d->ctl, d->zctx, sock, d->set.ctl_group, WIRE_MAX_MESSAGE, err) < 0)
 		return -1;
+	/* what tuapd sends waits for the group commit of its pass of the loop (let_out) */
+	hub_defer(d->hub, true);
+	control_defer(&d->ctl, true);
 	ec.state_dir = d->set.state_dir;
 	ec.pool_root = d->set.pool_root;
 	ec.agent_endpoint = d->set.public_endpoint;
@@ -185,17 +188,40 @@ static int start(struct tuapd *d, struct tuap_err *err)
 	return rc;
 }
 
+static void ctl_gone(void *ctx, const struct ctl_peer *peer)
+{
+	struct tuapd *d = ctx;
+
+	engine_ctl_gone(d->engine, peer);
+}
+
+/* The group commit of a pass of the loop: what the engine wrote is made durable, then the
+ * messages that follow from it go out. Failing to reach a tuap-ctl changes jobs (ctl_gone),
+ * which may write and send again: a few rounds at most. */
+static void let_out(struct tuapd *d)
+{
+	for (int round = 0; round < 4; round++) {
+		engine_commit(d->engine);
+		hub_flush(d->hub);
+		control_flush(&d->ctl, ctl_gone, d);
+		if (!engine_commit_pending(d->engine) && !d->ctl.n_held)
+			break;
+	}
+}
+
 static void serve(struct tuapd *d)
 {
 	while (!stopping) {
 		zmq_pollitem_t items[HUB_NPOLL + 2 + MAX_SOURCES * PUSH_MAX_RUNS];
 		long timeout = engine_tick(d->engine, engine_now_ms());
-		int ht = hub_timeout(d->hub);
+		int ht;
 		struct ctl_peer peer;
 		Tuap__Envelope *env = NULL;
 		char domain[HUB_DOMAIN_SIZE];
 		size_t n = HUB_NPOLL + 2;
 
+		let_out(d); /* before the timers are read: what it sends starts some */
+		ht = hub_timeout(d->hub);
 		if (ht >= 0 && (timeout < 0 || ht < timeout))
 			timeout = ht;
 		hub_pollitems(d->hub, items);
@@ -235,6 +261,7 @@ static void serve(struct tuapd *d)
 		if (items[HUB_NPOLL + 1].revents & ZMQ_POLLIN)
 			fleet_dispatch(d->vm, d->engine);
 	}
+	let_out(d);
 }
 
 static void usage(FILE *out)

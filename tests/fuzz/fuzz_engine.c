@@ -159,6 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= len;
 		now += 7000; /* past the short deadlines, so their paths run too */
 		engine_tick(eng, now);
+		engine_commit(eng); /* tuapd's group commit, once per pass as its loop does */
 	}
 	engine_free(eng);
 	rm_tree();

@@ -411,6 +411,37 @@ static void test_hello_and_seq(void **state)
 	}
 }
 
+/* hub_defer: sequenced messages wait for hub_flush, through the hub's own timers too (tuapd
+ * lets them out after its group commit). */
+static void test_deferred_until_flush(void **state)
+{
+	struct world *w = *state;
+	Tuap__Envelope *env;
+	struct hub_peer_info pi;
+
+	connect_link(w, 0);
+	hub_defer(w->hub, true);
+	send_plan(w, "a.test", "job-1");
+	send_cancel(w, "a.test", "job-1", "held");
+	pump(w, 300);
+	assert_int_equal(w->link_in[0].n, 0);
+	assert_int_equal(hub_peer_info(w->hub, "a.test", &pi), 0);
+	assert_int_equal(pi.unacked, 2); /* queued, not lost */
+	hub_flush(w->hub);
+	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_PLAN);
+	assert_int_equal(env->seq, 1);
+	wire_free(env);
+	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_CANCEL);
+	assert_string_equal(env->cancel->reason, "held");
+	wire_free(env);
+	/* off again: sent at once */
+	hub_defer(w->hub, false);
+	send_cancel(w, "a.test", "job-1", "now");
+	env = link_wait(w, 0, TUAP__ENVELOPE__BODY_CANCEL);
+	assert_string_equal(env->cancel->reason, "now");
+	wire_free(env);
+}
+
 static void test_resend_after_reconnect(void **state)
 {
 	struct world *w = *state;
@@ -779,6 +810,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_hello_and_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_until_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_after_reconnect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_connection_same_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),

@@ -132,6 +132,7 @@ static void provision(struct engine *e, const char *conf_text, bool existing)
 	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
 	r.provision = &p;
 	engine_ctl_request(e, &peer, &r);
+	engine_commit(e); /* as tuapd's loop does after each pass */
 }
 
 static const Tuap__CtlEvent *last_ctl(void)
@@ -156,6 +157,7 @@ static void upload_all(struct engine *e)
 		c.data.data = (uint8_t *)data + off;
 		c.data.len = 4;
 		engine_ctl_upload(e, &peer, &c);
+		engine_commit(e);
 	}
 }
 
@@ -169,6 +171,7 @@ static void hello(struct engine *e)
 	env.body_case = TUAP__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	engine_agent_message(e, "site.test", &env);
+	engine_commit(e);
 }
 
 static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap__StepState st,
@@ -189,6 +192,7 @@ static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap_
 	env.body_case = TUAP__ENVELOPE__BODY_STEP_EVENT;
 	env.step_event = &ev;
 	engine_agent_message(e, "site.test", &env);
+	engine_commit(e);
 }
 
 static Tuap__Step last_step_request(void)
@@ -823,6 +827,67 @@ static void test_busy_and_status(void **state)
  * finishing it frees nothing still in use (regression: the last job was picked by comparing
  * ids, whose random suffix orders jobs of one second at random, so a finishing job could be
  * pruned as old while its domain name was still being read). */
+static char *journal_text(void)
+{
+	char path[300];
+	struct tuap_err err;
+
+	snprintf(path, sizeof(path), "%s/domains/site.test/journal", F.state);
+	return fs_exists(path) ? fs_read_file(path, 1 << 20, NULL, &err) : strdup("");
+}
+
+/* Group commit: a job's records reach its journal only at engine_commit, after its inputs;
+ * a tuap-ctl that is gone (its events could not be delivered) is dropped, and the upload it
+ * was sending fails, so that a later --resume continues it. */
+static void test_group_commit(void **state)
+{
+	struct engine *e = new_engine();
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+	char path[300], *text, job[64];
+	struct tuap_err err;
+
+	p.domain = "site.test";
+	p.conf_path = "provision.conf";
+	p.conf_text.data = (uint8_t *)conf;
+	p.conf_text.len = strlen(conf);
+	p.has_existing = p.existing = 1;
+	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+	r.provision = &p;
+	engine_ctl_request(e, &peer, &r);
+	assert_true(engine_commit_pending(e));
+	text = journal_text();
+	assert_string_equal(text, ""); /* nothing yet */
+	free(text);
+	snprintf(job, sizeof(job), "%s", last_ctl()->job_id);
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state, job);
+	text = fs_read_file(path, 1 << 20, NULL, &err);
+	assert_non_null(text); /* the input is in place, whole */
+	assert_string_equal(text, conf);
+	free(text);
+	engine_commit(e);
+	assert_false(engine_commit_pending(e));
+	text = journal_text();
+	assert_non_null(strstr(text, "job\t")); /* created, then the phases it went through */
+	assert_non_null(strstr(text, "\tcreated\t"));
+	assert_non_null(strstr(text, "\thello\tstarted\t"));
+	free(text);
+
+	/* a second provision with data: waiting for its upload, whose tuap-ctl goes away */
+	engine_free(e);
+	forget();
+	e = new_engine();
+	hello(e);
+	provision(e, conf, true);
+	assert_int_equal(last_ctl()->ev_case, TUAP__CTL_EVENT__EV_UPLOAD);
+	engine_ctl_gone(e, &peer);
+	engine_commit(e);
+	text = journal_text();
+	assert_non_null(strstr(text, "\tupload\tfailed\ttuap-ctl went away during the upload"));
+	free(text);
+	engine_free(e);
+}
+
 static void test_jobs_in_one_second(void **state)
 {
 	struct engine *e = new_engine();
@@ -867,6 +932,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_all_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_in_one_second, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

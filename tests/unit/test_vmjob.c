@@ -164,6 +164,7 @@ static void pump(int (*done)(void))
 {
 	long long deadline = now_ms() + 20000;
 
+	engine_commit(T.e); /* what the request wrote, as tuapd's loop does after each pass */
 	while (!done()) {
 		long long left = deadline - now_ms();
 		struct pollfd p = {.fd = vmjob_fd(T.vj), .events = POLLIN};
@@ -173,6 +174,7 @@ static void pump(int (*done)(void))
 			fail_msg("timeout after 20 s waiting for the VM manager");
 		poll(&p, 1, next >= 0 && next < left ? (int)next : (int)left);
 		vmjob_dispatch(T.vj, T.e);
+		engine_commit(T.e); /* as tuapd's loop does at the end of each pass */
 	}
 }
 
@@ -213,6 +215,7 @@ static struct ctl_peer provision_conf(const char *domain, const char *conf, bool
 	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
 	r.provision = &p;
 	engine_ctl_request(T.e, &peer, &r);
+	engine_commit(T.e);
 	return peer;
 }
 
@@ -233,6 +236,7 @@ static const Tuap__CtlEvent *destroy(const char *domain, bool purge)
 	r.req_case = TUAP__CTL_REQUEST__REQ_DESTROY;
 	r.destroy = &d;
 	engine_ctl_request(T.e, &peer, &r);
+	engine_commit(T.e);
 	wait_answer(&peer);
 	return final_of(&peer);
 }
@@ -255,6 +259,7 @@ static const Tuap__CtlEvent *snapshot_req(const char *domain, const char *name, 
 	else
 		r.snapshot = &s;
 	engine_ctl_request(T.e, &peer, &r);
+	engine_commit(T.e);
 	wait_answer(&peer);
 	return final_of(&peer);
 }
@@ -277,6 +282,7 @@ static const Tuap__CtlEvent *console_log(const char *domain, uint32_t lines)
 	r.req_case = TUAP__CTL_REQUEST__REQ_CONSOLE_LOG;
 	r.console_log = &d;
 	engine_ctl_request(T.e, &peer, &r);
+	engine_commit(T.e);
 	wait_answer(&peer);
 	return final_of(&peer);
 }

@@ -130,10 +130,10 @@ static void ctl_provision(struct engine *e, const struct ctl_peer *peer,
 				   "%s: data.tar.gz is empty (0 bytes)", r->domain);
 		goto drop;
 	}
-	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 ||
-	    job_save_input(job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
+	if (job_make_dir(e, job) < 0 ||
+	    job_save_input(e, job, "provision.conf", r->conf_text.data, r->conf_text.len) < 0 ||
 	    (r->has_users_text &&
-	     job_save_input(job, "users.yaml", r->users_text.data, r->users_text.len) < 0)) {
+	     job_save_input(e, job, "users.yaml", r->users_text.data, r->users_text.len) < 0)) {
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL,
 				   "cannot store the job's inputs under %s", job->dir);
 		goto drop;
@@ -170,7 +170,7 @@ static void ctl_run(struct engine *e, const struct ctl_peer *peer, const Tuap__R
 	snprintf(job->make_target, sizeof(job->make_target), "%s", r->target ? r->target : "");
 	/* the domain as last provisioned (pre_make_script comes from there), kept with the job
 	 * so that a restarted tuapd can resume it */
-	if (fs_mkdir_p(job->dir, 0750, NULL) < 0 || job_copy_inputs(e, peer, prev, job) < 0) {
+	if (job_make_dir(e, job) < 0 || job_copy_inputs(e, peer, prev, job) < 0) {
 		e->jobs = job->next;
 		job_free(job);
 		return;

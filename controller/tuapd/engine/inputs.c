@@ -78,17 +78,31 @@ int engine_load_inputs(struct engine *e, const struct ctl_peer *peer, const char
 	return rc;
 }
 
-int job_save_input(struct job *job, const char *name, const void *data, size_t len)
+int job_make_dir(struct engine *e, struct job *job)
+{
+	struct tuap_err err;
+
+	if (fs_mkdir_p(job->dir, 0750, &err) < 0) {
+		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "%s", err.msg);
+		return -1;
+	}
+	/* durable (with its entry in the domain's jobs/) before the job's first record */
+	return engine_commit_file(e, job->dir);
+}
+
+int job_save_input(struct engine *e, struct job *job, const char *name, const void *data,
+		   size_t len)
 {
 	char path[PATH_MAX];
 	struct tuap_err err;
 
+	/* synced by the loop's group commit, before the job's first record is written */
 	if (fs_path(path, sizeof(path), &err, "%s/%s", job->dir, name) < 0 ||
-	    fs_write_atomic(path, data, len, 0640, &err) < 0) {
+	    fs_write_renamed(path, data, len, 0640, &err) < 0) {
 		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "%s", err.msg);
 		return -1;
 	}
-	return 0;
+	return engine_commit_file(e, path);
 }
 
 int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
@@ -105,7 +119,7 @@ int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct 
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
 		return -1;
 	}
-	if (job_save_input(to, "provision.conf", conf, len) == 0 &&
+	if (job_save_input(e, to, "provision.conf", conf, len) == 0 &&
 	    engine_load_inputs(e, peer, to->domain, "provision.conf", conf, len, NULL, NULL, 0,
 			       &to->dom) == 0)
 		rc = 0;

@@ -98,10 +98,32 @@ void job_broadcast(struct engine *e, struct job *job, const Tuap__CtlEvent *ev)
 	}
 }
 
+static bool same_peer(const struct ctl_peer *a, const struct ctl_peer *b)
+{
+	return a->len == b->len && !memcmp(a->id, b->id, a->len);
+}
+
+void engine_ctl_gone(struct engine *e, const struct ctl_peer *peer)
+{
+again:
+	for (struct job *job = e->jobs; job; job = job->next) {
+		for (size_t i = 0; i < job->n_subs;)
+			if (same_peer(&job->subs[i], peer))
+				job->subs[i] = job->subs[--job->n_subs];
+			else
+				i++;
+		if (job->state == JOB_RUNNING && job->phase == PH_UPLOAD && job->uploading &&
+		    same_peer(&job->uploader, peer)) {
+			job_upload_gone(e, job); /* it may prune older jobs: walk the list again */
+			goto again;
+		}
+	}
+}
+
 void job_subscribe(struct job *job, const struct ctl_peer *peer)
 {
 	for (size_t i = 0; i < job->n_subs; i++)
-		if (job->subs[i].len == peer->len && !memcmp(job->subs[i].id, peer->id, peer->len))
+		if (same_peer(&job->subs[i], peer))
 			return;
 	if (job->n_subs < MAX_SUBSCRIBERS)
 		job->subs[job->n_subs++] = *peer;
@@ -790,6 +812,7 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	engine_commit_free(e);
 	while (e->jobs) {
 		struct job *j = e->jobs;
 

@@ -131,6 +131,15 @@ void engine_ctl_upload(struct engine *e, const struct ctl_peer *peer, const Tuap
 void engine_agent_message(struct engine *e, const char *domain, const Tuap__Envelope *env);
 /* Checks deadlines; returns milliseconds until the next one (or -1 for none). */
 long engine_tick(struct engine *e, int64_t now_ms);
+/* Group commit: makes durable what the engine wrote since the last call (jobs' inputs, then
+ * journal records; engine/commit.c). tuapd's loop calls it once per pass, before it lets out
+ * the messages the pass made (hub_flush, control_flush): nothing that follows from a record
+ * leaves tuapd before the record is on disk. */
+void engine_commit(struct engine *e);
+bool engine_commit_pending(const struct engine *e);
+/* peer (a tuap-ctl) is gone: it is dropped from every job it followed; a job whose upload it
+ * was sending fails its upload phase (--resume continues it). */
+void engine_ctl_gone(struct engine *e, const struct ctl_peer *peer);
 
 /* For phase providers. */
 const char *job_domain(const struct job *job);

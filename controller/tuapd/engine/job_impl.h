@@ -26,7 +26,7 @@ enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
 	struct job *next;
-	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
+	uint64_t seq;	/* order of creation in this tuapd (ids of one second sort at random) */
 	char id[32];
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
@@ -73,6 +73,14 @@ struct agent_info {
 	bool hello_seen;
 };
 
+/* What the loop's pass wrote and has not made durable yet (commit.c). */
+struct commit {
+	char **files; /* written, to be synced with their directories before the records */
+	size_t n_files, cap_files;
+	struct commit_rec *recs; /* journal records, in the order they were made */
+	size_t n_recs, cap_recs;
+};
+
 struct engine {
 	struct engine_conf conf;
 	char state_dir[PATH_MAX], pool_root[PATH_MAX], endpoint[256], server_pub[41];
@@ -86,7 +94,17 @@ struct engine {
 	struct agent_info *agents;
 	key_resolver resolve;
 	void *resolve_ctx;
+	struct commit commit;
 };
+
+/* Group commit (commit.c): path was written (not synced); it and its directory are synced
+ * before any record of this pass reaches the disk. */
+int engine_commit_file(struct engine *e, const char *path);
+/* Keeps a journal record for the next engine_commit; -1 (nothing kept) on a bad record. */
+int engine_commit_record(struct engine *e, const char *journal, const char *const *fields, size_t n,
+			 struct tuap_err *err);
+/* engine_commit, then frees what it kept (engine_free). */
+void engine_commit_free(struct engine *e);
 
 void job_event_init(const struct job *job, Tuap__CtlEvent *ev);
 void job_broadcast(struct engine *e, struct job *job, const Tuap__CtlEvent *ev);
@@ -124,7 +142,12 @@ void job_set_data_path(struct engine *e, struct job *job);
 void job_parse_created(struct job *job, const char *detail);
 void job_created_detail(const struct job *job, char *out, size_t len);
 /* inputs.c: writes one input file (provision.conf, users.yaml) into the job's directory. */
-int job_save_input(struct job *job, const char *name, const void *data, size_t len);
+/* The job's upload has lost its tuap-ctl: the upload phase fails. */
+void job_upload_gone(struct engine *e, struct job *job);
+/* Makes job->dir, listed for the group commit. */
+int job_make_dir(struct engine *e, struct job *job);
+int job_save_input(struct engine *e, struct job *job, const char *name, const void *data,
+		   size_t len);
 /* inputs.c: the inputs of job from, for job to (run, update-data); answers peer on failure. */
 int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
 		    struct job *to);

@@ -36,7 +36,6 @@ void job_journal(struct engine *e, struct job *job, const char *kind, const char
 {
 	char path[PATH_MAX], ms[32];
 	const char *rec[] = {kind, job->id, name, state, detail ? detail : "", ms};
-	struct journal j;
 	struct tuap_err err;
 
 	snprintf(ms, sizeof(ms), "%" PRId64, engine_now_ms());
@@ -44,17 +43,13 @@ void job_journal(struct engine *e, struct job *job, const char *kind, const char
 		log_job(!strcmp(state, "failed") ? LOG_LVL_WARN : LOG_LVL_INFO,
 			&(struct log_about){job->domain, job->id, name}, "job %s: %s %s%s%s",
 			job->id, name, state, detail ? ": " : "", detail ? detail : "");
+	/* durable at the loop's group commit (commit.c), before anything that follows from it is
+	 * sent: a phase boundary must survive a crash of tuapd or the machine */
 	if (domain_dir(e, job->domain, path, sizeof(path)) < 0 ||
 	    fs_path(path, sizeof(path), &err, "%s/domains/%s/journal", e->state_dir, job->domain) <
 		    0 ||
-	    journal_open(&j, path, &err) < 0) {
+	    engine_commit_record(e, path, rec, 6, &err) < 0)
 		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "journal: %s", err.msg);
-		return;
-	}
-	/* fsync'd: a phase boundary must survive a crash of tuapd or the machine */
-	if (journal_append(&j, rec, 6, true, &err) < 0)
-		log_job(LOG_LVL_ERROR, JOB_ABOUT(job), "journal: %s", err.msg);
-	journal_close(&j);
 }
 
 /* ---- jobs ---- */
@@ -539,6 +534,7 @@ int engine_forget_domain(struct engine *e, const char *domain, struct strlist *r
 
 	if (valid_domain_name(domain, why, sizeof(why)) < 0)
 		return err_set(err, "'%s' is not a domain name: %s", domain, why);
+	engine_commit(e); /* nothing of the domain's left to write into what is removed */
 	if (running)
 		return err_set(err, "%s: job %s is running (phase %s)", domain, running->id,
 			       job_phase_name(running->phase));

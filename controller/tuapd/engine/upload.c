@@ -36,10 +36,15 @@ static void ask_upload(struct engine *e, struct job *job)
 	ev.ev_case = TUAP__CTL_EVENT__EV_UPLOAD;
 	ev.upload = &up;
 	if (e->io.ctl_send(e->io.ctx, &job->uploader, &ev) < 0)
-		engine_phase_failed(e, job,
-				    "tuap-ctl went away during the upload; run 'tuap-ctl provision "
-				    "--resume DOMAIN' to continue",
-				    NULL, 0);
+		job_upload_gone(e, job);
+}
+
+void job_upload_gone(struct engine *e, struct job *job)
+{
+	engine_phase_failed(e, job,
+			    "tuap-ctl went away during the upload; run 'tuap-ctl provision "
+			    "--resume DOMAIN' to continue",
+			    NULL, 0);
 }
 
 void job_start_upload(struct engine *e, struct job *job)
