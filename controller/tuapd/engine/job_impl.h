@@ -26,7 +26,7 @@ enum job_kind { KIND_PROVISION, KIND_RUN, KIND_UPDATE_DATA };
 
 struct job {
 	struct job *next;
-	uint64_t seq;	/* order of creation in this tuapd (ids of one second sort at random) */
+	uint64_t seq; /* order of creation in this tuapd (ids of one second sort at random) */
 	char id[32];
 	char domain[DOMAIN_NAME_MAX + 1];
 	enum job_kind kind;
