@@ -888,6 +888,41 @@ static void test_group_commit(void **state)
 	engine_free(e);
 }
 
+/* `tuap-ctl run`: a new job whose provision.conf is the last job's, hard-linked (no inode to
+ * make, nothing to write or sync), and whose make request follows its records' commit. */
+static void test_run_links_inputs(void **state)
+{
+	struct engine *e = new_engine();
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__RunRequest rr = TUAP__RUN_REQUEST__INIT;
+	char first[64], path[400];
+	struct stat a, b;
+	char *text;
+
+	snprintf(first, sizeof(first), "%s", run_to_make(e));
+	step_event(e, first, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0);
+	assert_int_equal(last_ctl()->exit_code, 0);
+	forget();
+	rr.domain = "site.test";
+	r.req_case = TUAP__CTL_REQUEST__REQ_RUN;
+	r.run = &rr;
+	engine_ctl_request(e, &peer, &r);
+	engine_commit(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_string_not_equal(last_agent()->job_id, first);
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state, first);
+	assert_int_equal(stat(path, &a), 0);
+	snprintf(path, sizeof(path), "%s/domains/site.test/jobs/%s/provision.conf", F.state,
+		 last_agent()->job_id);
+	assert_int_equal(stat(path, &b), 0);
+	assert_true(a.st_ino == b.st_ino && a.st_nlink == 2);
+	text = journal_text();
+	snprintf(path, sizeof(path), "job\t%s\t-\tcreated\t", last_agent()->job_id);
+	assert_non_null(strstr(text, path));
+	free(text);
+	engine_free(e);
+}
+
 static void test_jobs_in_one_second(void **state)
 {
 	struct engine *e = new_engine();
@@ -933,6 +968,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_all_known, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jobs_in_one_second, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_run_links_inputs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -105,6 +105,19 @@ int job_save_input(struct engine *e, struct job *job, const char *name, const vo
 	return engine_commit_file(e, path);
 }
 
+/* name of job `from` into job `to`: a hard link (the file never changes once written, and a
+ * link costs no inode and no data to sync), else a copy of data. */
+static int job_link_input(struct engine *e, const struct job *from, struct job *to,
+			  const char *name, const void *data, size_t len)
+{
+	char src[PATH_MAX], dst[PATH_MAX];
+
+	if (fs_path(src, sizeof(src), NULL, "%s/%s", from->dir, name) == 0 &&
+	    fs_path(dst, sizeof(dst), NULL, "%s/%s", to->dir, name) == 0 && link(src, dst) == 0)
+		return engine_commit_file(e, dst);
+	return job_save_input(e, to, name, data, len);
+}
+
 int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct job *from,
 		    struct job *to)
 {
@@ -119,7 +132,7 @@ int job_copy_inputs(struct engine *e, const struct ctl_peer *peer, const struct 
 		engine_reply_error(e, peer, TUAP__ERROR__CODE__INTERNAL, "%s", err.msg);
 		return -1;
 	}
-	if (job_save_input(e, to, "provision.conf", conf, len) == 0 &&
+	if (job_link_input(e, from, to, "provision.conf", conf, len) == 0 &&
 	    engine_load_inputs(e, peer, to->domain, "provision.conf", conf, len, NULL, NULL, 0,
 			       &to->dom) == 0)
 		rc = 0;

@@ -54,10 +54,17 @@ void job_journal(struct engine *e, struct job *job, const char *kind, const char
 
 /* ---- jobs ---- */
 
+uint32_t engine_domain_hash(const char *domain)
+{
+	return (uint32_t)hash_fnv1a(domain, strlen(domain));
+}
+
 struct job *engine_running_job(struct engine *e, const char *domain)
 {
+	uint32_t h = engine_domain_hash(domain);
+
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain) && j->state == JOB_RUNNING)
+		if (j->dhash == h && j->state == JOB_RUNNING && !strcmp(j->domain, domain))
 			return j;
 	return NULL;
 }
@@ -84,9 +91,10 @@ bool job_phase_is_running(const struct job *job)
 struct job *engine_last_job(struct engine *e, const char *domain)
 {
 	struct job *best = NULL;
+	uint32_t h = engine_domain_hash(domain);
 
 	for (struct job *j = e->jobs; j; j = j->next)
-		if (!strcmp(j->domain, domain) && (!best || j->seq > best->seq))
+		if (j->dhash == h && (!best || j->seq > best->seq) && !strcmp(j->domain, domain))
 			best = j;
 	return best;
 }
@@ -94,12 +102,14 @@ struct job *engine_last_job(struct engine *e, const char *domain)
 struct agent_info *engine_agent(struct engine *e, const char *domain, bool create)
 {
 	struct agent_info *a;
+	uint32_t h = engine_domain_hash(domain);
 
 	for (a = e->agents; a; a = a->next)
-		if (!strcmp(a->domain, domain))
+		if (a->dhash == h && !strcmp(a->domain, domain))
 			return a;
 	if (!create || !(a = calloc(1, sizeof(*a))))
 		return NULL;
+	a->dhash = h;
 	snprintf(a->domain, sizeof(a->domain), "%s", domain);
 	a->next = e->agents;
 	e->agents = a;
@@ -127,6 +137,7 @@ struct job *job_alloc(struct engine *e, const char *domain, const char *id)
 	job->upload_fd = job->data_fd = -1;
 	job->seq = ++e->job_seq;
 	snprintf(job->domain, sizeof(job->domain), "%s", domain);
+	job->dhash = engine_domain_hash(job->domain);
 	snprintf(job->id, sizeof(job->id), "%s", id);
 	if (fs_path(job->dir, sizeof(job->dir), NULL, "%s/domains/%s/jobs/%s", e->state_dir, domain,
 		    id) < 0) {
