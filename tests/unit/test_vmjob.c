@@ -724,7 +724,7 @@ static void test_image_deadline_frees_worker(void **state)
 	snprintf(conf, sizeof(conf), "%simage=%s\n", site_conf, big);
 	peer = provision_conf("big.test", conf, false, false);
 	ph = wait_phase_ev("big.test", "image", TUAP__PHASE_EVENT__STATE__STALLED);
-	assert_has(ph->message, "no progress within 2 s");
+	assert_has(ph->message, "not done within 2 s");
 	wait_answer(&peer);
 	assert_int_equal(final_of(&peer)->exit_code, 1);
 

@@ -707,8 +707,11 @@ long engine_tick(struct engine *e, int64_t now_ms)
 		if (now_ms >= job->deadline_ms) {
 			char msg[256];
 
-			snprintf(msg, sizeof(msg), "no %s within %u s (deadline from tuapd.conf)",
-				 job->phase == PH_HELLO ? "hello from the agent" : "progress",
+			/* the upload's deadline moves with each chunk, the others' do not */
+			snprintf(msg, sizeof(msg), "%s within %u s (deadline from tuapd.conf)",
+				 job->phase == PH_HELLO	   ? "no hello from the agent"
+				 : job->phase == PH_UPLOAD ? "no progress"
+							   : "not done",
 				 engine_deadline(e, job->phase));
 			char *tail[20];
 			size_t n = 0;
