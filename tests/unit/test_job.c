@@ -135,6 +135,23 @@ static void provision(struct engine *e, const char *conf_text, bool existing)
 	engine_commit(e); /* as tuapd's loop does after each pass */
 }
 
+/* provision --existing of site.test with only a provision.conf (text), not committed: the
+ * caller says when the pass ends. */
+static void provision_bare(struct engine *e, const char *conf_path, const char *text)
+{
+	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+	Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+
+	p.domain = "site.test";
+	p.conf_path = (char *)conf_path;
+	p.conf_text.data = (uint8_t *)text;
+	p.conf_text.len = strlen(text);
+	p.has_existing = p.existing = 1;
+	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+	r.provision = &p;
+	engine_ctl_request(e, &peer, &r);
+}
+
 static const Tuap__CtlEvent *last_ctl(void)
 {
 	assert_true(F.n_ctl > 0);
@@ -842,19 +859,10 @@ static char *journal_text(void)
 static void test_group_commit(void **state)
 {
 	struct engine *e = new_engine();
-	Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
-	Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
 	char path[300], *text, job[64];
 	struct tuap_err err;
 
-	p.domain = "site.test";
-	p.conf_path = "provision.conf";
-	p.conf_text.data = (uint8_t *)conf;
-	p.conf_text.len = strlen(conf);
-	p.has_existing = p.existing = 1;
-	r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
-	r.provision = &p;
-	engine_ctl_request(e, &peer, &r);
+	provision_bare(e, "provision.conf", conf);
 	assert_true(engine_commit_pending(e));
 	text = journal_text();
 	assert_string_equal(text, ""); /* nothing yet */
@@ -929,18 +937,9 @@ static void test_jobs_in_one_second(void **state)
 	const char text[] = "ips=192.0.2.10/24\ngateway=192.0.2.1\n";
 
 	for (int i = 0; i < 16; i++) {
-		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
-		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
 		char id[64];
 
-		p.domain = "site.test";
-		p.conf_path = "site.test/provision.conf";
-		p.conf_text.data = (uint8_t *)text;
-		p.conf_text.len = strlen(text);
-		p.has_existing = p.existing = 1;
-		r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
-		r.provision = &p;
-		engine_ctl_request(e, &peer, &r);
+		provision_bare(e, "site.test/provision.conf", text);
 		snprintf(id, sizeof(id), "%s", last_ctl()->job_id);
 		hello(e); /* no steps: the job is done at once */
 		assert_int_equal(job_get_state(engine_domain_job(e, "site.test")), JOB_DONE);
