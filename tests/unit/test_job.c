@@ -191,14 +191,17 @@ static void hello(struct engine *e)
 	engine_commit(e);
 }
 
-static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap__StepState st,
-		       int exit_code, char **lines, size_t n)
+/* A StepEvent from the agent; attempt 0 sends none (as for a make the agent recovered). */
+static void step_event_of(struct engine *e, const char *job, Tuap__Step step, Tuap__StepState st,
+			  int exit_code, char **lines, size_t n, uint64_t attempt)
 {
 	Tuap__Envelope env = TUAP__ENVELOPE__INIT;
 	Tuap__StepEvent ev = TUAP__STEP_EVENT__INIT;
 
 	ev.step = step;
 	ev.state = st;
+	ev.has_attempt = attempt != 0;
+	ev.attempt = attempt;
 	if (exit_code >= 0) {
 		ev.has_exit_code = 1;
 		ev.exit_code = exit_code;
@@ -210,6 +213,12 @@ static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap_
 	env.step_event = &ev;
 	engine_agent_message(e, "site.test", &env);
 	engine_commit(e);
+}
+
+static void step_event(struct engine *e, const char *job, Tuap__Step step, Tuap__StepState st,
+		       int exit_code, char **lines, size_t n)
+{
+	step_event_of(e, job, step, st, exit_code, lines, n, 0);
 }
 
 static Tuap__Step last_step_request(void)
@@ -630,6 +639,61 @@ static void test_stale_and_foreign_messages(void **state)
 	engine_free(e);
 }
 
+/* Regression (stress slow disk, CI): the data step passed its deadline while the guest's disk
+ * was stopped; the agent, blocked on the disk, sent its own "deadline passed" only once the disk
+ * was back, after --resume had started the step again, and that late event failed the resumed
+ * job at once. Each start of a step now has a larger attempt, and an event of another attempt
+ * is dropped. */
+static void test_late_event_of_earlier_attempt(void **state)
+{
+	struct engine *e = new_engine();
+	char job[64];
+	uint64_t first, second;
+
+	snprintf(job, sizeof(job), "%s", run_to_make(e));
+	assert_true(last_agent()->step_request->has_attempt);
+	first = last_agent()->step_request->attempt;
+	assert_true(first > 0);
+	/* make passes its deadline: the job fails */
+	engine_tick(e, engine_now_ms() + 30LL * 24 * 3600 * 1000);
+	assert_true(last_ctl()->final);
+	assert_int_equal(last_ctl()->exit_code, 1);
+	/* --resume starts make again, under a larger attempt, as soon as the agent is there */
+	{
+		Tuap__CtlRequest r = TUAP__CTL_REQUEST__INIT;
+		Tuap__ProvisionRequest p = TUAP__PROVISION_REQUEST__INIT;
+
+		p.domain = "site.test";
+		p.conf_path = "x";
+		p.has_resume = 1;
+		p.resume = 1;
+		r.req_case = TUAP__CTL_REQUEST__REQ_PROVISION;
+		r.provision = &p;
+		forget();
+		engine_ctl_request(e, &peer, &r);
+		engine_commit(e);
+	}
+	if (F.n_agent == 0)
+		hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	second = last_agent()->step_request->attempt;
+	assert_true(second > first);
+	/* the first start's end arrives late: dropped; the job goes on */
+	step_event_of(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_FAILED, -1, NULL, 0,
+		      first);
+	assert_false(last_ctl()->final);
+	/* a resend of the same start (a reconnect) keeps the attempt */
+	hello(e);
+	assert_int_equal(last_step_request(), TUAP__STEP__STEP_MAKE);
+	assert_true(last_agent()->step_request->attempt == second);
+	/* the second start's end is the job's */
+	step_event_of(e, job, TUAP__STEP__STEP_MAKE, TUAP__STEP_STATE__STATE_DONE, 0, NULL, 0,
+		      second);
+	assert_true(last_ctl()->final);
+	assert_int_equal(last_ctl()->exit_code, 0);
+	engine_free(e);
+}
+
 static void test_invalid_creates_nothing(void **state)
 {
 	struct engine *e = new_engine();
@@ -961,6 +1025,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newest_job_is_the_last_created, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stale_and_foreign_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_late_event_of_earlier_attempt, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_creates_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_deadline_and_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_and_status, setup, teardown),

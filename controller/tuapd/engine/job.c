@@ -321,6 +321,9 @@ void job_enter_phase(struct engine *e, struct job *job, enum job_phase from)
 	job->phase_running = true;
 	job->phase_started_ms = engine_now_ms();
 	job->deadline_ms = job->phase_started_ms + (int64_t)engine_deadline(e, ph) * 1000;
+	job->attempt = (uint64_t)job->phase_started_ms > job->attempt
+			       ? (uint64_t)job->phase_started_ms
+			       : job->attempt + 1;
 	job_journal(e, job, "phase", job_phase_name(ph), "started", NULL);
 	job_emit_phase(e, job, TUAP__PHASE_EVENT__STATE__STARTED, NULL, 0, 0, NULL, 0);
 	run_phase(e, job);
@@ -435,6 +438,8 @@ static void send_step(struct engine *e, struct job *job)
 		engine_phase_failed(e, job, err.msg, NULL, 0);
 		return;
 	}
+	r->has_attempt = true;
+	r->attempt = job->attempt;
 	env.body_case = TUAP__ENVELOPE__BODY_STEP_REQUEST;
 	env.step_request = r;
 	if (agent_send(e, job, &env) < 0)
@@ -617,6 +622,14 @@ void engine_agent_message(struct engine *e, const char *domain, const Tuap__Enve
 		if (env->step_event->step != job_step_of(job->phase) || !job->phase_running) {
 			log_debug("%s: event for step %d while in %s; ignored", domain,
 				  env->step_event->step, job_phase_name(job->phase));
+			return;
+		}
+		if (env->step_event->has_attempt && env->step_event->attempt != job->attempt) {
+			/* the end of an earlier start, sent before the agent read this one */
+			log_debug("%s: event of attempt %" PRIu64 " of %s, not the current %" PRIu64
+				  "; ignored",
+				  domain, env->step_event->attempt, job_phase_name(job->phase),
+				  job->attempt);
 			return;
 		}
 		step_event(e, job, env->step_event);

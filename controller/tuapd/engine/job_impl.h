@@ -44,6 +44,9 @@ struct job {
 	enum job_phase phase;
 	bool phase_running;
 	int64_t started_ms, phase_started_ms, deadline_ms;
+	/* StepRequest.attempt of the phase's step: the start's wall-clock ms, kept larger than
+	 * the previous one, so it grows across resumes and tuapd's restarts (proto/tuap.proto) */
+	uint64_t attempt;
 	int exit_code;
 
 	struct ctl_peer subs[MAX_SUBSCRIBERS];
