@@ -96,10 +96,15 @@ void agent_emit(void *ctx, const Tuap__StepEvent *ev)
 {
 	struct agent *a = ctx;
 	Tuap__Envelope env;
+	Tuap__StepEvent tagged = *ev;
 
 	wire_init(&env);
 	env.body_case = TUAP__ENVELOPE__BODY_STEP_EVENT;
-	env.step_event = (Tuap__StepEvent *)ev;
+	env.step_event = &tagged;
+	if (a->attempt) {
+		tagged.has_attempt = true;
+		tagged.attempt = a->attempt;
+	}
 	send_env(a, &env);
 }
 
@@ -130,7 +135,10 @@ static void step_request(struct agent *a, const char *job, const Tuap__StepReque
 	if (a->run && !step_done(a->run)) {
 		if (!strcmp(step_job(a->run), job) && step_which(a->run) == req->step) {
 			/* tuapd resends the current step after a reconnect or its own restart:
-			 * carry on, and ask again for data it may have dropped */
+			 * carry on under the attempt and deadline it now counts, and ask again
+			 * for data it may have dropped */
+			a->attempt = req->has_attempt ? req->attempt : 0;
+			step_set_deadline(a->run, req->has_deadline_s ? req->deadline_s : 0);
 			if (req->step == TUAP__STEP__STEP_DATA) {
 				step_data_rewind(a->run);
 				want_data(a);
@@ -144,6 +152,7 @@ static void step_request(struct agent *a, const char *job, const Tuap__StepReque
 	step_free(a->run);
 	a->run = NULL;
 	snprintf(a->job, sizeof(a->job), "%s", job);
+	a->attempt = req->has_attempt ? req->attempt : 0;
 	if (step_start(&a->env, job, a->conf.domain, req, &a->run, &err) < 0) {
 		Tuap__StepEvent ev = TUAP__STEP_EVENT__INIT;
 

@@ -24,6 +24,7 @@ struct agent {
 	struct step_env env;
 	struct step_run *run;
 	char job[STEPJOURNAL_JOB_MAX + 1]; /* the job of the current/last run */
+	uint64_t attempt; /* the StepRequest.attempt it serves; 0: none (a recovered make) */
 	/* Hello contents, kept alive until the next Hello */
 	char hostname[256], os_id[64], os_version[64], boot_id[64];
 	Tuap__StepRecord **records;

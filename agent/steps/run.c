@@ -555,10 +555,7 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 	r->state = TUAP__STEP_STATE__STATE_STARTED;
 	r->child.pid = -1;
 	r->child.out = -1;
-	if (req->has_deadline_s && req->deadline_s > 0) {
-		r->deadline_s = req->deadline_s;
-		r->deadline_ms = run_now_ms() + (uint64_t)req->deadline_s * 1000;
-	}
+	step_set_deadline(r, req->has_deadline_s ? req->deadline_s : 0);
 	if (strlen(job_id) >= sizeof(r->job) || strlen(domain) >= sizeof(r->domain))
 		run_finish(r, TUAP__STEP_STATE__STATE_FAILED, false, -1,
 			   "job id or domain too long");
@@ -571,6 +568,12 @@ int step_start(const struct step_env *env, const char *job_id, const char *domai
 	run_flush(r);
 	*run = r;
 	return 0;
+}
+
+void step_set_deadline(struct step_run *r, uint32_t deadline_s)
+{
+	r->deadline_s = deadline_s;
+	r->deadline_ms = deadline_s ? run_now_ms() + (uint64_t)deadline_s * 1000 : 0;
 }
 
 size_t step_pollfds(struct step_run *r, struct pollfd *fds, size_t max)

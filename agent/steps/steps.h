@@ -67,6 +67,9 @@ Tuap__Step step_which(const struct step_run *run);
 const char *step_job(const struct step_run *run);
 /* Stops the run (child processes get SIGTERM, then SIGKILL) and reports FAILED with reason. */
 void step_cancel(struct step_run *run, const char *reason);
+/* A new deadline counted from now (0: none), when tuapd starts the running step again (a
+ * make's supervisor keeps the one it was started with). */
+void step_set_deadline(struct step_run *run, uint32_t deadline_s);
 /* Frees the run. A running child of a users/packages/mail step is killed; a make keeps running
  * under its supervisor and a later step_start of the same job's make reattaches to it. */
 void step_free(struct step_run *run);
