@@ -88,7 +88,7 @@ static void send_env(struct agent *a, Tuap__Envelope *env)
 	if (!a->job[0])
 		return; /* a recovered make reports again once tuapd resends its step */
 	env->job_id = a->job;
-	if (link_send(a->link, env, &err) < 0)
+	if (a->send(a->send_ctx, env, &err) < 0)
 		log_warn("not sent to tuapd (%s): %s", wire_body_name(env->body_case), err.msg);
 }
 

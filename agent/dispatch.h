@@ -5,6 +5,8 @@
  * Error is logged. The steps' events go back through agent_emit; the Hello is filled from the
  * step journal by agent_fill_hello. Which messages may reach an agent at all is wire.c's
  * allow-list; the link (link.c) has already dropped duplicates and out-of-order ones.
+ * What dispatch sends goes through agent.send: link_send in tuap-agent (main.c), a checker in
+ * tests/fuzz/fuzz_agent.c.
  */
 #ifndef TUAP_AGENT_DISPATCH_H
 #define TUAP_AGENT_DISPATCH_H
@@ -17,9 +19,14 @@
 #include "steps.h"
 #include "wire.h"
 
+/* Sends env to tuapd (link_send's contract). */
+typedef int (*agent_send_fn)(void *ctx, const Tuap__Envelope *env, struct tuap_err *err);
+
 struct agent {
 	struct agentconf conf;
-	struct link *link;
+	struct link *link; /* main.c's; dispatch sends through send(send_ctx, ...) */
+	agent_send_fn send;
+	void *send_ctx;
 	struct stepjournal *journal;
 	struct step_env env;
 	struct step_run *run;

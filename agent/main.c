@@ -30,6 +30,11 @@ static void on_signal(int sig)
 	stopping = sig;
 }
 
+static int send_link(void *ctx, const Tuap__Envelope *env, struct tuap_err *err)
+{
+	return link_send(ctx, env, err);
+}
+
 static void serve(struct agent *a)
 {
 	while (!stopping) {
@@ -128,6 +133,8 @@ int main(int argc, char **argv)
 	if (!(a.link = link_open(&a.conf, &err)))
 		fatal("%s", err.msg);
 	link_set_hello(a.link, agent_fill_hello, &a);
+	a.send = send_link;
+	a.send_ctx = a.link;
 	/* the link holds its own copy of the keys */
 	keys_wipe(a.conf.secret_key, sizeof(a.conf.secret_key));
 	/* a make that outlived the previous agent: reattach, or learn how it ended (its events
