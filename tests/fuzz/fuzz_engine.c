@@ -11,37 +11,17 @@
  * Seeds: tests/fuzz/corpus/engine (built by tests/fuzz/make-engine-seeds.py: enroll, provision
  * --existing, hello, step events, chunk requests, uploads).
  */
-#include <ftw.h>
-#include <sys/stat.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "buf.h"
+#include "fuzz_common.h"
 #include "job.h"
-#include "log.h"
-#include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char root[64];
-
-static void must_encode(const Tuap__Envelope *env, enum wire_dir dir)
-{
-	struct buf b = BUF_INIT;
-	struct tuap_err e;
-
-	if (wire_check(env, dir, &e) != WIRE_OK || wire_encode(env, &b, &e) < 0) {
-		/* the engine sent what its peer would refuse */
-		fprintf(stderr, "fuzz_engine: tuapd sent %s that fails its own checks: %s\n",
-			wire_body_name(env->body_case), e.msg);
-		abort();
-	}
-	buf_free(&b);
-}
 
 static int agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
 {
@@ -53,7 +33,7 @@ static int agent_send(void *ctx, const char *domain, Tuap__Envelope *env)
 	(void)domain;
 	copy.version = WIRE_VERSION;
 	copy.seq = wire_sequenced(env->body_case) ? 1 : 0;
-	must_encode(&copy, WIRE_TO_AGENT);
+	fuzz_must_encode("tuapd", &copy, WIRE_TO_AGENT);
 	return 0;
 }
 
@@ -66,7 +46,7 @@ static int ctl_send(void *ctx, const struct ctl_peer *peer, const Tuap__CtlEvent
 	wire_init(&env);
 	env.body_case = TUAP__ENVELOPE__BODY_CTL_EVENT;
 	env.ctl_event = (Tuap__CtlEvent *)ev;
-	must_encode(&env, WIRE_TO_CTL);
+	fuzz_must_encode("tuapd", &env, WIRE_TO_CTL);
 	return 0;
 }
 
@@ -78,34 +58,15 @@ static int agent_allow(void *ctx, const char *domain, const char *key)
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* The state and pool directories of the input, removed in-process (a fork per input halved the
- * rate). */
-/* tuapd's log lines are made (their formatting runs) and dropped: stderr would be the
- * bottleneck */
-static bool drop_line(enum log_level level, const struct log_about *about, const char *msg)
-{
-	(void)level;
-	(void)about;
-	(void)msg;
-	return true;
-}
-
+/* The state and pool directories of the input. */
 static void rm_tree(void)
 {
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/state", root);
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_rm_tree(path);
 	snprintf(path, sizeof(path), "%s/vms", root);
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fuzz_rm_tree(path);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -118,14 +79,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct engine *eng;
 	int64_t now = engine_now_ms();
 
-	if (!root[0]) {
-		log_set_writer(drop_line);
-		const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-
-		snprintf(root, sizeof(root), "%s/tuap-fuzz-engine-XXXXXX", base);
-		if (!mkdtemp(root))
-			abort();
-	}
+	if (!root[0])
+		fuzz_setup("engine", root, sizeof(root));
 	snprintf(state, sizeof(state), "%s/state", root);
 	snprintf(pool, sizeof(pool), "%s/vms", root);
 	c.state_dir = state;
