@@ -72,7 +72,7 @@ static struct {
 	void *ctx, *ctl, *rawctl;
 	struct agent *a; /* [0, n): tuap; [n, 2n): raw */
 	int n, epfd;
-	int64_t deadline;
+	int64_t deadline, timeout_ms; /* deadline: of the phase being waited for */
 	/* the sizes an agent saw in a tuap round, replayed in the raw rounds */
 	size_t down[MAX_SIZES], up[MAX_SIZES];
 	int ndown, nup;
@@ -98,10 +98,17 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
-static void check_deadline(const char *what)
+/* Each phase (enrolment, a pump) has --timeout seconds of its own. */
+static void phase_deadline(void)
+{
+	g.deadline = session_now() + g.timeout_ms;
+}
+
+static void check_deadline(const char *what, int done, int want)
 {
 	if (session_now() > g.deadline)
-		die("timeout waiting for %s", what);
+		die("timeout (%lld s) waiting for %s: %d of %d done", (long long)g.timeout_ms / 1000,
+		    what, done, want);
 }
 
 static int setopt(void *s, int opt, int v)
@@ -169,7 +176,7 @@ static void enroll(struct agent *a, struct agentconf *ac)
 		Tuap__Envelope *env = ctl_recv(1000);
 		Tuap__CtlEvent *ev;
 
-		check_deadline("enrolment");
+		check_deadline("enrolment", a->idx, g.n);
 		if (!env)
 			continue;
 		ev = env->ctl_event;
@@ -456,6 +463,7 @@ static void pump(int want, const char *what)
 {
 	struct epoll_event evs[EV_BATCH];
 
+	phase_deadline();
 	drain_ctl(g.ctl, 0);
 	if (g.rawctl)
 		drain_ctl(g.rawctl, 1);
@@ -468,7 +476,7 @@ static void pump(int want, const char *what)
 	while (g.finals < want) {
 		int k = epoll_wait(g.epfd, evs, EV_BATCH, 100);
 
-		check_deadline(what);
+		check_deadline(what, g.finals, want);
 		for (int i = 0; i < k; i++) {
 			struct agent *a = &g.a[evs[i].data.u64 / 4];
 
@@ -755,7 +763,8 @@ int main(int argc, char **argv)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)(4 * g.n + 256))
 		die("file descriptor limit %lu is below 4*agents+256: raise it (ulimit -n)",
 		    (unsigned long)rl.rlim_cur);
-	g.deadline = session_now() + (int64_t)timeout_s * 1000;
+	g.timeout_ms = (int64_t)timeout_s * 1000;
+	phase_deadline();
 
 	/* the raw server: its own process, as tuapd is */
 	if (!mkdtemp(tmpl))
